@@ -1,0 +1,260 @@
+"""One typed, frozen configuration object with documented defaults.
+
+Every target, threshold and rule weight lives here; code reads them from a :class:`Config`, never
+from literals. A TOML file (``--config``) overrides any subset::
+
+    [kqi]
+    min_tests = 50
+    [kqi.thresholds]
+    browsing = 0.85
+    [diagnosis]
+    ul_interference_dbm = -100      # a TDD network
+    [ingest.column_map.cells]       # headers that are not among the aliases
+    ECellID = "cell_id"
+
+Unknown sections or keys are an error (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kqi.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-test KQI targets: a test is good when it meets every target of its service."""
+
+    page_load_ms: float = 3000.0       # browsing: page displayed within
+    initial_buffer_ms: float = 2000.0  # video: initial buffering within
+    stall_ratio: float = 0.02          # video: stalled share of play time at most
+    rtt_ms: float = 100.0              # gaming: round-trip time at most
+    jitter_ms: float = 30.0            # gaming: jitter at most
+    loss_pct: float = 1.0              # gaming: packet loss (percent) at most
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Good-rate at or below which a cell is poor for the service."""
+
+    browsing: float = 0.80
+    video: float = 0.90
+    gaming: float = 0.90
+
+    def for_service(self, service: str) -> float:
+        return float(getattr(self, service))
+
+
+@dataclass(frozen=True)
+class KqiConfig:
+    """Per-test verdicts and per-cell poor flags."""
+
+    min_tests: int = 30                 # a cell needs this many tests of a service to be judged
+    use_source_good: bool = False       # take the feed's own `good` column when present
+    flag_on_upper_bound: bool = False   # also require the Wilson upper bound <= threshold
+    confidence_z: float = 1.96          # z of the Wilson interval (1.96 = 95 %)
+    targets: Targets = field(default_factory=Targets)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass(frozen=True)
+class DiagnosisConfig:
+    """Cause evidence thresholds (defaults from field practice, see docs/domain.md)."""
+
+    busy_hours: tuple[int, ...] = ()        # fixed busy hours (0-23); empty = each cell's top hours
+    busy_hour_count: int = 4                # top-traffic hours per cell when busy_hours is empty
+    ul_interference_dbm: float = -105.0     # busy-hour mean UL interference above this (FDD)
+    prb_util_pct: float = 70.0              # busy-hour mean PRB utilisation above this
+    rrc_users: float = 150.0                # busy-hour max RRC users supporting high load
+    availability_pct: float = 99.0          # any hour below this = fault
+    alarm_count: int = 1                    # at least this many alarms in the window = fault
+    rsrp_weak_ratio: float = 0.20           # weak-RSRP sample share above this
+    cqi_good_ratio: float = 0.88            # CQI>=7 share below this (supporting evidence)
+    overshoot_isd_factor: float = 1.5       # TA p90 beyond this multiple of the local ISD
+    isd_neighbours: int = 3                 # ISD = mean distance to this many nearest sites
+    min_cluster_size: int = 5               # hdbscan, signature clusters
+    area_min_cluster_size: int = 3          # hdbscan, poor-quality areas
+    area_max_km: float = 1.5                # cells farther apart than this are not one area
+
+
+@dataclass(frozen=True)
+class ComplaintsConfig:
+    """Which complaint categories are network complaints, and how to link them to cells."""
+
+    #: category (lower-cased, stripped) -> service it concerns; "coverage" = no/poor signal;
+    #: "" = not a network complaint (billing, service, ...). Unknown categories are non-network.
+    categories: dict[str, str] = field(default_factory=lambda: {
+        "browsing": "browsing", "slow_browsing": "browsing", "slow_data": "browsing", "data": "browsing",
+        "上网慢": "browsing", "网速慢": "browsing", "网页打不开": "browsing", "上网卡顿": "browsing",
+        "video": "video", "video_stall": "video", "视频卡顿": "video", "视频缓冲": "video",
+        "gaming": "gaming", "game_lag": "gaming", "游戏延迟": "gaming", "游戏卡顿": "gaming",
+        "no_signal": "coverage", "weak_signal": "coverage", "coverage": "coverage",
+        "无信号": "coverage", "信号差": "coverage", "信号弱": "coverage",
+        "billing": "", "tariff": "", "资费": "", "账单": "", "套餐": "", "服务态度": "",
+    })
+    radius_isd_factor: float = 1.5          # candidate cells within this multiple of the local ISD
+    min_radius_m: float = 300.0
+    max_radius_m: float = 5000.0
+    beam_weight: float = 0.5                # score bonus for a bearing inside the cell's beam
+    poor_weight: float = 0.3                # score bonus for a cell poor in the complaint's service
+    hotspot_top: int = 10
+    hotspot_min_cluster_size: int = 5       # hdbscan, spatial complaint hotspots
+
+
+@dataclass(frozen=True)
+class WorkOrderConfig:
+    """Priority formula weights (see docs/work-orders.md)."""
+
+    w_gap: float = 40.0           # how far below the threshold (per service, summed)
+    w_tests: float = 15.0         # log-scaled tests affected
+    w_users: float = 10.0         # busy-hour RRC users
+    w_complaints: float = 20.0    # linked complaints (log-scaled)
+    w_services: float = 10.0      # number of poor services
+    cause_weight: dict[str, float] = field(default_factory=lambda: {
+        "fault": 1.2, "interference": 1.0, "high_load": 1.0, "overshooting": 0.9,
+        "weak_coverage": 0.9, "unknown": 0.8,
+    })
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How input files are read."""
+
+    timezone: str = "UTC"                  # zone of timestamps without one
+    batch_rows: int = 1_000_000            # app_tests rows per batch (bounded memory)
+    encoding: str = "auto"                 # auto | utf-8 | gbk
+    derive_site_from_eci: bool = True      # site_id = ECI >> 8 when no site column exists
+    #: feed -> {source header -> canonical column}, for exports whose headers are not aliases
+    column_map: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What the run writes."""
+
+    excel: bool = True
+    map: bool = True
+    map_tiles: str = "OpenStreetMap"       # a tile URL template, a folium name, or "none"
+    map_assets: str = ""                   # folder or URL prefix with local Leaflet JS/CSS (offline)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run."""
+
+    kqi: KqiConfig = field(default_factory=KqiConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
+    complaints: ComplaintsConfig = field(default_factory=ComplaintsConfig)
+    workorders: WorkOrderConfig = field(default_factory=WorkOrderConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for manifest.json)."""
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, overriding defaults; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting '{where}.{key}'" if where else f"unknown section '{key}'")
+        hint = hints[key]
+        path = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path)
+        else:
+            kwargs[key] = _coerce(hint, value, path, default=getattr(cls(), key))
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, path: str, default: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{path}' must be a table")
+        # mappings extend the defaults rather than replace them (e.g. one more category)
+        merged = dict(default)
+        merged.update(value)
+        return merged
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"'{path}' must be a list")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{path}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{path}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{path}' must be a string, got {value!r}")
+        return value
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such fields yet
+        return value
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from a nested dict (as parsed from TOML)."""
+    cfg = _build(Config, data, "")
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a TOML config file over the defaults; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def _validate(cfg: Config) -> None:
+    for s in ("browsing", "video", "gaming"):
+        t = cfg.kqi.thresholds.for_service(s)
+        if not 0.0 <= t <= 1.0:
+            raise ConfigError(f"'kqi.thresholds.{s}' must be between 0 and 1, got {t}")
+    if cfg.kqi.min_tests < 1:
+        raise ConfigError("'kqi.min_tests' must be at least 1")
+    if cfg.ingest.batch_rows < 1000:
+        raise ConfigError("'ingest.batch_rows' must be at least 1000")
+    from kqi.schema import FEEDS
+
+    for feed, mapping in cfg.ingest.column_map.items():
+        if feed not in FEEDS:
+            raise ConfigError(f"'ingest.column_map.{feed}': unknown feed (one of {', '.join(FEEDS)})")
+        for src, dst in mapping.items():
+            if dst not in FEEDS[feed].names:
+                raise ConfigError(f"'ingest.column_map.{feed}.{src}': '{dst}' is not a column of {feed}")
+    for cat, svc in cfg.complaints.categories.items():
+        if svc not in ("", "browsing", "video", "gaming", "coverage"):
+            raise ConfigError(f"'complaints.categories.{cat}': '{svc}' is not browsing/video/gaming/coverage or ''")

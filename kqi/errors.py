@@ -1,0 +1,33 @@
+"""Domain exceptions. The CLI catches :class:`KqiError` once and prints its message as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KqiError(Exception):
+    """Base of every error kqi reports to a user (one line, no traceback)."""
+
+
+class ConfigError(KqiError):
+    """The configuration is invalid."""
+
+
+class InputError(KqiError):
+    """An input file cannot be used at all (missing, undecodable, no rows, missing column).
+
+    The message names the file and, where known, the line and column.
+    """
+
+    def __init__(self, path: str | Path, problem: str, *, line: int | None = None,
+                 column: str | None = None) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.line = line
+        self.column = column
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column '{column}'"
+        super().__init__(f"{where}: {problem}")
