@@ -80,8 +80,19 @@ class DiagnosisConfig:
     overshoot_isd_factor: float = 1.5       # TA p90 beyond this multiple of the local ISD
     isd_neighbours: int = 3                 # ISD = mean distance to this many nearest sites
     min_cluster_size: int = 5               # hdbscan, signature clusters
+    signature_min_samples: int = 2          # hdbscan density (low: small causes keep their group)
     area_min_cluster_size: int = 3          # hdbscan, poor-quality areas
     area_max_km: float = 1.5                # cells farther apart than this are not one area
+    # --- rule scores (docs/diagnosis.md): score = margin beyond the threshold / its scale ---
+    interference_scale_db: float = 5.0      # dB of UL interference above threshold = 1 score unit
+    prb_scale_pct: float = 10.0             # PRB percentage points above threshold = 1 unit
+    availability_scale_pct: float = 1.0     # availability points below threshold = 1 unit
+    alarm_score: float = 0.5                # fault score per alarm-count threshold reached
+    rsrp_weak_scale: float = 0.06           # weak-RSRP share above threshold = 1 unit
+    overshoot_scale: float = 0.25           # TA/ISD multiples above the factor = 1 unit
+    support_bonus: float = 0.25             # added when supporting evidence also holds
+    isd_floor_m: float = 200.0              # ISD never taken below this (co-sited dense cores)
+    propose_interference_rise_db: float = 10.0  # proposed threshold = network floor + this
 
 
 @dataclass(frozen=True)
@@ -99,13 +110,18 @@ class ComplaintsConfig:
         "无信号": "coverage", "信号差": "coverage", "信号弱": "coverage",
         "billing": "", "tariff": "", "资费": "", "账单": "", "套餐": "", "服务态度": "",
     })
-    radius_isd_factor: float = 1.5          # candidate cells within this multiple of the local ISD
+    radius_isd_factor: float = 1.5          # a cell reaches this multiple of its site's local ISD
     min_radius_m: float = 300.0
     max_radius_m: float = 5000.0
-    beam_weight: float = 0.5                # score bonus for a bearing inside the cell's beam
-    poor_weight: float = 0.3                # score bonus for a cell poor in the complaint's service
+    beam_weight: float = 1.0                # score bonus for a bearing inside the cell's beam
+    poor_weight: float = 0.2                # score bonus for a cell poor in the complaint's service
+    min_bearing_m: float = 20.0             # closer to the antenna than this, bearing is not scored
     hotspot_top: int = 10
     hotspot_min_cluster_size: int = 5       # hdbscan, spatial complaint hotspots
+    hotspot_max_radius_m: float = 1000.0    # a wider spatial cluster is split again (hdbscan)
+    period_days: int = 7                    # hotspot "increase": last period vs the one before
+    subscribers_per_rrc_user: float = 10.0  # subscriber estimate = busy-hour RRC users x this
+    per_10k_min_subscribers: float = 100.0  # smaller denominators are not ranked per 10k
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,20 @@ class WorkOrderConfig:
     cause_weight: dict[str, float] = field(default_factory=lambda: {
         "fault": 1.2, "interference": 1.0, "high_load": 1.0, "overshooting": 0.9,
         "weak_coverage": 0.9, "unknown": 0.8,
+    })
+    gap_full: float = 0.20        # summed relative shortfall below threshold that scores in full
+    tests_full: float = 1000.0    # poor tests (log-scaled) that score in full
+    users_full: float = 300.0     # busy-hour RRC users that score in full
+    complaints_full: float = 20.0  # linked complaints (log-scaled) that score in full
+    complaint_ids_max: int = 20   # complaint ids listed per work order (the count is always full)
+    #: recommended action per primary cause (docs/work-orders.md)
+    actions: dict[str, str] = field(default_factory=lambda: {
+        "interference": "Interference hunting: check PIM and external sources, verify parameters",
+        "high_load": "Load balancing: adjust handover/idle-mode offsets, add carrier or split sector",
+        "fault": "Maintenance dispatch: clear alarms and restore availability",
+        "weak_coverage": "Coverage fix: up-tilt or raise power, consider a new site",
+        "overshooting": "Overshooting fix: down-tilt, adjust azimuth or reduce power",
+        "unknown": "Investigate: check core network, transport and app side; drive test",
     })
 
 
