@@ -1,0 +1,269 @@
+"""The work-order workbook (``work_orders.xlsx``): a summary sheet and one sheet per vendor.
+
+Every sheet has a frozen header row, filters, column widths fitted to the content, number formats,
+and a red-to-green colour scale on good-rate columns. Text is always stored as text: a value that
+a spreadsheet would run as a formula (starting with ``= + - @``) gets a leading apostrophe, like in
+the CSV outputs, and its cell type is forced to string.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kqi.io import atomic_path, inert_text
+from kqi.schema import CAUSES
+
+log = logging.getLogger(__name__)
+
+SUMMARY_SHEET = "Summary"
+UNKNOWN_VENDOR = "Unknown vendor"
+#: colours of the good-rate scale: low (red), middle (yellow), high (green)
+SCALE_COLOURS = ("F8696B", "FFEB84", "63BE7B")
+_MAX_WIDTH = 60
+_FLOAT_DIGITS = 6
+#: first column of the summary sheet's right-hand block (D)
+_SUMMARY_RIGHT_COLUMN = 4
+_MIN_WIDTH = 6
+_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+# characters XML 1.0 cannot carry; openpyxl refuses them
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+#: column name -> Excel number format
+_NUMBER_FORMATS: dict[str, str] = {
+    "priority_score": "0.00",
+    "distance_m": "0",
+    "per_10k": "0.00",
+    "subscribers": "#,##0",
+    "lat": "0.000000",
+    "lon": "0.000000",
+    "rrc_users_busy": "0",
+    "radius_m": "0",
+}
+
+
+def _text(value: str) -> str:
+    return inert_text(_ILLEGAL.sub("", value)) or ""
+
+
+def _put(ws: Any, row: int, col: int, value: Any) -> Any:
+    """Write one value; strings are stored as strings whatever they look like."""
+    cell = ws.cell(row=row, column=col)
+    if isinstance(value, str):
+        cell.value = _text(value)
+        cell.data_type = "s"  # openpyxl would otherwise read "=..." as a formula
+    elif isinstance(value, float):
+        # NaN and inf stay empty; the rest is rounded like the CSVs (float_precision=6), so that no long
+        # digit run (an accidental phone-number look-alike) or float noise reaches the workbook
+        cell.value = round(value, _FLOAT_DIGITS) if math.isfinite(value) else None
+    else:
+        cell.value = value
+    return cell
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    base = _SHEET_BAD.sub("_", name).strip("'").strip() or UNKNOWN_VENDOR
+    base = base[:31]
+    title, k = base, 2
+    while title.lower() in taken:
+        suffix = f" ({k})"
+        title = base[: 31 - len(suffix)] + suffix
+        k += 1
+    taken.add(title.lower())
+    return title
+
+
+def _fit_widths(ws: Any, widths: dict[int, int]) -> None:
+    from openpyxl.utils import get_column_letter
+
+    for col, width in widths.items():
+        ws.column_dimensions[get_column_letter(col)].width = max(_MIN_WIDTH, min(_MAX_WIDTH, width + 2))
+
+
+def _number_format(name: str, dtype: pl.DataType) -> str | None:
+    if name.startswith("good_rate") or name in ("poor_share", "share"):
+        return "0.0%"
+    if name in _NUMBER_FORMATS:
+        return _NUMBER_FORMATS[name]
+    if dtype.is_integer():
+        return "0"
+    if dtype.is_float():
+        return "0.000"
+    return None
+
+
+def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
+                 widths: dict[int, int] | None = None) -> tuple[int, int]:
+    """Write ``df`` with a bold header at (top, left); return (last row, last column)."""
+    from openpyxl.styles import Font, PatternFill
+
+    widths = {} if widths is None else widths
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor="DDEBF7")
+    for j, name in enumerate(df.columns):
+        cell = _put(ws, top, left + j, name)
+        cell.font = bold
+        cell.fill = fill
+        widths[left + j] = max(widths.get(left + j, 0), len(name))
+    formats = [_number_format(n, t) for n, t in df.schema.items()]
+    for i, row in enumerate(df.iter_rows(), start=top + 1):
+        for j, raw in enumerate(row):
+            value = ("yes" if raw else "no") if isinstance(raw, bool) else raw
+            cell = _put(ws, i, left + j, value)
+            if formats[j] is not None and not isinstance(value, str):
+                cell.number_format = formats[j]
+            shown = len(value) if isinstance(value, str) else len(f"{value}") if value is not None else 0
+            widths[left + j] = max(widths.get(left + j, 0), min(shown, _MAX_WIDTH))
+    return top + df.height, left + df.width - 1
+
+
+def _colour_scale(ws: Any, df: pl.DataFrame, top: int, left: int) -> None:
+    from openpyxl.formatting.rule import ColorScaleRule
+    from openpyxl.utils import get_column_letter
+
+    if df.height == 0:
+        return
+    low, mid, high = SCALE_COLOURS
+    for j, name in enumerate(df.columns):
+        if name.startswith("good_rate"):
+            letter = get_column_letter(left + j)
+            ref = f"{letter}{top + 1}:{letter}{top + df.height}"
+            ws.conditional_formatting.add(ref, ColorScaleRule(
+                start_type="min", start_color=low, mid_type="percentile", mid_value=50,
+                mid_color=mid, end_type="max", end_color=high))
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, name + "."))
+        elif isinstance(value, list | tuple):
+            if all(isinstance(v, str | int | float) for v in value):
+                rows.append((name, "; ".join(str(v) for v in value)))
+            else:
+                for k, v in enumerate(value):
+                    if isinstance(v, Mapping):
+                        rows.extend(_flatten(v, f"{name}[{k}]."))
+                    else:
+                        rows.append((f"{name}[{k}]", str(v)))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any],
+                   hotspots: pl.DataFrame | None) -> None:
+    """Case table in columns A-B; causes, silent cells and hotspots from column D, side by side,
+    so that the counts are on the first screen however long the case table is."""
+    from openpyxl.styles import Font
+
+    title = Font(bold=True, size=13)
+    widths: dict[int, int] = {}
+    _put(ws, 1, 1, "Case summary").font = title
+    case = [(k, v if isinstance(v, int | float | str) or v is None else str(v))
+            for k, v in _flatten(summary)]
+    for k, (item, value) in enumerate(case, start=2):
+        _put(ws, k, 1, item)
+        _put(ws, k, 2, value)
+        widths[1] = max(widths.get(1, 0), len(item))
+        widths[2] = max(widths.get(2, 0), min(len(str(value)), _MAX_WIDTH))
+
+    left = _SUMMARY_RIGHT_COLUMN
+    _put(ws, 1, left, "Work orders by primary cause").font = title
+    counts = dict.fromkeys(CAUSES, 0)
+    for cause, n in work_orders.group_by("primary_cause").len().iter_rows():
+        counts[cause] = counts.get(cause, 0) + int(n)
+    silent = int(work_orders["silent"].sum() or 0) if "silent" in work_orders.columns else 0
+    cause_df = pl.DataFrame({
+        "primary_cause": [*counts.keys(), "total"],
+        "work_orders": [*counts.values(), work_orders.height],
+    }, schema={"primary_cause": pl.String, "work_orders": pl.Int64})
+    end, _ = _write_table(ws, cause_df, top=2, left=left, widths=widths)
+    row = end + 1
+    _put(ws, row, left, "silent poor cells (no complaint yet)")
+    _put(ws, row, left + 1, silent)
+    widths[left] = max(widths.get(left, 0), 36)
+    row += 2
+
+    if hotspots is not None and hotspots.height:
+        _put(ws, row, left, "Complaint hotspots").font = title
+        row += 1
+        shown = hotspots.select([c for c in hotspots.columns
+                                 if hotspots[c].null_count() < hotspots.height])
+        _write_table(ws, shown, top=row, left=left, widths=widths)
+    _fit_widths(ws, widths)
+
+
+def write_work_orders_xlsx(
+    path: str | Path,
+    work_orders: pl.DataFrame,
+    summary: Mapping[str, Any] | None,
+    hotspots: pl.DataFrame | None,
+    *,
+    vendor_columns: Sequence[str] | None = None,
+) -> Path:
+    """Write ``work_orders.xlsx`` atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Target file; written to a temporary file beside it, then renamed.
+    work_orders : polars.DataFrame
+        Output of :func:`kqi.workorders.build_work_orders` (sorted by rank).
+    summary : mapping or None
+        The case table (``summary.json`` content): shown flattened as item / value rows.
+    hotspots : polars.DataFrame or None
+        Output of :func:`kqi.complaints.hotspots`; all-empty columns are left out.
+    vendor_columns : sequence of str, optional
+        Columns of the vendor sheets, in order; default all work-order columns except ``vendor``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Notes
+    -----
+    Sheets: ``Summary`` (case table, work orders per cause, silent cells, hotspots), then one sheet
+    per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
+    region, then rank, for dispatch.
+    """
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = SUMMARY_SHEET
+    _summary_sheet(ws, work_orders, summary or {}, hotspots)
+
+    cols = list(vendor_columns) if vendor_columns is not None else [
+        c for c in work_orders.columns if c != "vendor"]
+    taken = {SUMMARY_SHEET.lower()}
+    wo = work_orders.with_columns(pl.col("vendor").fill_null(""))
+    # cells without a vendor go last
+    vendors = sorted(wo["vendor"].unique().to_list(), key=lambda v: (v == "", v)) if wo.height else []
+    for vendor in vendors:
+        part = wo.filter(pl.col("vendor") == vendor).sort(["region", "rank"], nulls_last=True)
+        sheet = wb.create_sheet(_sheet_title(vendor or UNKNOWN_VENDOR, taken))
+        table = part.select(cols)
+        widths: dict[int, int] = {}
+        _write_table(sheet, table, widths=widths)
+        _fit_widths(sheet, widths)
+        sheet.freeze_panes = "C2"
+        if table.height:
+            sheet.auto_filter.ref = sheet.dimensions
+        _colour_scale(sheet, table, top=1, left=1)
+    if not vendors:
+        log.info("no work orders: the workbook has only the summary sheet")
+
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        wb.save(fh)
+    return target
