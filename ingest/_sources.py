@@ -1,0 +1,155 @@
+"""Opening an input file (CSV or Parquet) and mapping its headers to canonical columns."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kqi.errors import InputError
+from kqi.schema import FeedSchema
+
+from ._text import CsvSource, RawChunk
+
+_PARQUET_MAGIC = b"PAR1"
+_SEP = re.compile(r"[\s_\-]+")
+
+
+def norm_header(name: str) -> str:
+    """Header key for matching: lower case, BOM and quotes dropped, space/_/- runs as one ``_``."""
+    s = name.replace("\ufeff", "").strip().strip('"').strip().lower()
+    return _SEP.sub("_", s).strip("_")
+
+
+def resolve_columns(feed: FeedSchema, columns: list[str], column_map: Mapping[str, str]
+                    ) -> tuple[dict[str, str], list[str]]:
+    """Map canonical column -> source column.
+
+    Precedence: an explicit ``column_map`` entry, then the canonical name, then an alias (the first
+    source column in file order). A second source column for the same canonical column is ignored
+    with a note. Source columns that match nothing are ignored.
+
+    Returns
+    -------
+    (mapping, notes)
+    """
+    by_key: dict[str, list[str]] = {}
+    for c in columns:
+        by_key.setdefault(norm_header(c), []).append(c)
+    explicit = {norm_header(k): v for k, v in column_map.items()}
+    mapping: dict[str, str] = {}
+    notes: list[str] = []
+    used: set[str] = set()
+    for c in columns:
+        target = explicit.get(norm_header(c))
+        if target is not None and target not in mapping:
+            mapping[target] = c
+            used.add(c)
+    for col in feed.columns:
+        if col.name in mapping:
+            continue
+        keys = [norm_header(col.name), *(norm_header(a) for a in col.aliases)]
+        found = [s for k in keys for s in by_key.get(k, []) if s not in used]
+        if found:
+            mapping[col.name] = found[0]
+            used.add(found[0])
+            for other in found[1:]:
+                if other not in used:
+                    notes.append(f"column '{other}' ignored: '{found[0]}' already gives {col.name}")
+                    used.add(other)
+    return mapping, notes
+
+
+class Source(Protocol):
+    path: Path
+    columns: list[str]
+    encoding: str
+    delimiter: str
+
+    def chunks(self) -> Iterator[RawChunk]: ...
+    @property
+    def sha256(self) -> str: ...
+    def finish_hash(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ParquetSource:
+    """A Parquet file read in record batches; ``line`` numbers are 1-based row numbers."""
+
+    encoding = "parquet"
+    delimiter = ","
+
+    def __init__(self, path: Path, batch_rows: int) -> None:
+        self.path = path
+        self._batch_rows = batch_rows
+        try:
+            with pq.ParquetFile(path) as pf:
+                self.columns = list(pf.schema_arrow.names)
+                self._num_rows = pf.metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(path, f"not a readable Parquet file ({_one_line(exc)})") from None
+        self._sha: str | None = None
+        self._wanted: list[str] | None = None
+
+    def select(self, columns: list[str]) -> None:
+        """Read only these columns (the mapped ones); the others are never decoded."""
+        self._wanted = columns
+
+    @property
+    def sha256(self) -> str:
+        if self._sha is None:
+            with self.path.open("rb") as fh:
+                self._sha = hashlib.file_digest(fh, "sha256").hexdigest()
+        return self._sha
+
+    def finish_hash(self) -> None:
+        _ = self.sha256
+
+    def has_data(self) -> bool:
+        return self._num_rows > 0
+
+    def close(self) -> None:
+        """Nothing to release: files are open only while read."""
+
+    def chunks(self) -> Iterator[RawChunk]:
+        # polars decodes Parquet 2-5x faster than pyarrow's iter_batches on these files
+        start = 1
+        lf = pl.scan_parquet(self.path)
+        if self._wanted is not None:
+            lf = lf.select(self._wanted)
+        try:
+            for frame in lf.collect_batches(chunk_size=self._batch_rows, maintain_order=True):
+                n = frame.height
+                if n:
+                    yield RawChunk(frame, np.arange(start, start + n, dtype=np.int64))
+                start += n
+        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+            raise InputError(self.path, f"cannot read Parquet data ({_one_line(exc)})", line=start) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def open_source(path: str | Path, encoding: str, batch_rows: int) -> CsvSource | ParquetSource:
+    """Open ``path`` as Parquet (by its magic bytes) or delimited text."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "file not found")
+    if not p.is_file():
+        raise InputError(p, "not a file")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InputError(p, f"cannot read file ({exc.strerror or exc})") from None
+    if head == _PARQUET_MAGIC:
+        return ParquetSource(p, batch_rows)
+    return CsvSource(p, encoding, batch_rows)

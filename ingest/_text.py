@@ -1,0 +1,456 @@
+"""Reading delimited text: encoding detection, header parsing and a chunked CSV reader.
+
+The reader hands out chunks of raw string columns with the physical line number of every record
+(header = line 1). A chunk is parsed by pyarrow (multi-threaded C++); when the chunk is not one
+record per line (blank lines, quoted newlines, rows with the wrong number of fields, bytes that are
+not text) it is parsed again by Python's :mod:`csv`, which tracks line numbers exactly. That slow
+path only runs on chunks that have such an anomaly.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from kqi.errors import InputError
+from kqi.schema import TIMESTAMP_FORMATS
+
+log = logging.getLogger(__name__)
+
+#: bytes read to decide the encoding and the delimiter
+SAMPLE_BYTES = 1 << 20
+#: chunk size bounds; a chunk is about ``batch_rows`` lines of the sample's average length
+_MIN_CHUNK_BYTES = 1 << 20
+_MAX_CHUNK_BYTES = 256 << 20
+_DELIMITERS = (",", "\t", ";", "|")
+_UTF8_BOM = codecs.BOM_UTF8
+#: pieces of a chunk this small or smaller are parsed by Python's csv module when pyarrow balks
+_SLOW_PIECE_BYTES = 64 << 10
+#: chunks that may fail typed conversion before a file is read as text only
+_TYPED_TRIES = 3
+#: values pyarrow reads as null in typed columns (text columns keep them as written)
+_ARROW_NULLS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "Null", "None", "none",
+                "-", "--", "#N/A", "\\N"]
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    """Whether ``sample`` decodes, a multi-byte character cut at its end being allowed."""
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def detect_encoding(path: str | Path) -> str:
+    """Guess the text encoding of ``path``.
+
+    A UTF-8 byte-order mark gives ``"utf-8-sig"``; else the first MiB decoding as UTF-8 gives
+    ``"utf-8"``; else decoding as GB18030 (a superset of GBK) gives ``"gb18030"``.
+
+    Parameters
+    ----------
+    path
+        The file to inspect.
+
+    Returns
+    -------
+    str
+        A Python codec name: ``"utf-8-sig"``, ``"utf-8"`` or ``"gb18030"``.
+
+    Raises
+    ------
+    kqi.errors.InputError
+        The file is missing or is neither UTF-8 nor GB18030 text.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            sample = fh.read(SAMPLE_BYTES)
+    except OSError as exc:
+        raise InputError(p, f"cannot read file ({exc.strerror or exc})") from None
+    return _encoding_of_sample(p, sample)
+
+
+def _encoding_of_sample(path: Path, sample: bytes) -> str:
+    if sample.startswith(_UTF8_BOM):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(path, "UTF-16 text is not supported; save the file as UTF-8 or GBK CSV")
+    if _decodes(sample, "utf-8"):
+        return "utf-8"
+    if _decodes(sample, "gb18030"):
+        return "gb18030"
+    raise InputError(path, "cannot decode the file as UTF-8 or GBK/GB18030 text")
+
+
+def _resolve_encoding(path: Path, sample: bytes, setting: str) -> str:
+    """The codec to use: detected when ``setting`` is ``auto``, else the configured one."""
+    s = setting.strip().lower().replace("_", "-")
+    if s == "auto":
+        return _encoding_of_sample(path, sample)
+    if s in ("gbk", "gb2312", "gb18030", "cp936"):
+        # GB18030 decodes every GBK byte sequence and more; no reason to be stricter
+        return "gb18030"
+    if s in ("utf-8", "utf8"):
+        return "utf-8-sig" if sample.startswith(_UTF8_BOM) else "utf-8"
+    try:
+        return codecs.lookup(s).name
+    except LookupError:
+        raise InputError(path, f"unknown encoding '{setting}' (ingest.encoding)") from None
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: (counts[d], -_DELIMITERS.index(d)))
+    return best if counts[best] > 0 else ","
+
+
+def _record_end(buf: bytes, quoted: bool) -> int:
+    """Index just past the last record boundary (a newline outside quotes) in ``buf``; -1 if none."""
+    if not quoted:
+        return buf.rfind(b"\n") + 1 or -1
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    if newlines.size == 0:
+        return -1
+    quotes = np.flatnonzero(arr == 34)
+    # a newline ends a record when an even number of quotes precede it ("" escapes keep parity)
+    even = np.searchsorted(quotes, newlines) % 2 == 0
+    ends = newlines[even]
+    return int(ends[-1]) + 1 if ends.size else -1
+
+
+def _first_record_end(buf: bytes) -> int:
+    """Index just past the first record boundary in ``buf``; -1 if none."""
+    pos = buf.find(b"\n")
+    while pos >= 0 and buf.count(b'"', 0, pos) % 2:
+        pos = buf.find(b"\n", pos + 1)
+    return pos + 1 if pos >= 0 else -1
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(names):
+        name = raw.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 1)
+        out.append(name)
+    return out
+
+
+@dataclass
+class Malformed:
+    """A record that could not be split into the header's columns."""
+
+    line: int
+    fields: list[str]
+    reason: str
+
+
+@dataclass
+class RawChunk:
+    """Consecutive records: their columns (text, or typed where the source types them), line
+    numbers, and a way back to every source column as text for the rows that get rejected."""
+
+    frame: pl.DataFrame          # source column names; String, or typed (Parquet, typed CSV)
+    lines: np.ndarray            # int64, physical line (Parquet: 1-based row) of each record
+    malformed: list[Malformed] = field(default_factory=list)
+    text: Callable[[np.ndarray], pl.DataFrame] | None = None
+
+    def text_rows(self, idx: np.ndarray) -> pl.DataFrame:
+        """Rows ``idx`` (positions in :attr:`frame`) with their source columns as text."""
+        if self.text is not None:
+            return self.text(idx)
+        sub = self.frame[idx]
+        return sub.with_columns(pl.all().cast(pl.String))
+
+
+class CsvSource:
+    """A delimited text file read in chunks of whole records.
+
+    Parameters
+    ----------
+    path
+        The file.
+    encoding
+        ``"auto"`` or a codec name (``ingest.encoding``).
+    batch_rows
+        About this many records per chunk.
+    """
+
+    def __init__(self, path: Path, encoding: str, batch_rows: int) -> None:
+        self.path = path
+        self._hash = hashlib.sha256()
+        self._offset = 0
+        # the file is open only while reading: a source opened and never read holds no handle
+        try:
+            with path.open("rb") as fh:
+                self._fh: BinaryIO | None = fh
+                self._start(encoding, batch_rows)
+        except OSError as exc:
+            raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+        finally:
+            self._fh = None
+
+    def _start(self, encoding_setting: str, batch_rows: int) -> None:
+        path = self.path
+        sample = self._read(SAMPLE_BYTES)
+        if not sample.strip():
+            raise InputError(path, "the file is empty")
+        self.encoding = _resolve_encoding(path, sample, encoding_setting)
+        self._codec = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+        body = sample[len(_UTF8_BOM):] if sample.startswith(_UTF8_BOM) else sample
+        end = _first_record_end(body)
+        if end < 0:
+            if len(sample) >= SAMPLE_BYTES:
+                raise InputError(path, "no line break in the first MiB: not a CSV file", line=1)
+            end = len(body)
+        try:
+            header_text = body[:end].decode(self._codec)
+        except UnicodeDecodeError:
+            raise InputError(path, f"cannot decode the header as {self.encoding}", line=1) from None
+        header_text = header_text.lstrip("\ufeff").rstrip("\r\n")
+        if not header_text.strip():
+            raise InputError(path, "the first line (header) is empty", line=1)
+        self.delimiter = _sniff_delimiter(header_text)
+        try:
+            header = next(csv.reader([header_text], delimiter=self.delimiter, strict=False))
+        except (csv.Error, StopIteration):
+            raise InputError(path, "cannot parse the header", line=1) from None
+        self.columns = _dedupe(header)
+        self._pending = body[end:]
+        self._next_line = 2
+        lines_in_sample = max(1, sample.count(b"\n"))
+        avg = len(sample) / lines_in_sample
+        self._chunk_bytes = int(min(max(avg * batch_rows, _MIN_CHUNK_BYTES), _MAX_CHUNK_BYTES))
+        self._eof = len(sample) < SAMPLE_BYTES
+        self._string_types = {c: pa.string() for c in self.columns}
+        self._types: dict[str, pa.DataType] = {}
+        self._typed_failures = 0
+
+    def has_data(self) -> bool:
+        """Whether anything but blank lines may follow the header (cheap, from the first MiB)."""
+        return bool(self._pending.strip()) or not self._eof
+
+    def _read(self, n: int) -> bytes:
+        assert self._fh is not None
+        data = self._fh.read(n)
+        self._hash.update(data)
+        self._offset += len(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the bytes read so far (the whole file once :meth:`chunks` is exhausted)."""
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Nothing to release: the file is open only inside :meth:`chunks`."""
+
+    def chunks(self) -> Iterator[RawChunk]:
+        """Yield the data records in chunks, in file order."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self._offset)
+                self._fh = fh
+                yield from self._chunks()
+        except OSError as exc:
+            raise InputError(self.path, f"cannot read file ({exc.strerror or exc})") from None
+        finally:
+            self._fh = None
+
+    def _chunks(self) -> Iterator[RawChunk]:
+        while True:
+            buf = self._pending
+            while not self._eof and len(buf) < self._chunk_bytes:
+                more = self._read(self._chunk_bytes)
+                if not more:
+                    self._eof = True
+                    break
+                buf += more
+            if not buf:
+                return
+            if self._eof:
+                end = len(buf)
+            else:
+                end = _record_end(buf, b'"' in buf)
+                while end < 0 and not self._eof:
+                    # a record longer than a chunk (or an unterminated quote): read on
+                    more = self._read(self._chunk_bytes)
+                    if not more:
+                        self._eof = True
+                        end = len(buf)
+                        break
+                    buf += more
+                    end = _record_end(buf, b'"' in buf)
+            chunk, self._pending = buf[:end], buf[end:]
+            newlines = chunk.count(b"\n")
+            if chunk and not chunk.isspace():
+                yield self._parse(chunk, newlines)
+            self._next_line += newlines
+            if self._eof and not self._pending:
+                return
+
+    def finish_hash(self) -> None:
+        """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""
+        if self._eof:
+            return
+        with self.path.open("rb") as fh:
+            fh.seek(self._offset)
+            self._fh = fh
+            try:
+                while self._read(1 << 24):
+                    pass
+            finally:
+                self._fh = None
+        self._eof = True
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def _to_utf8(self, chunk: bytes) -> bytes:
+        if self._codec == "utf-8":
+            return chunk
+        try:
+            return chunk.decode(self._codec).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self._next_line + chunk.count(b"\n", 0, exc.start)
+            raise InputError(self.path, f"cannot decode bytes as {self.encoding}", line=line) from None
+
+    def set_types(self, types: dict[str, pa.DataType]) -> None:
+        """Let pyarrow convert these source columns itself (others are read as text when needed).
+
+        A chunk that does not convert cleanly is read again as text; after a few such chunks the
+        typed attempt is dropped for the rest of the file.
+        """
+        self._types = dict(types)
+
+    def _parse(self, chunk: bytes, newlines: int) -> RawChunk:
+        data = self._to_utf8(chunk)
+        # transcoding keeps every line break, so the raw chunk's count holds for ``data`` too
+        n_lines = newlines + (0 if data.endswith(b"\n") else 1)
+        if self._types and self._typed_failures < _TYPED_TRIES:
+            table = self._read_arrow(data, self._types, list(self._types))
+            if table is not None and table.num_rows == n_lines:
+                frame = pl.from_arrow(table)
+                assert isinstance(frame, pl.DataFrame)
+                lines = np.arange(self._next_line, self._next_line + n_lines, dtype=np.int64)
+                return RawChunk(frame, lines, text=lambda idx: self._lines_as_text(data, idx))
+            self._typed_failures += 1
+        return self._parse_text(data, self._next_line, n_lines)
+
+    def _parse_text(self, data: bytes, first_line: int, n_lines: int) -> RawChunk:
+        """All columns as text; a piece with an anomaly is split so Python parses only small ones."""
+        table = self._read_arrow(data, self._string_types, None)
+        if table is not None and table.num_rows == n_lines:
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            return RawChunk(frame, np.arange(first_line, first_line + n_lines, dtype=np.int64))
+        if len(data) <= _SLOW_PIECE_BYTES:
+            return self._parse_slow(data, first_line)
+        quoted = b'"' in data
+        size = max(len(data) // 16, _SLOW_PIECE_BYTES)
+        parts: list[RawChunk] = []
+        pos, line = 0, first_line
+        while pos < len(data):
+            end = len(data) if pos + size >= len(data) else pos + _record_end(data[pos:pos + size], quoted)
+            if end < pos or (pos == 0 and end == len(data)):
+                # no record boundary ahead (an unterminated quote): the rest is one piece
+                if pos == 0:
+                    return self._parse_slow(data, first_line)
+                end = len(data)
+            piece = data[pos:end]
+            newlines = piece.count(b"\n")
+            if not piece.isspace():
+                parts.append(self._parse_text(piece, line, newlines + (0 if piece.endswith(b"\n") else 1)))
+            line += newlines
+            pos = end
+        frames = [p.frame for p in parts if p.frame.height]
+        return RawChunk(
+            pl.concat(frames) if frames else parts[0].frame,
+            np.concatenate([p.lines for p in parts]),
+            [m for p in parts for m in p.malformed],
+        )
+
+    def _read_arrow(self, data: bytes, types: dict[str, pa.DataType], include: list[str] | None
+                    ) -> pa.Table | None:
+        """Parse with pyarrow; ``None`` when any row is malformed or a value does not convert."""
+        # no invalid_row_handler: a malformed row raises, and the chunk goes to the exact parser
+        # (a Python callback from pyarrow's threads also aborted the interpreter at exit)
+        try:
+            return pacsv.read_csv(
+                pa.py_buffer(data),
+                read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=True),
+                # without a quote in the chunk no value can hold a newline: the faster parser
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
+                                                 newlines_in_values=b'"' in data),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, include_columns=include, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False, null_values=_ARROW_NULLS,
+                    timestamp_parsers=[pacsv.ISO8601, *TIMESTAMP_FORMATS]),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+
+    def _lines_as_text(self, data: bytes, idx: np.ndarray) -> pl.DataFrame:
+        """Source columns as text for records ``idx`` of a one-record-per-line chunk."""
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        if ends.size == 0 or ends[-1] != len(data) - 1:
+            ends = np.append(ends, len(data))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        text = [data[starts[i]:ends[i]].decode("utf-8").rstrip("\r") for i in idx]
+        cols: list[list[str | None]] = [[] for _ in self.columns]
+        for rec in csv.reader(text, delimiter=self.delimiter, strict=False):
+            padded: list[str | None] = [*rec, *([None] * (len(self.columns) - len(rec)))]
+            for dst, v in zip(cols, padded, strict=False):
+                dst.append(v)
+        return pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(self.columns, cols, strict=True)})
+
+    def _parse_slow(self, data: bytes, first_line: int) -> RawChunk:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = first_line + data.count(b"\n", 0, exc.start)
+            raise InputError(self.path, f"cannot decode bytes as {self.encoding}", line=line) from None
+        ncol = len(self.columns)
+        cols: list[list[str]] = [[] for _ in range(ncol)]
+        lines: list[int] = []
+        malformed: list[Malformed] = []
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter, strict=False)
+        prev = 0
+        while True:
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                # only an unterminated quote at the end of the data gets here: one bad record
+                malformed.append(Malformed(first_line + prev, [], f"row: {exc}"))
+                break
+            line = first_line + prev
+            prev = reader.line_num
+            if not rec or (len(rec) == 1 and not rec[0].strip() and ncol > 1):
+                continue  # a blank line is not a record
+            if len(rec) != ncol:
+                malformed.append(Malformed(line, rec, f"row: has {len(rec)} fields, the header has {ncol}"))
+                continue
+            for dst, value in zip(cols, rec, strict=True):
+                dst.append(value)
+            lines.append(line)
+        frame = pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(self.columns, cols, strict=True)})
+        return RawChunk(frame, np.asarray(lines, dtype=np.int64), malformed)
