@@ -1,0 +1,103 @@
+"""Plain-Python references for the flagging kernels (kqi._kernels), written for clarity, not speed.
+
+Rows are dicts with the batch columns (``cell_code``, ``service_code``, ``success``, the six KQIs,
+``good``, ``ts``); ``None`` is a null. The rules are spelled out here as the data contract states
+them, independently of the kernels' branch-free form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from typing import Any
+
+from kqi.config import Config
+
+SERVICES = ("browsing", "video", "gaming")
+#: KQIs each service's rule needs (data contract, "Default test verdicts")
+RULES: dict[int, tuple[str, ...]] = {
+    0: ("page_load_ms",),
+    1: ("initial_buffer_ms", "stall_ratio"),
+    2: ("rtt_ms", "jitter_ms", "loss_pct"),
+}
+KQIS = ("page_load_ms", "initial_buffer_ms", "stall_ratio", "rtt_ms", "jitter_ms", "loss_pct")
+
+
+def verdict(row: dict[str, Any], config: Config) -> int:
+    """1 when the test is good, else 0."""
+    k = config.kqi
+    if k.use_source_good and row.get("good") is not None:
+        return 1 if row["good"] != 0 else 0
+    success = row.get("success")
+    if success is not None and success == 0:
+        return 0
+    for name in RULES[row["service_code"]]:
+        value = row.get(name)
+        if value is None or math.isnan(value):
+            return 0
+        if not value <= getattr(k.targets, name):
+            return 0
+    return 1
+
+
+def counts(rows: list[dict[str, Any]], config: Config) -> dict[tuple[int, int], list[int]]:
+    """{(cell_code, service_code): [tests, good_tests]} for tests rows."""
+    out: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        c = out[(r["cell_code"], r["service_code"])]
+        c[0] += 1
+        c[1] += verdict(r, config)
+    return dict(out)
+
+
+def daily_counts(rows: list[dict[str, Any]], config: Config
+                 ) -> dict[tuple[int, int, dt.date], list[int]]:
+    """{(cell_code, service_code, UTC day): [tests, good_tests]} for tests rows."""
+    out: dict[tuple[int, int, dt.date], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        day = r["ts"].astimezone(dt.UTC).date()
+        c = out[(r["cell_code"], r["service_code"], day)]
+        c[0] += 1
+        c[1] += verdict(r, config)
+    return dict(out)
+
+
+def phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def flag(tests: int, good: int, service_code: int, config: Config) -> dict[str, Any]:
+    """good_rate, Wilson bounds, poor and confidence of one cell x service."""
+    k = config.kqi
+    t = k.thresholds.for_service(SERVICES[service_code])
+    z = k.confidence_z
+    rate = good / tests
+    denom = 1 + z * z / tests
+    centre = (rate + z * z / (2 * tests)) / denom
+    half = z * math.sqrt(rate * (1 - rate) / tests + z * z / (4 * tests * tests)) / denom
+    low = 0.0 if good == 0 else max(0.0, centre - half)
+    high = 1.0 if good == tests else min(1.0, centre + half)
+    poor = tests >= k.min_tests and rate <= t
+    if k.flag_on_upper_bound:
+        poor = poor and high <= t
+    if rate == t:
+        conf = 0.5
+    elif t * (1 - t) <= 0:
+        conf = 1.0
+    else:
+        conf = phi(abs(rate - t) * math.sqrt(tests / (t * (1 - t))))
+    return {"good_rate": rate, "rate_low": low, "rate_high": high, "poor": poor,
+            "confidence": conf}
+
+
+def cell_kqi(rows: list[dict[str, Any]], cell_ids: list[str], config: Config
+             ) -> list[dict[str, Any]]:
+    """The cell_kqi rows, sorted by (cell_id, service name)."""
+    out = []
+    for (cell, svc), (tests, good) in counts(rows, config).items():
+        rec = {"cell_id": cell_ids[cell], "service": SERVICES[svc], "tests": tests,
+               "good_tests": good}
+        rec.update(flag(tests, good, svc, config))
+        out.append(rec)
+    return sorted(out, key=lambda r: (r["cell_id"], r["service"]))

@@ -1,0 +1,361 @@
+"""Flagging kernels against the plain-Python references (tests/reference.py) and a DuckDB oracle.
+
+Kept small enough to run fast with ``NUMBA_DISABLE_JIT=1`` (one CI job does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import math
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+import reference as ref
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kqi import _kernels
+from kqi.config import Config, KqiConfig, Targets
+from kqi.flagging import KqiAccumulator, flag_counts, verdicts
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TARGETS = Targets()
+DAY0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+BATCH_SCHEMA = {
+    "ts": pl.Datetime("us", "UTC"), "cell_code": pl.Int32, "service_code": pl.Int8,
+    "success": pl.Int8, **dict.fromkeys(ref.KQIS, pl.Float64), "good": pl.Int8,
+}
+
+
+def kqi_value(name: str) -> st.SearchStrategy[float | None]:
+    """Missing, NaN, exactly at / one ulp around the target, or anywhere in a plausible range."""
+    t = getattr(TARGETS, name)
+    return st.one_of(
+        st.none(), st.just(math.nan),
+        st.sampled_from([0.0, t, math.nextafter(t, math.inf), math.nextafter(t, -math.inf)]),
+        st.floats(0.0, 3.0 * t, allow_nan=False),
+    )
+
+
+ROW = st.fixed_dictionaries({
+    "ts": st.integers(0, 5 * 86_400 - 1).map(lambda s: DAY0 + dt.timedelta(seconds=s)),
+    "cell_code": st.integers(0, 5),
+    "service_code": st.integers(0, 2),
+    "success": st.sampled_from([None, 0, 1, 1, 1]),
+    **{name: kqi_value(name) for name in ref.KQIS},
+    "good": st.sampled_from([None, 0, 1]),
+})
+
+
+def batch_of(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=BATCH_SCHEMA)
+
+
+def config_with(**kqi: object) -> Config:
+    return dataclasses.replace(Config(), kqi=dataclasses.replace(KqiConfig(), **kqi))
+
+
+def cell_ids(n: int) -> pl.Series:
+    # ids whose sort order differs from code order, to check the output's sort
+    return pl.Series("cell_id", [f"c{(7 * i) % 11:02d}-{i}" for i in range(n)])
+
+
+def duckdb_cell_kqi(batch: pl.DataFrame, ids: pl.Series, config: Config) -> pl.DataFrame:
+    """The same job in SQL: verdict, count, flag (the outside oracle)."""
+    k = config.kqi
+    t = k.targets
+    th = k.thresholds
+    con = duckdb.connect()
+    con.register("tests", batch.to_arrow())
+    con.register("names", pl.DataFrame({
+        "cell_code": pl.int_range(ids.len(), eager=True, dtype=pl.Int32),
+        "cell_id": ids}).to_arrow())
+    sql = f"""
+    WITH v AS (
+      SELECT cell_code, service_code,
+        CASE WHEN {k.use_source_good} AND good IS NOT NULL THEN good = 1
+             WHEN success = 0 THEN false
+             WHEN service_code = 0 THEN coalesce(page_load_ms <= {t.page_load_ms!r}, false)
+             WHEN service_code = 1 THEN coalesce(initial_buffer_ms <= {t.initial_buffer_ms!r}
+                                                 AND stall_ratio <= {t.stall_ratio!r}, false)
+             ELSE coalesce(rtt_ms <= {t.rtt_ms!r} AND jitter_ms <= {t.jitter_ms!r}
+                           AND loss_pct <= {t.loss_pct!r}, false)
+        END AS good_test
+      FROM tests
+    ), c AS (
+      SELECT cell_code, service_code, count(*) AS tests,
+             sum(CASE WHEN good_test THEN 1 ELSE 0 END)::BIGINT AS good_tests
+      FROM v GROUP BY ALL
+    )
+    SELECT n.cell_id,
+           ['browsing', 'video', 'gaming'][service_code + 1] AS service,
+           tests, good_tests,
+           good_tests::DOUBLE / tests AS good_rate,
+           tests >= {k.min_tests} AND good_tests::DOUBLE / tests
+             <= [{th.browsing!r}::DOUBLE, {th.video!r}, {th.gaming!r}][service_code + 1] AS poor
+    FROM c JOIN names n USING (cell_code)
+    ORDER BY cell_id, service
+    """
+    return pl.from_arrow(con.sql(sql).to_arrow_table())  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Per-test verdicts
+# --------------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(rows=st.lists(ROW, max_size=40), use_good=st.booleans())
+def test_verdicts_match_reference(rows: list[dict], use_good: bool) -> None:
+    cfg = config_with(use_source_good=use_good)
+    got = verdicts(batch_of(rows), cfg)
+    assert got.dtype == np.int8
+    assert got.tolist() == [ref.verdict(r, cfg) for r in rows]
+
+
+@SETTINGS
+@given(rows=st.lists(ROW, min_size=1, max_size=40), start=st.integers(0, 39))
+def test_verdicts_of_a_sliced_batch(rows: list[dict], start: int) -> None:
+    """A slice starts its validity bitmaps mid-byte: the wrapper must re-pack them."""
+    cfg = Config()
+    part = batch_of(rows).slice(min(start, len(rows)))
+    assert verdicts(part, cfg).tolist() == [ref.verdict(r, cfg) for r in rows[start:]]
+
+
+def test_default_targets_are_inclusive_and_missing_kqi_fails() -> None:
+    rows = [
+        {"service_code": 0, "success": 1, "page_load_ms": 3000.0},                # at target
+        {"service_code": 0, "success": 1, "page_load_ms": 3000.0000001},          # above
+        {"service_code": 0, "success": 0, "page_load_ms": 10.0},                  # failed
+        {"service_code": 0, "success": None, "page_load_ms": 10.0},               # default 1
+        {"service_code": 1, "success": 1, "initial_buffer_ms": 2000.0, "stall_ratio": 0.02},
+        {"service_code": 1, "success": 1, "initial_buffer_ms": 100.0},            # stall missing
+        {"service_code": 2, "success": 1, "rtt_ms": 100.0, "jitter_ms": 30.0, "loss_pct": 1.0},
+        {"service_code": 2, "success": 1, "rtt_ms": 50.0, "jitter_ms": math.nan, "loss_pct": 0.0},
+        {"service_code": 2, "success": 1, "rtt_ms": 50.0, "jitter_ms": 5.0, "loss_pct": 1.01},
+    ]
+    full = [{"ts": DAY0, "cell_code": 0, "good": None, **dict.fromkeys(ref.KQIS), **r}
+            for r in rows]
+    assert verdicts(batch_of(full)).tolist() == [1, 0, 0, 1, 1, 0, 1, 0, 0]
+
+
+def test_source_good_column_used_only_when_configured() -> None:
+    rows = [{"ts": DAY0, "cell_code": 0, "service_code": 0, "success": 1,
+             **dict.fromkeys(ref.KQIS), "page_load_ms": 100.0, "good": g} for g in (0, 1, None)]
+    assert verdicts(batch_of(rows)).tolist() == [1, 1, 1]
+    assert verdicts(batch_of(rows), config_with(use_source_good=True)).tolist() == [0, 1, 1]
+
+
+def test_targets_come_from_config() -> None:
+    rows = [{"ts": DAY0, "cell_code": 0, "service_code": 0, "success": 1,
+             **dict.fromkeys(ref.KQIS), "page_load_ms": 2500.0, "good": None}]
+    strict = config_with(targets=Targets(page_load_ms=2000.0))
+    assert verdicts(batch_of(rows)).tolist() == [1]
+    assert verdicts(batch_of(rows), strict).tolist() == [0]
+
+
+def test_missing_optional_columns_count_as_null() -> None:
+    batch = pl.DataFrame({"cell_code": [0, 0], "service_code": [0, 1],
+                          "page_load_ms": [10.0, 10.0]},
+                         schema={"cell_code": pl.Int32, "service_code": pl.Int8,
+                                 "page_load_ms": pl.Float64})
+    assert verdicts(batch).tolist() == [1, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Counting: whole window and per day, in batches split anywhere
+# --------------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(rows=st.lists(ROW, max_size=80), cuts=st.lists(st.integers(0, 80), max_size=4),
+       use_good=st.booleans(), min_tests=st.integers(1, 4), on_upper=st.booleans())
+def test_accumulator_matches_reference_and_duckdb(rows: list[dict], cuts: list[int],
+                                                  use_good: bool, min_tests: int,
+                                                  on_upper: bool) -> None:
+    cfg = config_with(use_source_good=use_good, min_tests=min_tests, flag_on_upper_bound=on_upper)
+    batch = batch_of(rows)
+    ids = cell_ids(6)
+    acc = KqiAccumulator(2, cfg)  # smaller than the code space: must grow
+    bounds = sorted({0, len(rows), *(min(c, len(rows)) for c in cuts)})
+    for lo, hi in itertools.pairwise(bounds):
+        acc.add(batch.slice(lo, hi - lo))
+    got = acc.cell_kqi(ids)
+
+    want = ref.cell_kqi(rows, ids.to_list(), cfg)
+    assert got.select("cell_id", "service", "tests", "good_tests", "poor").to_dicts() == [
+        {k: r[k] for k in ("cell_id", "service", "tests", "good_tests", "poor")} for r in want]
+    assert got["good_rate"].to_list() == [r["good_rate"] for r in want]
+    for col in ("rate_low", "rate_high", "confidence"):
+        np.testing.assert_allclose(got[col].to_numpy(), [r[col] for r in want],
+                                   rtol=1e-12, atol=1e-15)
+
+    if not on_upper:  # the contract's rule, computed by DuckDB
+        oracle = duckdb_cell_kqi(batch, ids, cfg)
+        assert got.select(oracle.columns).to_dicts() == oracle.to_dicts()
+
+    daily = acc.daily(ids)
+    want_daily = ref.daily_counts(rows, cfg)
+    assert sorted(
+        (r["cell_id"], r["service"], r["day"], r["tests"], r["good_tests"])
+        for r in daily.to_dicts()) == sorted(
+        (ids[c], ref.SERVICES[s], d, n, g) for (c, s, d), (n, g) in want_daily.items())
+    assert daily.get_column("tests").sum() == len(rows)
+
+
+def test_rate_exactly_at_threshold_is_poor() -> None:
+    """24/30 = 0.80 (browsing), 27/30 = 0.90 (video), 45/50 = 0.90 (gaming): all poor."""
+    cases = [(0, 30, 24, True), (0, 30, 25, False), (1, 30, 27, True), (1, 30, 28, False),
+             (2, 50, 45, True), (2, 29, 0, False)]  # 29 tests: below min_tests, never judged
+    f = flag_counts(np.array([c[1] for c in cases]), np.array([c[2] for c in cases]),
+                    np.array([c[0] for c in cases]))
+    assert f["poor"].tolist() == [c[3] for c in cases]
+    assert f["confidence"][0] == 0.5
+    assert f["good_rate"][0] == 0.8
+
+
+def test_threshold_rates_through_batches_match_duckdb() -> None:
+    """Cells at exactly 0.80 / 0.90 good-rate with 30 tests, fed in uneven batches, are poor."""
+    def row(cell: int, svc: int, good: bool) -> dict:
+        kq = dict.fromkeys(ref.KQIS, 0.0)
+        if not good:
+            kq[ref.RULES[svc][-1]] = 1e9
+        return {"ts": DAY0, "cell_code": cell, "service_code": svc, "success": 1, **kq,
+                "good": None}
+
+    rows = ([row(0, 0, i < 24) for i in range(30)] + [row(1, 1, i < 27) for i in range(30)]
+            + [row(2, 2, i < 27) for i in range(30)] + [row(3, 0, i < 25) for i in range(30)]
+            + [row(4, 2, i < 23) for i in range(29)])
+    batch = batch_of(rows[::-1])
+    acc = KqiAccumulator(0, Config())
+    for lo, hi in itertools.pairwise([0, 7, 8, 100, len(rows)]):
+        acc.add(batch.slice(lo, hi - lo))
+    ids = cell_ids(5)
+    got = acc.cell_kqi(ids)
+    assert dict(zip(got["cell_id"], got["poor"], strict=True)) == {
+        ids[0]: True, ids[1]: True, ids[2]: True, ids[3]: False, ids[4]: False}
+    oracle = duckdb_cell_kqi(batch, ids, Config())
+    assert got.select(oracle.columns).to_dicts() == oracle.to_dicts()
+
+
+@SETTINGS
+@given(tests=st.integers(1, 400), frac=st.floats(0, 1), svc=st.integers(0, 2),
+       min_tests=st.integers(1, 60), on_upper=st.booleans(),
+       z=st.sampled_from([1.0, 1.645, 1.96, 2.576]))
+def test_flag_kernel_matches_reference(  # noqa: PLR0917 - hypothesis passes them by name
+        tests: int, frac: float, svc: int, min_tests: int, on_upper: bool, z: float) -> None:
+    good = round(frac * tests)
+    cfg = config_with(min_tests=min_tests, flag_on_upper_bound=on_upper, confidence_z=z)
+    f = flag_counts(np.array([tests]), np.array([good]), np.array([svc]), cfg)
+    want = ref.flag(tests, good, svc, cfg)
+    assert bool(f["poor"][0]) == want["poor"]
+    assert f["good_rate"][0] == want["good_rate"]
+    for col in ("rate_low", "rate_high", "confidence"):
+        assert f[col][0] == pytest.approx(want[col], rel=1e-12, abs=1e-15)
+    assert 0.0 <= f["rate_low"][0] <= want["good_rate"] <= f["rate_high"][0] <= 1.0
+    assert 0.5 <= f["confidence"][0] <= 1.0
+
+
+@SETTINGS
+@given(tests=st.integers(1, 500), frac=st.floats(0, 1), svc=st.integers(0, 2),
+       z=st.sampled_from([1.0, 1.645, 1.96, 2.576]))
+def test_confidence_agrees_with_the_wilson_interval(tests: int, frac: float, svc: int,
+                                                    z: float) -> None:
+    """With flag_on_upper_bound, a poor cell is one the score test puts below t at level z."""
+    good = round(frac * tests)
+    cfg = config_with(min_tests=1, flag_on_upper_bound=True, confidence_z=z)
+    f = flag_counts(np.array([tests]), np.array([good]), np.array([svc]), cfg)
+    if f["poor"][0]:
+        assert f["confidence"][0] >= ref.phi(z) - 1e-9
+    elif f["good_rate"][0] <= cfg.kqi.thresholds.for_service(ref.SERVICES[svc]):
+        assert f["confidence"][0] <= ref.phi(z) + 1e-9
+
+
+def test_upper_bound_option_needs_evidence() -> None:
+    """A 0.70 browsing rate on 30 tests is poor by the rule but not surely below 0.80."""
+    tests, good, svc = np.array([30, 300]), np.array([21, 210]), np.array([0, 0])
+    assert flag_counts(tests, good, svc)["poor"].tolist() == [True, True]
+    strict = flag_counts(tests, good, svc, config_with(flag_on_upper_bound=True))
+    assert strict["poor"].tolist() == [False, True]
+    assert strict["confidence"][1] > 0.975 > strict["confidence"][0]
+
+
+def test_single_test_cells_and_services_without_tests() -> None:
+    rows = [{"ts": DAY0, "cell_code": 3, "service_code": 2, "success": 1,
+             **dict.fromkeys(ref.KQIS), "rtt_ms": 10.0, "jitter_ms": 1.0, "loss_pct": 0.0,
+             "good": None}]
+    acc = KqiAccumulator(5, config_with(min_tests=1))
+    acc.add(batch_of(rows))
+    out = acc.cell_kqi(cell_ids(5))
+    assert out.select("cell_id", "service", "tests", "good_tests", "poor").rows() == [
+        ("c10-3", "gaming", 1, 1, False)]
+
+
+def test_aggregated_batches_and_periods() -> None:
+    agg = pl.DataFrame({
+        "cell_code": [0, 0, 1, 1], "service_code": [0, 0, 1, 1],
+        "tests": [20, 20, 5, 0], "good_tests": [16, 15, 5, 0],
+        "period": ["2024-05-01", "2024-05-02", "2024-05", None],
+    }, schema={"cell_code": pl.Int32, "service_code": pl.Int8, "tests": pl.Int64,
+               "good_tests": pl.Int64, "period": pl.String})
+    acc = KqiAccumulator(2, Config())
+    acc.add(agg)
+    out = acc.cell_kqi(cell_ids(2))
+    assert out.select("cell_id", "service", "tests", "good_tests", "poor").rows() == [
+        ("c00-0", "browsing", 40, 31, True), ("c07-1", "video", 5, 5, False)]
+    assert acc.daily(cell_ids(2)).rows() == [
+        ("c00-0", "browsing", dt.date(2024, 5, 1), 20, 16),
+        ("c00-0", "browsing", dt.date(2024, 5, 2), 20, 15)]
+
+
+def test_days_grow_both_ways_and_use_the_configured_zone() -> None:
+    def row(day: int, hour: int) -> dict:
+        return {"ts": DAY0 + dt.timedelta(days=day, hours=hour), "cell_code": 0,
+                "service_code": 0, "success": 1, **dict.fromkeys(ref.KQIS),
+                "page_load_ms": 1.0, "good": None}
+
+    acc = KqiAccumulator(1, Config())
+    for d in (5, 1, 9):
+        acc.add(batch_of([row(d, 20)]))
+    assert acc.daily(cell_ids(1))["day"].to_list() == [
+        dt.date(2024, 5, 2), dt.date(2024, 5, 6), dt.date(2024, 5, 10)]
+    shanghai = dataclasses.replace(Config(), ingest=dataclasses.replace(
+        Config().ingest, timezone="Asia/Shanghai"))
+    acc = KqiAccumulator(1, shanghai)
+    acc.add(batch_of([row(0, 20)]))  # 20:00 UTC is 04:00 the next day in UTC+8
+    assert acc.daily(cell_ids(1))["day"].to_list() == [dt.date(2024, 5, 2)]
+
+
+def test_accumulator_without_daily_counts() -> None:
+    acc = KqiAccumulator(1, Config(), daily=False)
+    acc.add(batch_of([{"ts": DAY0, "cell_code": 0, "service_code": 0, "success": 1,
+                       **dict.fromkeys(ref.KQIS), "good": None}]))
+    assert acc.daily(cell_ids(1)).height == 0
+    assert acc.cell_kqi(cell_ids(1))["tests"].to_list() == [1]
+
+
+@pytest.mark.parametrize(("column", "value"), [("cell_code", -1), ("service_code", 3)])
+def test_out_of_range_codes_are_refused(column: str, value: int) -> None:
+    row = {"ts": DAY0, "cell_code": 0, "service_code": 0, "success": 1,
+           **dict.fromkeys(ref.KQIS), "good": None, column: value}
+    with pytest.raises(ValueError, match="code"):
+        KqiAccumulator(1, Config()).add(batch_of([row]))
+
+
+def test_aggregated_counts_must_be_consistent() -> None:
+    agg = pl.DataFrame({"cell_code": [0], "service_code": [0], "tests": [3], "good_tests": [4]},
+                       schema={"cell_code": pl.Int32, "service_code": pl.Int8,
+                               "tests": pl.Int64, "good_tests": pl.Int64})
+    with pytest.raises(ValueError, match="good_tests"):
+        KqiAccumulator(1, Config()).add(agg)
+
+
+def test_code_range_and_stream_sum_kernels() -> None:
+    assert _kernels._code_range(np.array([], dtype=np.int32)) == (0, -1)
+    assert _kernels._code_range(np.array([4, -2, 9, 0], dtype=np.int32)) == (-2, 9)
+    x = np.arange(11, dtype=np.float64)
+    x.flags.writeable = False  # kernels must take read-only (zero-copy Arrow) arrays
+    assert _kernels._stream_sum(x) == 55.0
