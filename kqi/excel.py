@@ -159,24 +159,57 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return rows
 
 
+def _case_table(summary: Mapping[str, Any]) -> pl.DataFrame | None:
+    """The case table as rows (all, each vendor, each region) when ``summary`` carries it."""
+    if "cells_reporting" not in summary or not isinstance(summary.get("poor_by_service"), Mapping):
+        return None
+    services = list(summary["poor_by_service"])
+    rows: list[dict[str, Any]] = []
+
+    def add(scope: str, c: Mapping[str, Any]) -> None:
+        row = {"scope": scope, "cells reporting": c.get("cells_reporting"),
+               "poor cells": c.get("poor_cells"), "poor share": c.get("poor_share")}
+        row.update({f"poor {s}": (c.get("poor_by_service") or {}).get(s, 0) for s in services})
+        rows.append(row)
+
+    add("all", summary)
+    for dim in ("vendor", "region"):
+        for name, c in (summary.get(f"by_{dim}") or {}).items():
+            add(f"{dim}: {name}", c)
+    schema = {"scope": pl.String, "cells reporting": pl.Int64, "poor cells": pl.Int64,
+              "poor share": pl.Float64, **{f"poor {s}": pl.Int64 for s in services}}
+    return pl.DataFrame(rows, schema=schema)
+
+
 def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any],
                    hotspots: pl.DataFrame | None) -> None:
-    """Case table in columns A-B; causes, silent cells and hotspots from column D, side by side,
-    so that the counts are on the first screen however long the case table is."""
+    """The case table (scope x counts) top left, then the other figures as item / value rows;
+    causes, silent cells and hotspots to the right, so the counts are on the first screen."""
     from openpyxl.styles import Font
 
     title = Font(bold=True, size=13)
     widths: dict[int, int] = {}
     _put(ws, 1, 1, "Case summary").font = title
-    case = [(k, v if isinstance(v, int | float | str) or v is None else str(v))
-            for k, v in _flatten(summary)]
-    for k, (item, value) in enumerate(case, start=2):
+    case = _case_table(summary)
+    row = 2
+    skip: set[str] = set()
+    if case is not None:
+        end, _ = _write_table(ws, case, top=2, left=1, widths=widths)
+        share = case.columns.index("poor share") + 1
+        for r in range(3, end + 1):
+            ws.cell(row=r, column=share).number_format = "0.00%"
+        row = end + 2
+        skip = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "by_vendor",
+                "by_region"}
+    other = [(k, v if isinstance(v, int | float | str) or v is None else str(v))
+             for k, v in _flatten({k: v for k, v in summary.items() if k not in skip})]
+    for k, (item, value) in enumerate(other, start=row):
         _put(ws, k, 1, item)
         _put(ws, k, 2, value)
         widths[1] = max(widths.get(1, 0), len(item))
         widths[2] = max(widths.get(2, 0), min(len(str(value)), _MAX_WIDTH))
 
-    left = _SUMMARY_RIGHT_COLUMN
+    left = _SUMMARY_RIGHT_COLUMN if case is None else case.width + 2
     _put(ws, 1, left, "Work orders by primary cause").font = title
     counts = dict.fromkeys(CAUSES, 0)
     for cause, n in work_orders.group_by("primary_cause").len().iter_rows():

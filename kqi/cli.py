@@ -1,0 +1,211 @@
+"""The ``kqi`` command line (a thin layer: parsing, progress display, one-line errors).
+
+    kqi demo [--out DIR]
+    kqi run --cells F --tests F --kpis F [--complaints F] [--subscribers F] --out DIR [--config F.toml]
+    kqi city --out DIR [--cells N --days N --seed N]     # only generate a synthetic city
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from kqi import __version__
+from kqi.errors import KqiError
+
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+
+class _ProgressPrinter:
+    """Prints one line per finished stage, with a spinner while a stage runs (TTY only)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._status: Any = None
+        self._t0 = 0.0
+
+    def __call__(self, stage: str, event: str) -> None:
+        if self.quiet:
+            return
+        if event == "start":
+            self._t0 = time.perf_counter()
+            if _err.is_terminal:
+                self._status = _err.status(f"{stage} ...")
+                self._status.start()
+        else:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            _err.print(f"  [green]✓[/green] {stage} [dim]({time.perf_counter() - self._t0:.1f} s)[/dim]")
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kqi")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug, and tracebacks).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """kqi: find poor-quality cells from app-perception tests, diagnose why, link complaints,
+    and write a ranked work-order list, an Excel workbook and a map."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"verbose": verbose, "quiet": quiet}
+
+
+def _run_pipeline(ctx: click.Context, **kwargs: Any):
+    from kqi.pipeline import run
+
+    printer = _ProgressPrinter(ctx.obj["quiet"])
+    try:
+        return run(progress=printer, **kwargs)
+    finally:
+        printer.close()
+
+
+def _report(result: Any, quiet: bool) -> None:
+    if quiet:
+        return
+    s = result.summary
+    _out.print()
+    cells = s.get("cells_reporting")
+    poor = s.get("poor_cells")
+    share = s.get("poor_share")
+    if cells is not None:
+        share_txt = f" ({share:.2%})" if isinstance(share, float) else ""
+        per = s.get("poor_by_service") or {}
+        per_txt = ", ".join(f"{k} {v}" for k, v in per.items())
+        _out.print(f"[bold]{cells}[/bold] cells reported tests; [bold]{poor}[/bold] poor{share_txt}"
+                   + (f": {per_txt}" if per_txt else ""))
+    causes = (s.get("diagnosis") or {}).get("cause_counts") or {}
+    if causes:
+        _out.print("causes: " + ", ".join(f"{k} {v}" for k, v in causes.items()))
+    comp = s.get("complaints")
+    if comp:
+        _out.print(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
+                   f"silent poor cells {comp['silent_poor_cells']}")
+    _out.print(f"\nwrote to [bold]{result.out}[/bold]:")
+    for p in sorted({*result.files}):
+        try:
+            rel = p.relative_to(result.out)
+        except ValueError:
+            rel = p
+        _out.print(f"  {rel}")
+    if (result.out / "map.html").exists():
+        _out.print(f"\nopen the map: {(result.out / 'map.html').resolve().as_uri()}")
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("kqi-demo"), show_default=True, help="Folder for the city and the results.")
+@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
+              help="Number of cells in the synthetic city.")
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TOML config overriding the defaults.")
+@click.pass_context
+def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
+         config_path: Path | None) -> None:
+    """Make a synthetic city in OUT/input and run the whole analysis on it."""
+    from kqi.config import load_config
+    from kqi.synth import make_city
+
+    cfg = load_config(config_path)
+    quiet = ctx.obj["quiet"]
+    if not quiet:
+        _err.print(f"generating a synthetic city of {n_cells} cells over {days} days in {out / 'input'} ...")
+    city = make_city(out / "input", seed=seed, n_cells=n_cells, days=days)
+    result = _run_pipeline(ctx, cells=city.cells, tests=city.tests, kpis=city.kpis,
+                           complaints=city.complaints, subscribers=city.subscribers,
+                           out=out, config=cfg)
+    _report(result, quiet)
+
+
+@cli.command("run")
+@click.option("--cells", type=click.Path(path_type=Path), required=True, help="Cells (engineering parameters).")
+@click.option("--tests", type=click.Path(path_type=Path), required=True,
+              help="App-perception tests (per test, or pre-aggregated).")
+@click.option("--kpis", type=click.Path(path_type=Path), required=True, help="Hourly cell KPIs.")
+@click.option("--complaints", type=click.Path(path_type=Path), default=None, help="Complaint tickets.")
+@click.option("--subscribers", type=click.Path(path_type=Path), default=None,
+              help="Subscribers per cell or region (for complaints per 10k subscribers).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML config overriding the defaults.")
+@click.pass_context
+def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints: Path | None,
+            subscribers: Path | None, out: Path, config_path: Path | None) -> None:
+    """Analyse input files and write the results into OUT."""
+    from kqi.config import load_config
+
+    cfg = load_config(config_path)
+    result = _run_pipeline(ctx, cells=cells, tests=tests, kpis=kpis, complaints=complaints,
+                           subscribers=subscribers, out=out, config=cfg)
+    _report(result, ctx.obj["quiet"])
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True)
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--gbk", is_flag=True, help="Write cells and complaints in GBK with Chinese headers.")
+@click.pass_context
+def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk: bool) -> None:
+    """Only generate a synthetic city (input files and the planted truth)."""
+    from kqi.synth import make_city
+
+    kw: dict[str, Any] = {"encoding": "gbk", "chinese_headers": True} if gbk else {}
+    c = make_city(out, seed=seed, n_cells=n_cells, days=days, **kw)
+    if not ctx.obj["quiet"]:
+        _out.print(f"wrote a synthetic city to {out}: {c.cells.name}, {c.tests.name}, {c.kpis.name}, "
+                   f"{c.complaints.name}, {c.truth.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
+    try:
+        cli.main(args=argv, prog_name="kqi", standalone_mode=False)
+    except click.exceptions.Abort:
+        _err.print("kqi: aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KqiError as exc:
+        click.echo(f"kqi: error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # last resort: one line, traceback only on request
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"kqi: internal error: {type(exc).__name__}: {exc} (run with -v for details; "
+                   "please report it)", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,281 @@
+"""The whole analysis, stage by stage: ingest -> flag -> diagnose -> link complaints -> work orders
+-> outputs. The CLI and notebook users call :func:`run`; each stage is also usable on its own.
+
+Every output is written atomically into ``out``; ``manifest.json`` (written last) records per feed
+rows_read / rows_accepted / rows_rejected, the inputs' checksums, the config, the version and the
+time each stage took.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kqi import __version__
+from kqi.config import Config
+from kqi.errors import InputError
+from kqi.io import write_csv, write_json, write_parquet, write_text
+
+log = logging.getLogger(__name__)
+
+#: progress callback: (stage name, event) with event "start" or "done"
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the output folder, the files written and the key tables."""
+
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    cell_kqi: pl.DataFrame | None = None
+    diagnosis: pl.DataFrame | None = None
+    work_orders: pl.DataFrame | None = None
+
+
+class _Stages:
+    """Times each stage and reports progress."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.timings: dict[str, float] = {}
+        self._progress = progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self._progress:
+            self._progress(name, "start")
+        t0 = time.perf_counter()
+        log.info("stage %s ...", name)
+        yield
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+        log.info("stage %s done in %.2f s", name, self.timings[name])
+        if self._progress:
+            self._progress(name, "done")
+
+
+def run(
+    *,
+    cells: str | Path,
+    tests: str | Path,
+    kpis: str | Path,
+    out: str | Path,
+    complaints: str | Path | None = None,
+    subscribers: str | Path | None = None,
+    config: Config | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the whole analysis on input files and write every output into ``out``.
+
+    Parameters
+    ----------
+    cells, tests, kpis, complaints
+        Input feeds (CSV in UTF-8/GBK or Parquet), see docs/data-contract. ``complaints`` is optional.
+    subscribers
+        Optional per-cell (``cell_id, subscribers``) or per-region (``region, subscribers``) counts
+        for complaints per 10,000 subscribers; estimated from KPIs when absent.
+    out
+        Output folder (created).
+    config
+        Run configuration; defaults when ``None``.
+    progress
+        Optional callback ``(stage, "start" | "done")`` for a progress display.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    kqi.errors.InputError
+        An input cannot be used at all (missing file, missing required column, no rows, undecodable).
+    """
+    from ingest import Ingest
+    from kqi.flagging import KqiAccumulator, summarize, summary_markdown
+
+    cfg = config or Config()
+    # fail before any work when an input is missing, rather than after the first stages
+    for feed, path in (("cells", cells), ("tests", tests), ("kpis", kpis),
+                       ("complaints", complaints), ("subscribers", subscribers)):
+        if path is not None and not Path(path).is_file():
+            raise InputError(path, f"{feed} file not found")
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rejects_dir = out_dir / "rejects"
+    _clear_stale_rejects(rejects_dir)
+    st = _Stages(progress)
+    result = RunResult(out=out_dir)
+    started = dt.datetime.now(dt.UTC)
+
+    ing = Ingest(cfg, rejects_dir=rejects_dir)
+    with st.stage("ingest cells"):
+        cell_df = ing.cells(cells)
+    with st.stage("ingest KPIs"):
+        kpi_df = ing.cell_kpis(kpis, cell_df)
+    complaint_df = None
+    if complaints is not None:
+        with st.stage("ingest complaints"):
+            complaint_df = ing.complaints(complaints, cell_df)
+
+    with st.stage("ingest + flag app tests"):
+        feed = ing.app_tests(tests, cell_df)
+        acc = KqiAccumulator(cell_df.height, cfg)
+        for batch in feed.batches:
+            acc.add(batch)
+        cell_kqi = acc.cell_kqi(cell_df["cell_id"])
+        daily = acc.daily(cell_df["cell_id"])
+    result.cell_kqi = cell_kqi
+
+    with st.stage("inter-site distance"):
+        from kqi.geo import site_isd
+
+        isd = site_isd(cell_df, cfg)
+
+    with st.stage("diagnosis"):
+        from kqi.diagnosis import diagnose
+
+        diag = diagnose(cell_kqi, kpi_df, cell_df, cfg, isd=isd)
+    result.diagnosis = diag.table
+
+    links = hotspot_df = None
+    silent = None
+    if complaint_df is not None:
+        with st.stage("complaints"):
+            from kqi.complaints import (
+                hotspots,
+                link_complaints,
+                read_subscribers,
+                silent_poor_cells,
+            )
+
+            subs = read_subscribers(subscribers) if subscribers is not None else None
+            links = link_complaints(complaint_df, cell_df, cell_kqi, isd, cfg)
+            hotspot_df = hotspots(links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs)
+            silent = silent_poor_cells(cell_kqi, links)
+
+    with st.stage("work orders"):
+        from kqi.workorders import build_work_orders
+
+        wo = build_work_orders(diag.table, cell_kqi, cell_df, links, cfg, evidence=diag.evidence)
+    result.work_orders = wo
+
+    summary = summarize(cell_kqi, cell_df, cfg)
+    summary["diagnosis"] = diag.summary()
+    if links is not None:
+        summary["complaints"] = _complaint_summary(links, silent, hotspot_df)
+    summary["work_orders"] = {"orders": wo.height, "silent": int(wo["silent"].sum()) if "silent" in wo.columns else None}
+    result.summary = summary
+
+    with st.stage("write outputs"):
+        files = result.files
+        files.append(write_csv(out_dir / "cell_kqi.csv", cell_kqi))
+        files.append(write_parquet(out_dir / "cell_kqi.parquet", cell_kqi))
+        files.append(write_csv(out_dir / "cell_kqi_daily.csv", daily))
+        files.append(write_csv(out_dir / "diagnosis.csv", diag.table))
+        files.append(write_parquet(out_dir / "diagnosis.parquet", diag.table))
+        files.append(write_csv(out_dir / "clusters.csv", diag.clusters))
+        files.append(write_csv(out_dir / "areas.csv", diag.areas))
+        files.append(write_csv(out_dir / "work_orders.csv", wo))
+        if links is not None:
+            files.append(write_csv(out_dir / "complaint_links.csv", links))
+            files.append(write_csv(out_dir / "hotspots.csv", hotspot_df))
+        files.append(write_json(out_dir / "summary.json", summary))
+        files.append(write_text(out_dir / "summary.md", _summary_md(summary, summary_markdown)))
+        if cfg.output.excel:
+            from kqi.excel import write_work_orders_xlsx
+
+            files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", wo, summary,
+                                                hotspot_df))
+
+    if cfg.output.map:
+        with st.stage("map"):
+            from maps import render_map
+
+            files.append(render_map(
+                out_dir / "map.html", cells=cell_df, cell_kqi=cell_kqi, diagnosis=diag.table,
+                areas=diag.areas, complaints=complaint_df, links=links, work_orders=wo, isd=isd,
+                config=cfg,
+            ))
+
+    files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
+    manifest = {
+        "kqi_version": __version__,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "feeds": {name: rep.to_dict() for name, rep in ing.reports.items()},
+        "inputs": {k: str(v) for k, v in {
+            "cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
+            "subscribers": subscribers}.items() if v is not None},
+        "config": cfg.to_dict(),
+        "timings_s": st.timings,
+        "outputs": sorted(str(p.relative_to(out_dir)) for p in files),
+    }
+    result.manifest = manifest
+    files.append(write_json(out_dir / "manifest.json", manifest))
+    return result
+
+
+def _clear_stale_rejects(rejects_dir: Path) -> None:
+    """A rejects file from an earlier run into the same folder must not pass for this run's."""
+    if rejects_dir.is_dir():
+        for p in rejects_dir.glob("*.csv"):
+            p.unlink()
+
+
+def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
+                       hotspot_df: pl.DataFrame | None) -> dict[str, Any]:
+    network = links.filter(pl.col("network"))
+    linked = network.filter(pl.col("cell_id").is_not_null() & (pl.col("cell_id") != ""))
+    return {
+        "complaints": links.height,
+        "network_complaints": network.height,
+        "linked": linked.height,
+        "non_network": links.height - network.height,
+        "by_method": dict(sorted(
+            (str(k), int(v)) for k, v in links.group_by("method").len().iter_rows())),
+        "silent_poor_cells": silent.height if silent is not None else None,
+        "silent_poor_cell_ids": silent["cell_id"].to_list() if silent is not None else [],
+        "hotspots": hotspot_df.height if hotspot_df is not None else 0,
+    }
+
+
+def _summary_md(summary: dict[str, Any], case_md: Callable[[dict[str, Any]], str]) -> str:
+    lines = [case_md(summary).rstrip(), ""]
+    diag = summary.get("diagnosis") or {}
+    causes = diag.get("cause_counts") or {}
+    if causes:
+        lines += ["## Causes of poor cells", "", "| cause | cells |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in causes.items()]
+        lines.append("")
+    proposals = diag.get("proposals") or {}
+    if proposals:
+        lines += ["## Proposed network-calibrated thresholds (not applied)", ""]
+        for name, p in proposals.items():
+            if isinstance(p, dict) and "proposed" in p:
+                lines.append(f"- **{name}**: {p.get('current')} → {p['proposed']}: {p.get('basis', '')}")
+            else:
+                lines.append(f"- **{name}**: {p}")
+        lines.append("")
+    comp = summary.get("complaints")
+    if comp:
+        lines += [
+            "## Complaints", "",
+            f"- complaints: {comp['complaints']} (network {comp['network_complaints']}, "
+            f"linked to a cell {comp['linked']}, non-network {comp['non_network']})",
+            f"- silent poor cells (poor, no complaint yet): {comp['silent_poor_cells']}",
+            "",
+        ]
+    wo = summary.get("work_orders") or {}
+    if wo:
+        lines += ["## Work orders", "", f"- orders: {wo.get('orders')}", ""]
+    return "\n".join(lines)

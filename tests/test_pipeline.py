@@ -1,0 +1,199 @@
+"""End to end: `kqi demo` and `kqi run` as a user runs them, and what they leave on disk."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from kqi.cli import main
+from kqi.synth import make_city
+
+SMALL = {"n_cells": 240, "days": 7, "tests_per_cell_day": 20}
+REQUIRED_OUTPUTS = (
+    "cell_kqi.csv", "cell_kqi.parquet", "diagnosis.csv", "diagnosis.parquet", "work_orders.csv",
+    "work_orders.xlsx", "complaint_links.csv", "hotspots.csv", "summary.json", "summary.md",
+    "map.html", "manifest.json",
+)
+
+
+def _kqi(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main_exit(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory):
+    """A small city in GBK with Chinese headers and a few malformed rows planted."""
+    return make_city(tmp_path_factory.mktemp("city"), seed=11, encoding="gbk",
+                     chinese_headers=True, corrupt=True, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def run_out(city, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    code = main_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+                      "--kpis", str(city.kpis), "--complaints", str(city.complaints),
+                      "--subscribers", str(city.subscribers), "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def main_exit(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_run_writes_every_contract_output(run_out: Path) -> None:
+    for name in REQUIRED_OUTPUTS:
+        assert (run_out / name).is_file(), name
+    kqi = pl.read_csv(run_out / "cell_kqi.csv")
+    assert kqi.columns[:6] == ["cell_id", "service", "tests", "good_tests", "good_rate", "poor"]
+    wo = pl.read_csv(run_out / "work_orders.csv")
+    assert wo.columns[:13] == [
+        "rank", "cell_id", "cell_name", "site_id", "vendor", "region", "poor_services",
+        "primary_cause", "secondary_causes", "evidence", "complaints", "priority_score", "action"]
+    assert wo["rank"].to_list() == list(range(1, wo.height + 1))
+    assert set(wo["primary_cause"]) <= {
+        "interference", "high_load", "fault", "weak_coverage", "overshooting", "unknown"}
+    poor_cells = kqi.filter(pl.col("poor"))["cell_id"].unique()
+    assert sorted(wo["cell_id"]) == sorted(poor_cells)
+    links = pl.read_csv(run_out / "complaint_links.csv")
+    assert {"complaint_id", "cell_id", "distance_m"} <= set(links.columns)
+
+
+def test_manifest_accounting_closes(run_out: Path) -> None:
+    manifest = json.loads((run_out / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["feeds"]) >= {"cells", "app_tests", "cell_kpis", "complaints"}
+    for name, feed in manifest["feeds"].items():
+        assert feed["rows_read"] == feed["rows_accepted"] + feed["rows_rejected"], name
+        assert len(feed["sha256"]) == 64
+    assert manifest["kqi_version"]
+    assert manifest["config"]["kqi"]["thresholds"]["browsing"] == 0.8
+    assert manifest["timings_s"]
+
+
+def test_exactly_the_malformed_rows_are_rejected(city, run_out: Path) -> None:
+    expected = pl.read_csv(city.expected_rejects)
+    manifest = json.loads((run_out / "manifest.json").read_text(encoding="utf-8"))
+    for feed in ("app_tests", "complaints", "cells", "cell_kpis"):
+        want = sorted(expected.filter(pl.col("feed") == feed)["line"].to_list())
+        path = run_out / "rejects" / f"{feed}.csv"
+        got = sorted(pl.read_csv(path, infer_schema=False)["line"].cast(pl.Int64).to_list()) \
+            if path.exists() else []
+        assert got == want, feed
+        assert manifest["feeds"][feed]["rows_rejected"] == len(want)
+    rejects = pl.read_csv(run_out / "rejects" / "app_tests.csv", infer_schema=False)
+    assert rejects["reason"].str.len_chars().min() > 0
+
+
+def test_no_msisdn_anywhere_in_the_output(city, run_out: Path) -> None:
+    raw = city.complaints.read_bytes().decode("gbk", errors="replace")
+    header = raw.splitlines()[0].split(",")
+    col = next(i for i, h in enumerate(header) if h.strip().lower() in ("msisdn", "手机号", "号码", "用户号码"))
+    msisdns = {line.split(",")[col].strip('"') for line in raw.splitlines()[1:]
+               if len(line.split(",")) > col}
+    msisdns = {m for m in msisdns if len(m) >= 8 and m.isdigit()}
+    assert len(msisdns) > 10
+    blobs: list[str] = []
+    for p in run_out.rglob("*"):
+        if p.suffix == ".xlsx":
+            with zipfile.ZipFile(p) as z:
+                blobs += [z.read(n).decode("utf-8", "replace") for n in z.namelist()]
+        elif p.is_file() and p.suffix in (".csv", ".json", ".md", ".html"):
+            blobs.append(p.read_text(encoding="utf-8", errors="replace"))
+    text = "\n".join(blobs)
+    leaked = [m for m in msisdns if m in text]
+    assert leaked == []
+
+
+def test_workbook_opens_with_summary_and_vendor_sheets(run_out: Path) -> None:
+    wb = openpyxl.load_workbook(run_out / "work_orders.xlsx")
+    assert wb.sheetnames[0].lower().startswith("summary")
+    wo = pl.read_csv(run_out / "work_orders.csv")
+    for vendor in wo["vendor"].unique().to_list():
+        assert any(vendor in name for name in wb.sheetnames), vendor
+        assert wb[vendor].max_row == 1 + wo.filter(pl.col("vendor") == vendor).height
+    # the case table as a table: scope rows (all, vendors, regions) x counts, as in summary.json
+    summary = json.loads((run_out / "summary.json").read_text(encoding="utf-8"))
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[2]]
+    assert header[:4] == ["scope", "cells reporting", "poor cells", "poor share"]
+    rows = {r[0]: r for r in ws.iter_rows(min_row=3, max_col=len(header), values_only=True) if r[0]}
+    assert rows["all"][1] == summary["cells_reporting"]
+    assert rows["all"][2] == summary["poor_cells"]
+    for vendor, counts in summary["by_vendor"].items():
+        assert rows[f"vendor: {vendor}"][2] == counts["poor_cells"]
+
+
+def test_same_inputs_give_identical_csvs(city, run_out: Path, tmp_path: Path) -> None:
+    out2 = tmp_path / "again"
+    assert main_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+                      "--kpis", str(city.kpis), "--complaints", str(city.complaints),
+                      "--subscribers", str(city.subscribers), "--out", str(out2)]) == 0
+    for p in sorted(run_out.rglob("*.csv")):
+        rel = p.relative_to(run_out)
+        assert (out2 / rel).read_bytes() == p.read_bytes(), rel
+
+
+def test_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _kqi(["demo", "--out", str(tmp_path / "demo"), "--cells", "150", "--days", "3"],
+                        capsys)
+    assert code == 0
+    assert (tmp_path / "demo" / "input").is_dir()
+    for name in REQUIRED_OUTPUTS:
+        assert (tmp_path / "demo" / name).is_file(), name
+    assert "work_orders.csv" in out
+    assert "poor" in out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        ("missing", "not found"),
+        ("no_rows", "no data rows"),
+        ("no_column", "cell_id"),
+        ("binary", "decode"),
+    ],
+)
+def test_unusable_input_is_one_line_and_nonzero(city, tmp_path: Path, mutate: str, needle: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "tests.csv"
+    lines = city.tests.read_text(encoding="utf-8").splitlines()
+    if mutate == "no_rows":
+        bad.write_text(lines[0] + "\n", encoding="utf-8")
+    elif mutate == "no_column":
+        header = lines[0].split(",")
+        keep = [i for i, h in enumerate(header) if h != "cell_id"]
+        bad.write_text("\n".join(",".join(row.split(",")[i] for i in keep) for row in lines[:50]),
+                       encoding="utf-8")
+    elif mutate == "binary":
+        bad.write_bytes(b"\x00\xff\xfe\x81" * 5000)
+    code, _, err = _kqi(["run", "--cells", str(city.cells), "--tests", str(bad), "--kpis",
+                         str(city.kpis), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    # stage progress lines may precede it; the error itself is exactly one line
+    lines_err = [ln for ln in err.strip().splitlines() if ln.strip() and "✓" not in ln]
+    assert len(lines_err) == 1, err
+    assert "tests.csv" in lines_err[0]
+    assert needle in lines_err[0].lower()
+    assert "Traceback" not in err
+
+
+def test_bad_config_is_one_line(city, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[kqi.thresholds]\nbrowsng = 0.8\n", encoding="utf-8")
+    code, _, err = _kqi(["run", "--cells", str(city.cells), "--tests", str(city.tests), "--kpis",
+                         str(city.kpis), "--out", str(tmp_path / "o"), "--config", str(cfg)], capsys)
+    assert code == 2
+    assert "browsng" in err
+    assert "bad.toml" in err
+    assert len(err.strip().splitlines()) == 1  # nothing ran: config is read first
