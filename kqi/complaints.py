@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from clustering import spatial_clusters
 from kqi import geo
 from kqi._link_kernels import COVERAGE, link_candidates
 from kqi.config import Config
@@ -469,36 +470,6 @@ def _subscriber_estimate(kpis: pl.DataFrame, config: Config) -> pl.DataFrame:
     )
 
 
-#: how many times a too-wide cluster is split again before it is kept as it is
-_MAX_SPLIT_DEPTH = 3
-
-
-def _p90_radius(lat: np.ndarray, lon: np.ndarray) -> float:
-    return float(np.quantile(geo.haversine_m(lat, lon, lat.mean(), lon.mean()), 0.9))
-
-
-def _local_clusters(lat: np.ndarray, lon: np.ndarray, members: np.ndarray, m: int,
-                    max_radius_m: float, *, depth: int) -> list[np.ndarray]:
-    """hdbscan (haversine) clusters of ``members``; one wider than ``max_radius_m`` is clustered
-    again on its own points, because a city-wide density blob is no hotspot to send anyone to."""
-    import hdbscan
-
-    if members.size < 2 * m:
-        return []
-    xy = np.radians(np.column_stack([lat[members], lon[members]]))
-    labels = hdbscan.HDBSCAN(min_cluster_size=m, metric="haversine").fit_predict(xy)
-    out: list[np.ndarray] = []
-    for label in np.unique(labels[labels >= 0]):
-        part = members[labels == label]
-        if depth < _MAX_SPLIT_DEPTH and _p90_radius(lat[part], lon[part]) > max_radius_m:
-            sub = _local_clusters(lat, lon, part, m, max_radius_m, depth=depth + 1)
-            if sub:
-                out.extend(sub)
-                continue
-        out.append(part)
-    return out
-
-
 def _spatial_hotspots(points: pl.DataFrame, config: Config) -> pl.DataFrame:
     """hdbscan (haversine) over complaint positions; one row per cluster, largest first."""
     cc = config.complaints
@@ -507,10 +478,9 @@ def _spatial_hotspots(points: pl.DataFrame, config: Config) -> pl.DataFrame:
         return pl.DataFrame()
     lat = points["lat"].to_numpy().astype(np.float64)
     lon = points["lon"].to_numpy().astype(np.float64)
-    labels = np.full(points.height, -1, dtype=np.int64)
-    for k, members in enumerate(_local_clusters(lat, lon, np.arange(points.height), m,
-                                                float(cc.hotspot_max_radius_m), depth=0)):
-        labels[members] = k
+    # a city-wide density blob is no hotspot to send anyone to: cap the spread of a cluster
+    labels = spatial_clusters(lat, lon, min_cluster_size=m,
+                              max_km=2.0 * float(cc.hotspot_max_radius_m) / 1000.0)
     pts = points.with_columns(pl.Series("_label", labels, dtype=pl.Int64)).filter(
         pl.col("_label") >= 0)
     if pts.height == 0:

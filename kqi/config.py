@@ -118,7 +118,7 @@ class ComplaintsConfig:
     min_bearing_m: float = 20.0             # closer to the antenna than this, bearing is not scored
     hotspot_top: int = 10
     hotspot_min_cluster_size: int = 5       # hdbscan, spatial complaint hotspots
-    hotspot_max_radius_m: float = 1000.0    # a wider spatial cluster is split again (hdbscan)
+    hotspot_max_radius_m: float = 1000.0    # spatial hotspots span at most twice this (hdbscan, then cut)
     period_days: int = 7                    # hotspot "increase": last period vs the one before
     subscribers_per_rrc_user: float = 10.0  # subscriber estimate = busy-hour RRC users x this
     per_10k_min_subscribers: float = 100.0  # smaller denominators are not ranked per 10k
