@@ -20,8 +20,9 @@ from rich.console import Console
 from kqi import __version__
 from kqi.errors import KqiError
 
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+# soft_wrap: long lines are not cut into pieces when the output is a file or a pipe
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
 
 
 class _ProgressPrinter:
@@ -101,6 +102,10 @@ def _report(result: Any, quiet: bool) -> None:
     causes = (s.get("diagnosis") or {}).get("cause_counts") or {}
     if causes:
         _out.print("causes: " + ", ".join(f"{k} {v}" for k, v in causes.items()))
+    for feed, c in (s.get("inputs") or {}).items():
+        if c["rows_rejected"]:
+            _out.print(f"[yellow]{feed}: {c['rows_rejected']} of {c['rows_read']} rows rejected[/yellow]"
+                       f" -> {result.out / 'rejects' / (feed + '.csv')}")
     comp = s.get("complaints")
     if comp:
         _out.print(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
@@ -121,8 +126,10 @@ def _report(result: Any, quiet: bool) -> None:
               default=Path("kqi-demo"), show_default=True, help="Folder for the city and the results.")
 @click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
               help="Number of cells in the synthetic city.")
-@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True,
+              help="Days of tests, KPIs and complaints (14 or more shows complaint increases).")
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Random seed: the same seed gives the same city.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TOML config overriding the defaults.")
 @click.pass_context
@@ -170,8 +177,8 @@ def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True)
-@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True, help="Days of data.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
 @click.option("--gbk", is_flag=True, help="Write cells and complaints in GBK with Chinese headers.")
 @click.pass_context
 def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk: bool) -> None:

@@ -23,6 +23,9 @@ from kqi.schema import CAUSES
 log = logging.getLogger(__name__)
 
 SUMMARY_SHEET = "Summary"
+ALL_SHEET = "All orders"
+#: long free-text columns, wrapped rather than cut off
+_WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids")
 UNKNOWN_VENDOR = "Unknown vendor"
 #: colours of the good-rate scale: low (red), middle (yellow), high (green)
 SCALE_COLOURS = ("F8696B", "FFEB84", "63BE7B")
@@ -65,6 +68,13 @@ def _put(ws: Any, row: int, col: int, value: Any) -> Any:
     else:
         cell.value = value
     return cell
+
+
+def _display_width(text: str) -> int:
+    """Width in Latin characters: CJK and other wide characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
@@ -118,12 +128,15 @@ def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
             cell = _put(ws, i, left + j, value)
             if formats[j] is not None and not isinstance(value, str):
                 cell.number_format = formats[j]
-            shown = len(value) if isinstance(value, str) else len(f"{value}") if value is not None else 0
+            shown = _display_width(value) if isinstance(value, str) else len(f"{value}") if value is not None else 0
             widths[left + j] = max(widths.get(left + j, 0), min(shown, _MAX_WIDTH))
     return top + df.height, left + df.width - 1
 
 
-def _colour_scale(ws: Any, df: pl.DataFrame, top: int, left: int) -> None:
+def _colour_scale(ws: Any, df: pl.DataFrame, top: int, left: int,
+                  thresholds: Mapping[str, float] | None = None) -> None:
+    """Red-yellow-green on good-rate columns; anchored at the service's threshold (yellow) when
+    known, so that a rate above the threshold is never red just for being the column's lowest."""
     from openpyxl.formatting.rule import ColorScaleRule
     from openpyxl.utils import get_column_letter
 
@@ -134,9 +147,15 @@ def _colour_scale(ws: Any, df: pl.DataFrame, top: int, left: int) -> None:
         if name.startswith("good_rate"):
             letter = get_column_letter(left + j)
             ref = f"{letter}{top + 1}:{letter}{top + df.height}"
-            ws.conditional_formatting.add(ref, ColorScaleRule(
-                start_type="min", start_color=low, mid_type="percentile", mid_value=50,
-                mid_color=mid, end_type="max", end_color=high))
+            t = (thresholds or {}).get(name.removeprefix("good_rate_"))
+            if t is not None:
+                rule = ColorScaleRule(start_type="num", start_value=max(0.0, t - 0.25),
+                                      start_color=low, mid_type="num", mid_value=t, mid_color=mid,
+                                      end_type="num", end_value=1.0, end_color=high)
+            else:
+                rule = ColorScaleRule(start_type="min", start_color=low, mid_type="percentile",
+                                      mid_value=50, mid_color=mid, end_type="max", end_color=high)
+            ws.conditional_formatting.add(ref, rule)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -181,6 +200,30 @@ def _case_table(summary: Mapping[str, Any]) -> pl.DataFrame | None:
     return pl.DataFrame(rows, schema=schema)
 
 
+#: summary entries that are lists of ids or per-cluster profiles: in the CSVs, not on this sheet
+_SUMMARY_SKIP = {"silent_poor_cell_ids", "silent_cell_ids", "clusters", "by_method"}
+
+
+def _other_figures(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Item / value rows for the figures beside the case table, readable by a person."""
+    rows: list[tuple[str, Any]] = []
+    diag = summary.get("diagnosis") if isinstance(summary.get("diagnosis"), Mapping) else {}
+    proposals = diag.get("proposals") or {}
+    rest = dict(summary)
+    if diag:
+        rest["diagnosis"] = {k: v for k, v in diag.items() if k not in ("proposals", "cause_counts")}
+    for item, value in _flatten(rest):
+        if any(part.split("[")[0] in _SUMMARY_SKIP for part in item.split(".")):
+            continue
+        rows.append((item, value if isinstance(value, int | float | str) or value is None
+                     else str(value)))
+    for name, p in proposals.items():
+        if isinstance(p, Mapping) and "proposed" in p:
+            rows.append((f"proposed {name} (not applied)",
+                         f"{p.get('current')} -> {p['proposed']}: {p.get('basis', '')}"))
+    return rows
+
+
 def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any],
                    hotspots: pl.DataFrame | None) -> None:
     """The case table (scope x counts) top left, then the other figures as item / value rows;
@@ -201,8 +244,7 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
         row = end + 2
         skip = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "by_vendor",
                 "by_region"}
-    other = [(k, v if isinstance(v, int | float | str) or v is None else str(v))
-             for k, v in _flatten({k: v for k, v in summary.items() if k not in skip})]
+    other = _other_figures({k: v for k, v in summary.items() if k not in skip})
     for k, (item, value) in enumerate(other, start=row):
         _put(ws, k, 1, item)
         _put(ws, k, 2, value)
@@ -235,6 +277,24 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
     _fit_widths(ws, widths)
 
 
+def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float]) -> None:
+    """A list of work orders: header, filters, frozen rank and cell, widths, wrapped long text."""
+    from openpyxl.styles import Alignment
+
+    widths: dict[int, int] = {}
+    _write_table(sheet, table, widths=widths)
+    _fit_widths(sheet, widths)
+    sheet.freeze_panes = "C2"
+    if table.height:
+        sheet.auto_filter.ref = sheet.dimensions
+    _colour_scale(sheet, table, top=1, left=1, thresholds=thresholds)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for j, name in enumerate(table.columns, start=1):
+        if name in _WRAPPED:
+            for row in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
+                row[0].alignment = wrap
+
+
 def write_work_orders_xlsx(
     path: str | Path,
     work_orders: pl.DataFrame,
@@ -265,8 +325,8 @@ def write_work_orders_xlsx(
 
     Notes
     -----
-    Sheets: ``Summary`` (case table, work orders per cause, silent cells, hotspots), then one sheet
-    per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
+    Sheets: ``Summary`` (case table, work orders per cause, silent cells, hotspots), ``All orders``
+    in rank order, then one sheet per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
     region, then rank, for dispatch.
     """
     from openpyxl import Workbook
@@ -276,23 +336,21 @@ def write_work_orders_xlsx(
     ws.title = SUMMARY_SHEET
     _summary_sheet(ws, work_orders, summary or {}, hotspots)
 
+    thresholds = (summary or {}).get("rule", {}).get("thresholds", {}) if summary else {}
+    taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower()}
+    if work_orders.height:
+        # the whole list in priority order, for whoever plans the week before dispatch by vendor
+        sheet = wb.create_sheet(ALL_SHEET)
+        _order_sheet(sheet, work_orders, thresholds)
     cols = list(vendor_columns) if vendor_columns is not None else [
         c for c in work_orders.columns if c != "vendor"]
-    taken = {SUMMARY_SHEET.lower()}
     wo = work_orders.with_columns(pl.col("vendor").fill_null(""))
     # cells without a vendor go last
     vendors = sorted(wo["vendor"].unique().to_list(), key=lambda v: (v == "", v)) if wo.height else []
     for vendor in vendors:
         part = wo.filter(pl.col("vendor") == vendor).sort(["region", "rank"], nulls_last=True)
         sheet = wb.create_sheet(_sheet_title(vendor or UNKNOWN_VENDOR, taken))
-        table = part.select(cols)
-        widths: dict[int, int] = {}
-        _write_table(sheet, table, widths=widths)
-        _fit_widths(sheet, widths)
-        sheet.freeze_panes = "C2"
-        if table.height:
-            sheet.auto_filter.ref = sheet.dimensions
-        _colour_scale(sheet, table, top=1, left=1)
+        _order_sheet(sheet, part.select(cols), thresholds)
     if not vendors:
         log.info("no work orders: the workbook has only the summary sheet")
 

@@ -27,6 +27,14 @@ from kqi.io import write_csv, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
+#: every file a run may write into ``out`` (besides rejects/): removed first, so that a file left by
+#: an earlier run (say complaint_links.csv from a run with complaints) never passes for this run's
+OUTPUT_FILES = (
+    "cell_kqi.csv", "cell_kqi.parquet", "cell_kqi_daily.csv", "diagnosis.csv", "diagnosis.parquet",
+    "clusters.csv", "areas.csv", "work_orders.csv", "work_orders.xlsx", "complaint_links.csv",
+    "hotspots.csv", "summary.json", "summary.md", "map.html", "manifest.json",
+)
+
 #: progress callback: (stage name, event) with event "start" or "done"
 Progress = Callable[[str, str], None]
 
@@ -107,12 +115,16 @@ def run(
     # fail before any work when an input is missing, rather than after the first stages
     for feed, path in (("cells", cells), ("tests", tests), ("kpis", kpis),
                        ("complaints", complaints), ("subscribers", subscribers)):
-        if path is not None and not Path(path).is_file():
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            raise InputError(path, f"{feed} input is a folder, not a file")
+        if not Path(path).is_file():
             raise InputError(path, f"{feed} file not found")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rejects_dir = out_dir / "rejects"
-    _clear_stale_rejects(rejects_dir)
+    _clear_stale_outputs(out_dir, rejects_dir)
     st = _Stages(progress)
     result = RunResult(out=out_dir)
     started = dt.datetime.now(dt.UTC)
@@ -170,6 +182,11 @@ def run(
     result.work_orders = wo
 
     summary = summarize(cell_kqi, cell_df, cfg)
+    summary["inputs"] = {
+        name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
+               "rows_rejected": rep.rows_rejected}
+        for name, rep in ing.reports.items()
+    }
     summary["diagnosis"] = diag.summary()
     if links is not None:
         summary["complaints"] = _complaint_summary(links, silent, hotspot_df)
@@ -225,8 +242,10 @@ def run(
     return result
 
 
-def _clear_stale_rejects(rejects_dir: Path) -> None:
-    """A rejects file from an earlier run into the same folder must not pass for this run's."""
+def _clear_stale_outputs(out_dir: Path, rejects_dir: Path) -> None:
+    """An output from an earlier run into the same folder must not pass for this run's."""
+    for name in OUTPUT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     if rejects_dir.is_dir():
         for p in rejects_dir.glob("*.csv"):
             p.unlink()
@@ -251,6 +270,14 @@ def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
 
 def _summary_md(summary: dict[str, Any], case_md: Callable[[dict[str, Any]], str]) -> str:
     lines = [case_md(summary).rstrip(), ""]
+    inputs = summary.get("inputs") or {}
+    if inputs:
+        lines += ["## Inputs", "", "| feed | rows read | accepted | rejected |", "|---|---:|---:|---:|"]
+        for name, c in inputs.items():
+            rej = c["rows_rejected"]
+            note = f" (see rejects/{name}.csv)" if rej else ""
+            lines.append(f"| {name} | {c['rows_read']} | {c['rows_accepted']} | {rej}{note} |")
+        lines.append("")
     diag = summary.get("diagnosis") or {}
     causes = diag.get("cause_counts") or {}
     if causes:

@@ -197,3 +197,23 @@ def test_bad_config_is_one_line(city, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "browsng" in err
     assert "bad.toml" in err
     assert len(err.strip().splitlines()) == 1  # nothing ran: config is read first
+
+
+def test_rerun_into_same_folder_leaves_no_stale_outputs(city, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    args = ["run", "--cells", str(city.cells), "--tests", str(city.tests), "--kpis", str(city.kpis),
+            "--out", str(out)]
+    code, stdout, _ = _kqi([*args, "--complaints", str(city.complaints)], capsys)
+    assert code == 0
+    assert (out / "complaint_links.csv").exists()
+    assert "rows rejected" in stdout  # the planted malformed rows are reported, not only filed
+    code, _, _ = _kqi(args, capsys)
+    assert code == 0
+    assert not (out / "complaint_links.csv").exists()
+    assert not (out / "hotspots.csv").exists()
+    assert not (out / "rejects" / "complaints.csv").exists()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert "complaints" not in manifest["feeds"]
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert on_disk == {*manifest["outputs"], "manifest.json"}

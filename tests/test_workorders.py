@@ -197,7 +197,11 @@ def test_workbook_sheets_values_and_formats(tmp_path):
     assert path.is_file()
     assert not list(tmp_path.glob(".*tmp"))
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Nokia", "ZTE", "Unknown vendor"]
+    assert wb.sheetnames == ["Summary", "All orders", "Nokia", "ZTE", "Unknown vendor"]
+    everything = [r[1] for r in wb["All orders"].iter_rows(min_row=2, values_only=True)]
+    assert len(everything) == wo.height
+    assert [r[0] for r in wb["All orders"].iter_rows(min_row=2, values_only=True)] == sorted(
+        wo["rank"].to_list())
 
     zte = wb["ZTE"]
     header = [c.value for c in zte[1]]
@@ -336,7 +340,8 @@ def test_vendor_sheet_names_are_valid_and_unique(tmp_path):
     wo = build().with_columns(
         pl.Series("vendor", ["Huawei/ZTE [east]", "huawei/zte [east]", "Nokia", "x" * 40]))
     wb = load_workbook(write_work_orders_xlsx(tmp_path / "w.xlsx", wo, {}, None))
-    names = wb.sheetnames[1:]
+    assert wb.sheetnames[1] == "All orders"
+    names = wb.sheetnames[2:]
     assert len({n.lower() for n in names}) == 4
     assert all(len(n) <= 31 and not any(ch in n for ch in "[]:*?/\\") for n in names)
     assert names[0].startswith("Huawei_ZTE")
