@@ -192,6 +192,21 @@ def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk:
                    f"{c.complaints.name}, {c.truth.name}")
 
 
+@cli.command("map-assets")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def map_assets(ctx: click.Context, folder: Path | None) -> None:
+    """Fetch Leaflet and its plugins (npm registry) for maps that work offline.
+
+    Without FOLDER they go to ~/.cache/kqi/map-assets, which later maps use by themselves.
+    """
+    from maps import fetch_assets
+
+    root = fetch_assets(folder)
+    if not ctx.obj["quiet"]:
+        _out.print(f"map assets ready in {root}; maps made from now on carry them (work offline)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))

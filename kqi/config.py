@@ -172,7 +172,8 @@ class OutputConfig:
     excel: bool = True
     map: bool = True
     map_tiles: str = "OpenStreetMap"       # a tile URL template, a folium name, or "none"
-    map_assets: str = ""                   # folder or URL prefix with local Leaflet JS/CSS (offline)
+    map_assets: str = "auto"               # auto (local copy if fetched, else CDN) | "" (CDN) |
+    #                                        a folder or URL prefix with Leaflet JS/CSS (offline)
 
 
 @dataclass(frozen=True)

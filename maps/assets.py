@@ -8,7 +8,10 @@ an npm package at a pinned version, so one layout serves every source::
 
 ``config.output.map_assets`` picks the source:
 
-- ``""`` (default): the public CDN, ``https://cdn.jsdelivr.net/npm`` (that same layout);
+- ``"auto"`` (default): the folder :func:`default_cache_dir` when it holds every file (as
+  ``kqi map-assets`` leaves it), so a map made on a machine that fetched the assets once works
+  offline; the public CDN otherwise;
+- ``""``: the public CDN, ``https://cdn.jsdelivr.net/npm`` (that same layout);
 - a URL prefix (``http://``, ``https://`` or ``//``): an intranet web server holding the layout;
 - a folder: the files are read from it and inlined into ``map.html`` (images in the CSS become
   data URIs), so the page is one self-contained file that opens with no network at all.
@@ -106,13 +109,18 @@ def head_html(source: str) -> str:
     Parameters
     ----------
     source : str
-        ``config.output.map_assets``: ``""`` for the CDN, a URL prefix, or a folder to inline from.
+        ``config.output.map_assets``: ``"auto"`` (the local cache when complete, else the CDN),
+        ``""`` for the CDN, a URL prefix, or a folder to inline from.
 
     Raises
     ------
     MapError
         ``source`` is a folder that does not exist or lacks a needed file.
     """
+    if source == "auto":
+        cache = default_cache_dir()
+        source = str(cache) if cache.is_dir() and not missing_files(cache) else ""
+        log.info("map assets: %s", source or "public CDN (no complete local copy)")
     if source == "" or is_url_prefix(source):
         prefix = (source or CDN_PREFIX).rstrip("/")
         tags = []

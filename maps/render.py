@@ -80,6 +80,24 @@ HEAT_LAYER = "Complaints (heat)"
 POINT_LAYER = "Complaints (points)"
 
 
+#: shown instead of a blank page when the Leaflet library could not be loaded (an offline machine
+#: and CDN-hosted assets): says what happened and how to fix it
+_NO_LEAFLET = """
+<script>
+window.addEventListener("load", function () {
+    if (typeof L !== "undefined") { return; }
+    var d = document.createElement("div");
+    d.id = "kqi-no-leaflet";
+    d.style.cssText = "font:15px/1.5 sans-serif;max-width:46em;margin:3em auto;padding:1em 1.5em;"
+        + "border:1px solid #c00;border-radius:6px;background:#fff5f5";
+    d.textContent = "This map could not load its Leaflet library (no internet access?). "
+        + "Fetch a local copy once with `kqi map-assets` (from the npm registry), then re-run kqi: "
+        + "the map then carries the library inside map.html. See docs/maps.md (offline use).";
+    document.body.insertBefore(d, document.body.firstChild);
+});
+</script>"""
+
+
 def render_map(
     path: str | Path,
     *,
@@ -149,7 +167,8 @@ def render_map(
     fmap.options["max_zoom"] = MAX_ZOOM
     root = fmap.get_root()
     # the empty icon keeps the browser from asking the server for /favicon.ico
-    root.header.add_child(_Raw('<link rel="icon" href="data:,"/>\n' + assets), name="kqi_assets")
+    root.header.add_child(_Raw('<link rel="icon" href="data:,"/>\n' + assets + _NO_LEAFLET),
+                          name="kqi_assets")
     fmap.default_js = []
     fmap.default_css = []
 

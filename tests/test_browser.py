@@ -205,3 +205,20 @@ def test_map_in_headless_chromium(chromium: str, assets: Path, tmp_path: Path) -
 
         assert browser.evaluate("typeof window.__pwned") == "undefined"
         assert browser.errors() == []
+
+
+def test_map_without_leaflet_says_why(chromium: str, tmp_path: Path) -> None:
+    """Offline with CDN-hosted assets, the page explains itself instead of staying blank."""
+    inputs = city_inputs(tmp_path / "city")
+    # an address on this machine where nothing listens: the library cannot load, as offline
+    cfg = replace(Config(), output=OutputConfig(map_tiles="none", map_assets="http://127.0.0.1:9/npm"))
+    site = tmp_path / "site"
+    render_map(site / "map.html", config=cfg, cells=inputs["cells"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(site) as base, Browser(chromium, width=1000, height=600) as browser:
+        browser.navigate(f"{base}/map.html")
+        browser.wait_for('document.getElementById("kqi-no-leaflet") !== null', timeout=30)
+        text = browser.evaluate('document.getElementById("kqi-no-leaflet").textContent')
+        browser.screenshot(ARTIFACTS / "map-no-leaflet.png")
+    assert "could not load its Leaflet library" in text
+    assert "kqi map-assets" in text

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -396,8 +397,9 @@ def test_bad_cells_raise_map_error(tmp_path: Path, inputs: dict, fake_assets: Pa
 
 # ---- assets and tiles --------------------------------------------------------------------------
 
-def test_default_uses_pinned_cdn_and_no_unused_libraries(tmp_path: Path, inputs: dict) -> None:
-    page = render(tmp_path, Config(), cells=inputs["cells"], complaints=inputs["complaints"])
+def test_cdn_uses_pinned_urls_and_no_unused_libraries(tmp_path: Path, inputs: dict) -> None:
+    cdn = replace(Config(), output=OutputConfig(map_assets=""))
+    page = render(tmp_path, cdn, cells=inputs["cells"], complaints=inputs["complaints"])
     urls = set(re.findall(r'(?:src|href)="(https?://[^"]+)"', page))
     want = {f"{map_assets.CDN_PREFIX}/{p.folder}/{f}" for p in map_assets.PACKAGES
             for f in (*p.js, *p.css)}
@@ -488,6 +490,21 @@ def test_fetch_assets_checks_integrity(tmp_path: Path, monkeypatch: pytest.Monke
 def test_fetch_assets_without_npm(tmp_path: Path) -> None:
     with pytest.raises(MapError, match="not found"):
         map_assets.fetch_assets(tmp_path, npm="no-such-npm-here")
+
+
+def test_auto_assets_use_the_local_copy_when_complete(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inputs: dict, fake_assets: Path) -> None:
+    assert Config().output.map_assets == "auto"
+    monkeypatch.setenv("KQI_CACHE_DIR", str(tmp_path / "empty-cache"))
+    page = render(tmp_path, Config(), cells=inputs["cells"])
+    assert map_assets.CDN_PREFIX in page           # nothing fetched: the public CDN
+    assert "kqi-no-leaflet" in page                 # and a clear message if it cannot load
+    cache = tmp_path / "cache"
+    shutil.copytree(fake_assets, cache / "map-assets")
+    monkeypatch.setenv("KQI_CACHE_DIR", str(cache))
+    page = render(tmp_path, Config(), cells=inputs["cells"])
+    assert map_assets.CDN_PREFIX not in page        # fetched once: inlined, works offline
+    assert "window.loaded_" in page
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
