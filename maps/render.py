@@ -687,8 +687,11 @@ def _add_complaints(fmap: folium.Map, complaints: pl.DataFrame | None,
         return (pl.col(name).cast(pl.String) if name in c.columns
                 else pl.lit(None, pl.String)).alias(name)
 
+    # times as a person reads them: "2026-11-03 20:39 UTC", not an ISO string with microseconds
+    ts = (pl.col("ts").dt.strftime("%Y-%m-%d %H:%M UTC").alias("ts")
+          if "ts" in c.columns and c.schema["ts"].is_temporal() else col("ts"))
     df = c.select(
-        pl.col("complaint_id").cast(pl.String), col("ts"), col("category"), col("description"),
+        pl.col("complaint_id").cast(pl.String), ts, col("category"), col("description"),
         col("cell_id"), pl.col("lat").cast(pl.Float64), pl.col("lon").cast(pl.Float64),
     )
     ok = (df["lat"].is_not_null() & df["lon"].is_not_null() & df["lat"].is_finite()
