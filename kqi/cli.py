@@ -60,7 +60,29 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
+
+
+def _verbosity_option(fn: Any) -> Any:
+    """-v / -q accepted after the subcommand too (``kqi run ... -q``), as scripts write them."""
+
+    def set_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+        if value:
+            root = ctx.find_root()
+            root.obj["verbose"] = max(root.obj["verbose"], value)
+            _setup_logging(root.obj["verbose"], root.obj["quiet"])
+
+    def set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            root = ctx.find_root()
+            root.obj["quiet"] = True
+            _setup_logging(root.obj["verbose"], True)
+
+    fn = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=set_quiet,
+                      help="Only errors.")(fn)
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=set_verbose,
+                        help="More log output (-vv for debug).")(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,6 +144,7 @@ def _report(result: Any, quiet: bool) -> None:
 
 
 @cli.command()
+@_verbosity_option
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("kqi-demo"), show_default=True, help="Folder for the city and the results.")
 @click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
@@ -151,6 +174,7 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
 
 
 @cli.command("run")
+@_verbosity_option
 @click.option("--cells", type=click.Path(path_type=Path), required=True, help="Cells (engineering parameters).")
 @click.option("--tests", type=click.Path(path_type=Path), required=True,
               help="App-perception tests (per test, or pre-aggregated).")
@@ -175,6 +199,7 @@ def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints
 
 
 @cli.command()
+@_verbosity_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True)
 @click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True, help="Days of data.")
@@ -193,6 +218,7 @@ def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk:
 
 
 @cli.command("map-assets")
+@_verbosity_option
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context
 def map_assets(ctx: click.Context, folder: Path | None) -> None:

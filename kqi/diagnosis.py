@@ -175,7 +175,13 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         (pl.col("alarm_count").cast(pl.Int64) if "alarm_count" in kpis.columns
          else pl.lit(None, dtype=pl.Int64)).alias("alarm_count"),
     ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))
-    if d.busy_hours:
+    if k.height and k["hour"].n_unique() == 1:
+        # a daily feed (the contract allows one): every row sits at the same hour, so there are
+        # no busy hours to pick; the daily figures are the evidence, stated as such in the log
+        log.warning("cell KPIs hold one time of day only (a daily feed?): busy-hour evidence "
+                    "uses every row")
+        busy = pl.Series(np.ones(k.height, dtype=bool))
+    elif d.busy_hours:
         busy = k["hour"].is_in(list(d.busy_hours))
     else:
         busy = pl.Series(_busy_lookup(k, d.busy_hour_count)[k["key"].to_numpy()])

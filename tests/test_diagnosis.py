@@ -385,6 +385,24 @@ def test_busy_hours_are_each_cells_top_traffic_hours() -> None:
     assert ev["ul_interference_dbm"][1] < -114.0
 
 
+def test_daily_kpis_use_every_row(caplog: pytest.LogCaptureFixture) -> None:
+    # a daily feed: one row per cell and day, all at midnight; "busy hours" would otherwise be
+    # that one hour plus three empty ones and keep only a quarter of nothing
+    days = [dt.datetime(2026, 11, d, tzinfo=dt.UTC) for d in range(2, 9)]
+    kpis = pl.DataFrame({
+        "ts": days * 2, "cell_id": ["A"] * 7 + ["B"] * 7,
+        "prb_util_dl": [85.0] * 7 + [40.0, 50.0, 60.0, 40.0, 50.0, 60.0, 50.0],
+        "ul_interference_dbm": [-116.0] * 7 + [-96.0] * 7,
+    })
+    cfg = cfg_with(busy_hours=(19, 20, 21, 22))
+    with caplog.at_level("WARNING", logger="kqi.diagnosis"):
+        ev = extract_evidence(kpis, pl.DataFrame(), cfg, isd=no_isd(kpis))
+    assert "daily feed" in caplog.text
+    assert ev["prb_util_busy"].to_list() == pytest.approx([85.0, 50.0])
+    assert ev["ul_interference_dbm"].to_list() == pytest.approx([-116.0, -96.0])
+    assert ev["kpi_hours"].to_list() == [7, 7]
+
+
 def test_evidence_with_missing_columns_and_nan() -> None:
     kpis = pl.DataFrame({
         "ts": [T0, T0 + dt.timedelta(hours=1)], "cell_id": ["A", "A"],

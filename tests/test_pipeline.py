@@ -217,3 +217,16 @@ def test_rerun_into_same_folder_leaves_no_stale_outputs(city, tmp_path: Path,
     assert "complaints" not in manifest["feeds"]
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert on_disk == {*manifest["outputs"], "manifest.json"}
+
+
+def test_quiet_and_verbose_after_the_subcommand(city, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["run", "--cells", str(city.cells), "--tests", str(city.tests), "--kpis", str(city.kpis),
+            "--out", str(tmp_path / "o")]
+    code, out, err = _kqi([*args, "-q"], capsys)
+    assert code == 0
+    assert out == ""
+    assert "✓" not in err
+    code, out, _ = _kqi([*args, "-v"], capsys)
+    assert code == 0
+    assert "wrote to" in out
