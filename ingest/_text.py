@@ -10,24 +10,32 @@ path only runs on chunks that have such an anomaly.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from kqi.errors import InputError
 from kqi.schema import TIMESTAMP_FORMATS
 
+from ._kernels import _count_byte, _spread
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: bytes read to decide the encoding and the delimiter
 SAMPLE_BYTES = 1 << 20
@@ -36,6 +44,7 @@ _MIN_CHUNK_BYTES = 1 << 20
 _MAX_CHUNK_BYTES = 256 << 20
 _DELIMITERS = (",", "\t", ";", "|")
 _UTF8_BOM = codecs.BOM_UTF8
+_NEWLINE = np.uint8(10)
 #: pieces of a chunk this small or smaller are parsed by Python's csv module when pyarrow balks
 _SLOW_PIECE_BYTES = 64 << 10
 #: chunks that may fail typed conversion before a file is read as text only
@@ -164,6 +173,64 @@ class Malformed:
 
 
 @dataclass
+class Coded:
+    """A text column as read from a dictionary encoding: its distinct values (a few thousand for
+    a million rows of ``cell_id``) and each row's index into them.
+
+    Work that depends only on the value (cleaning, code lookup) is done once per value and spread
+    to the rows by the index, instead of once per row.
+    """
+
+    values: pl.Series            # String; may hold duplicates and nulls
+    index: np.ndarray            # int32 per row into ``values``; -1 for a null
+
+    @classmethod
+    def from_arrow(cls, arr: pa.Array | pa.ChunkedArray) -> Coded:
+        """From a dictionary-encoded Arrow array (chunks with their own dictionaries too)."""
+        if isinstance(arr, pa.ChunkedArray) and arr.num_chunks > 1:
+            # one dictionary for the lot (pyarrow's CSV reader gives one per block)
+            arr = arr.combine_chunks()
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        values: list[pl.Series] = []
+        index: list[np.ndarray] = []
+        offset = 0
+        for ch in chunks:
+            ix = ch.indices
+            if ix.null_count:
+                ix = pc.fill_null(ix, -1)
+            ix = ix.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+            if offset:
+                ix = np.where(ix >= 0, ix + offset, ix).astype(np.int32, copy=False)
+            dct = pl.Series(ch.dictionary.cast(pa.large_string()), dtype=pl.String) \
+                if len(ch.dictionary) else pl.Series([], dtype=pl.String)
+            values.append(dct)
+            index.append(ix)
+            offset += len(dct)
+        if not chunks:
+            return cls(pl.Series([], dtype=pl.String), np.empty(0, dtype=np.int32))
+        return cls(pl.concat(values) if len(values) > 1 else values[0],
+                   np.concatenate(index) if len(index) > 1 else index[0])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def spread(self, per_value: np.ndarray, null: object) -> np.ndarray:
+        """``per_value[index]``, with ``null`` for rows whose index is -1."""
+        out = np.empty(len(self.index), dtype=per_value.dtype)
+        _spread(per_value, self.index, per_value.dtype.type(null), out)
+        return out
+
+    def decode(self, idx: np.ndarray | None = None) -> pl.Series:
+        """The rows' text (all rows, or rows ``idx``)."""
+        ix = self.index if idx is None else self.index[idx]
+        s = pl.Series(ix, dtype=pl.Int32)
+        return self.values.gather(s.set(s < 0, None) if (ix < 0).any() else s)
+
+    def slice(self, start: int, n: int) -> Coded:
+        return Coded(self.values, self.index[start:start + n])
+
+
+@dataclass
 class RawChunk:
     """Consecutive records: their columns (text, or typed where the source types them), line
     numbers, and a way back to every source column as text for the rows that get rejected."""
@@ -172,13 +239,45 @@ class RawChunk:
     lines: np.ndarray            # int64, physical line (Parquet: 1-based row) of each record
     malformed: list[Malformed] = field(default_factory=list)
     text: Callable[[np.ndarray], pl.DataFrame] | None = None
+    #: text columns read dictionary-encoded (not in :attr:`frame`)
+    coded: dict[str, Coded] = field(default_factory=dict)
+
+    def column(self, name: str) -> pl.Series:
+        """A source column as a series (a dictionary-encoded one decoded)."""
+        if name in self.coded:
+            return self.coded[name].decode().alias(name)
+        return self.frame.get_column(name)
 
     def text_rows(self, idx: np.ndarray) -> pl.DataFrame:
         """Rows ``idx`` (positions in :attr:`frame`) with their source columns as text."""
         if self.text is not None:
             return self.text(idx)
         sub = self.frame[idx]
+        if self.coded:
+            sub = sub.with_columns(c.decode(idx).alias(name) for name, c in self.coded.items())
         return sub.with_columns(pl.all().cast(pl.String))
+
+
+def _prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+    """The items of ``items``, made up to ``depth`` ahead in a worker thread while the caller
+    works (pyarrow and polars release the GIL). Memory stays bounded by ``depth`` items; errors
+    surface at the item they belong to; closing this closes ``items``."""
+    with ThreadPoolExecutor(1, thread_name_prefix="kqi-read") as pool:
+        ahead: deque[Future[T | None]] = deque()
+        try:
+            ahead.extend(pool.submit(next, items, None) for _ in range(depth))
+            while (item := ahead.popleft().result()) is not None:
+                ahead.append(pool.submit(next, items, None))
+                yield item
+        finally:
+            for f in ahead:
+                f.cancel()
+            for f in ahead:
+                if not f.cancelled():
+                    with contextlib.suppress(BaseException):
+                        f.result()
+            if hasattr(items, "close"):
+                items.close()
 
 
 class CsvSource:
@@ -197,6 +296,8 @@ class CsvSource:
     def __init__(self, path: Path, encoding: str, batch_rows: int) -> None:
         self.path = path
         self._hash = hashlib.sha256()
+        self._hasher: threading.Thread | None = None
+        self._digest: str | None = None
         self._offset = 0
         # the file is open only while reading: a source opened and never read holds no handle
         try:
@@ -251,13 +352,54 @@ class CsvSource:
     def _read(self, n: int) -> bytes:
         assert self._fh is not None
         data = self._fh.read(n)
-        self._hash.update(data)
+        if self._hasher is None:
+            self._hash.update(data)
         self._offset += len(data)
         return data
+
+    def _read_into(self, buf: bytearray, n: int) -> int:
+        """Append up to ``n`` bytes of the file to ``buf`` (read in place: no copy of the chunk)."""
+        assert self._fh is not None
+        old = len(buf)
+        buf.extend(bytes(n))
+        with memoryview(buf) as mv:
+            got = self._fh.readinto(mv[old:])
+        del buf[old + got:]
+        if self._hasher is None:
+            self._hash.update(memoryview(buf)[old:])
+        self._offset += got
+        return got
+
+    def _first_read(self, pending: bytes) -> bytearray:
+        """``pending`` and up to a chunk of the file after it, read in place into one buffer."""
+        assert self._fh is not None
+        k = len(pending)
+        buf = bytearray(k + self._chunk_bytes)
+        buf[:k] = pending
+        with memoryview(buf) as mv:
+            got = self._fh.readinto(mv[k:])
+        if got < self._chunk_bytes:
+            del buf[k + got:]
+        if self._hasher is None:
+            self._hash.update(memoryview(buf)[k:])
+        self._offset += got
+        if not got:
+            self._eof = True
+        return buf
+
+    def _hash_file(self) -> None:
+        with contextlib.suppress(OSError), self.path.open("rb") as fh:  # raised again by sha256
+            self._digest = hashlib.file_digest(fh, "sha256").hexdigest()
 
     @property
     def sha256(self) -> str:
         """Hex digest of the bytes read so far (the whole file once :meth:`chunks` is exhausted)."""
+        if self._hasher is not None:
+            self._hasher.join()
+            if self._digest is None:
+                with self.path.open("rb") as fh:
+                    self._digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            return self._digest
         return self._hash.hexdigest()
 
     def close(self) -> None:
@@ -265,11 +407,16 @@ class CsvSource:
 
     def chunks(self) -> Iterator[RawChunk]:
         """Yield the data records in chunks, in file order."""
+        if self._hasher is None:
+            # the whole file's checksum, in a thread beside the parse (hashlib releases the GIL)
+            self._hasher = threading.Thread(target=self._hash_file, name="kqi-sha256", daemon=True)
+            self._hasher.start()
         try:
             with self.path.open("rb") as fh:
                 fh.seek(self._offset)
                 self._fh = fh
-                yield from self._chunks()
+                # parsed a chunk ahead of the caller's validation, in a worker thread
+                yield from _prefetched(self._chunks(), 1)
         except OSError as exc:
             raise InputError(self.path, f"cannot read file ({exc.strerror or exc})") from None
         finally:
@@ -277,13 +424,11 @@ class CsvSource:
 
     def _chunks(self) -> Iterator[RawChunk]:
         while True:
-            buf = self._pending
+            buf = self._first_read(self._pending)
             while not self._eof and len(buf) < self._chunk_bytes:
-                more = self._read(self._chunk_bytes)
-                if not more:
+                if not self._read_into(buf, self._chunk_bytes):
                     self._eof = True
                     break
-                buf += more
             if not buf:
                 return
             if self._eof:
@@ -292,15 +437,16 @@ class CsvSource:
                 end = _record_end(buf, b'"' in buf)
                 while end < 0 and not self._eof:
                     # a record longer than a chunk (or an unterminated quote): read on
-                    more = self._read(self._chunk_bytes)
-                    if not more:
+                    if not self._read_into(buf, self._chunk_bytes):
                         self._eof = True
                         end = len(buf)
                         break
-                    buf += more
                     end = _record_end(buf, b'"' in buf)
-            chunk, self._pending = buf[:end], buf[end:]
-            newlines = chunk.count(b"\n")
+            # the chunk is the buffer itself, cut at the record boundary (no copy)
+            self._pending = bytes(buf[end:])
+            del buf[end:]
+            chunk = buf
+            newlines = int(_count_byte(np.frombuffer(chunk, dtype=np.uint8), _NEWLINE))
             if chunk and not chunk.isspace():
                 yield self._parse(chunk, newlines)
             self._next_line += newlines
@@ -309,7 +455,7 @@ class CsvSource:
 
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""
-        if self._eof:
+        if self._eof or self._hasher is not None:
             return
         with self.path.open("rb") as fh:
             fh.seek(self._offset)
@@ -340,6 +486,14 @@ class CsvSource:
         """
         self._types = dict(types)
 
+    def set_dictionary(self, columns: list[str]) -> None:
+        """Read these text columns dictionary-encoded (:attr:`RawChunk.coded`) on the typed path."""
+        if set(self._types) <= set(columns):
+            return  # nothing left to give the chunk its height
+        for c in columns:
+            if self._types.get(c) == pa.string():
+                self._types[c] = pa.dictionary(pa.int32(), pa.string())
+
     def _parse(self, chunk: bytes, newlines: int) -> RawChunk:
         data = self._to_utf8(chunk)
         # transcoding keeps every line break, so the raw chunk's count holds for ``data`` too
@@ -347,10 +501,12 @@ class CsvSource:
         if self._types and self._typed_failures < _TYPED_TRIES:
             table = self._read_arrow(data, self._types, list(self._types))
             if table is not None and table.num_rows == n_lines:
-                frame = pl.from_arrow(table)
+                coded = {name: Coded.from_arrow(table.column(name)) for name in table.column_names
+                         if pa.types.is_dictionary(table.schema.field(name).type)}
+                frame = pl.from_arrow(table.drop_columns(list(coded)) if coded else table)
                 assert isinstance(frame, pl.DataFrame)
                 lines = np.arange(self._next_line, self._next_line + n_lines, dtype=np.int64)
-                return RawChunk(frame, lines, text=lambda idx: self._lines_as_text(data, idx))
+                return RawChunk(frame, lines, text=lambda idx: self._lines_as_text(data, idx), coded=coded)
             self._typed_failures += 1
         return self._parse_text(data, self._next_line, n_lines)
 

@@ -1,0 +1,123 @@
+"""Ingest's numba kernels against plain-Python references, and the per-value code paths they
+serve (dictionary-encoded ``cell_id`` / ``service``) against reading the same rows as plain text."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest import Ingest
+from ingest._kernels import _all_pass, _count_byte, _first_rows, _spread
+from kqi.config import Config
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def first_rows_reference(index: list[int], ok: list[bool], n_values: int) -> list[int]:
+    first = [len(index)] * n_values
+    for i, (v, good) in enumerate(zip(index, ok, strict=True)):
+        if v >= 0 and good and first[v] == len(index):
+            first[v] = i
+    return first
+
+
+def all_pass_reference(values: list[float], valid: list[bool], lo: float, hi: float, whole: bool) -> bool:
+    for v, present in zip(values, valid, strict=True):
+        if not present:
+            continue
+        if not math.isfinite(v) or v < lo or v > hi or (whole and v != math.floor(v)):
+            return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(n_values=st.integers(0, 6), data=st.data())
+def test_first_rows_matches_reference(n_values: int, data: st.DataObject) -> None:
+    index = data.draw(st.lists(st.integers(-1, n_values - 1), max_size=60))
+    ok = data.draw(st.lists(st.booleans(), min_size=len(index), max_size=len(index)))
+    got = _first_rows(_ro(np.array(index, dtype=np.int32)), _ro(np.array(ok, dtype=bool)), n_values)
+    assert got.tolist() == first_rows_reference(index, ok, n_values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(per_value=st.lists(st.integers(-128, 127), min_size=1, max_size=8), data=st.data())
+def test_spread_matches_reference(per_value: list[int], data: st.DataObject) -> None:
+    index = data.draw(st.lists(st.integers(-1, len(per_value) - 1), max_size=60))
+    for dtype in (np.int8, np.int32):
+        out = np.empty(len(index), dtype=dtype)
+        _spread(_ro(np.array(per_value, dtype=dtype)), _ro(np.array(index, dtype=np.int32)), dtype(-1), out)
+        assert out.tolist() == [per_value[j] if j >= 0 else -1 for j in index]
+    flags = [v % 2 == 0 for v in per_value]
+    out = np.empty(len(index), dtype=bool)
+    _spread(_ro(np.array(flags)), _ro(np.array(index, dtype=np.int32)), np.bool_(True), out)
+    assert out.tolist() == [flags[j] if j >= 0 else True for j in index]
+
+
+_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from([0.0, -0.0, 1.0, 0.5, 100.0, 100.5, -150.0, 2.0**53]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_FLOATS, max_size=40), data=st.data(),
+       lo=st.sampled_from([-math.inf, 0.0, -150.0]), hi=st.sampled_from([math.inf, 1.0, 100.0]),
+       whole=st.booleans(), start=st.integers(0, 9))
+def test_all_pass_matches_reference(values: list[float], data: st.DataObject, lo: float, hi: float,  # noqa: PLR0917
+                                    whole: bool, start: int) -> None:
+    valid = data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values)))
+    # the range starts mid-byte of the bitmap, as in a batch sliced from a bigger one
+    vals = [7.0] * start + values
+    bits = [True] * start + valid
+    bitmap = np.packbits(np.array(bits + [False] * (-len(bits) % 8), dtype=bool), bitorder="little")
+    got = _all_pass(_ro(np.array(vals, dtype=np.float64)), _ro(bitmap), start, len(vals), lo, hi, whole)
+    assert bool(got) == all_pass_reference(values, valid, lo, hi, whole)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=300), byte=st.sampled_from([10, 34, 0, 255]))
+def test_count_byte_matches_bytes_count(data: bytes, byte: int) -> None:
+    assert _count_byte(np.frombuffer(data, dtype=np.uint8), np.uint8(byte)) == data.count(bytes([byte]))
+
+
+def test_dictionary_encoded_parquet_reads_as_plain_text(tmp_path: Path) -> None:
+    """Ids and services read through their dictionaries (batches cutting row groups, ids that need
+    cleaning, unknown and missing values) give the rows, codes and rejects of the same file as CSV."""
+    rng = np.random.default_rng(7)
+    n = 5000
+    ids = np.array(["C1", "C2", " C3 ", "4926720.0", "", "X", "C2"], dtype=object)
+    svc = np.array(["browsing", "video", "视频", " Gaming ", "tv", ""], dtype=object)
+    df = pl.DataFrame({
+        "ts": [f"2024-01-01 00:{i // 60 % 60:02d}:{i % 60:02d}" for i in range(n)],
+        "cell_id": pl.Series(ids[rng.integers(0, len(ids), n)].tolist()).set(pl.Series(rng.random(n) < 0.02), None),
+        "service": svc[rng.integers(0, len(svc), n)].tolist(),
+        "rtt_ms": rng.random(n) * 100,
+    })
+    pq.write_table(df.to_arrow(), tmp_path / "t.parquet", row_group_size=1700)
+    df.write_csv(tmp_path / "t.csv")
+    cells = tmp_path / "cells.csv"
+    cells.write_text("cell_id,lat,lon,azimuth\nC1,1,1,0\nC2,1,1,0\nC3,1,1,0\n4926720,1,1,0\n", encoding="utf-8")
+    config = Config()
+    config = type(config)(**{**config.__dict__, "ingest": type(config.ingest)(
+        **{**config.ingest.__dict__, "batch_rows": 1000})})
+    for with_cells in (False, True):
+        got = {}
+        for fmt in ("parquet", "csv"):
+            ing = Ingest(config, None)
+            feed = ing.app_tests(tmp_path / f"t.{fmt}", ing.cells(cells) if with_cells else None)
+            got[fmt] = (feed.collect(), feed.cell_ids.to_list(), ing.rejects["app_tests"])
+        assert got["parquet"][0].equals(got["csv"][0])
+        assert got["parquet"][1] == got["csv"][1]
+        # Parquet lines are row numbers; CSV lines count the header
+        pq_rej = got["parquet"][2].select("line", "reason")
+        csv_rej = got["csv"][2].select(pl.col("line") - 1, "reason")
+        assert pq_rej.height > 0
+        assert pq_rej.equals(csv_rej)
