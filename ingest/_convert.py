@@ -8,12 +8,24 @@ formats) only touch the rows the fast branch could not convert.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from kqi.schema import SERVICE_ALIASES, SERVICE_CODE, TIMESTAMP_FORMATS, Column
+from kqi.schema import (
+    COMPACT_TIMESTAMP_FORMATS,
+    PLAUSIBLE_YEARS,
+    SERVICE_ALIASES,
+    SERVICE_CODE,
+    TIMESTAMP_FORMATS,
+    Column,
+)
+
+from ._kernels import _all_pass
 
 #: text read as a missing value in numeric and timestamp columns (after lower-casing)
 NULL_TOKENS: tuple[str, ...] = ("", "-", "--", "na", "n/a", "nan", "null", "none", "#n/a", "\\n", "空")
@@ -104,37 +116,83 @@ def _is_null_token(s: pl.Series) -> pl.Series:
     return s.str.to_lowercase().is_in(NULL_TOKENS)
 
 
-def _passes(s: pl.Series, col: Column) -> bool:
-    """Whether every non-null value of the numeric series ``s`` passes ``col``'s checks."""
-    if s.null_count() == len(s):
+def _stats(src: str, col: Column, dtype: pl.DataType) -> list[pl.Expr]:
+    """Reductions :func:`_passes_stats` needs for one column (computed for all in one select)."""
+    c = pl.col(src)
+    exprs = [c.null_count().alias(f"{src}\0n"), c.min().alias(f"{src}\0lo"), c.max().alias(f"{src}\0hi")]
+    if dtype.is_float():
+        exprs.append(c.sum().alias(f"{src}\0sum"))
+        if col.kind in ("int", "flag"):
+            exprs.append((c.floor() == c).all().alias(f"{src}\0whole"))
+    return exprs
+
+
+def _passes_stats(stats: dict[str, object], src: str, col: Column, n: int, dtype: pl.DataType) -> bool:
+    """Whether every non-null value of the numeric column passes ``col``'s checks, from its stats."""
+    if stats[f"{src}\0n"] == n:
         return True
-    if s.dtype.is_float():
+    if dtype.is_float():
         # NaN or an infinity anywhere makes the sum non-finite (a finite sum that overflows
         # only sends the column down the careful path)
-        total = s.sum()
-        if total is None or not math.isfinite(total):
+        total = stats[f"{src}\0sum"]
+        if not isinstance(total, int | float) or not math.isfinite(total):
             return False
-    lo, hi = s.min(), s.max()
+    lo, hi = stats[f"{src}\0lo"], stats[f"{src}\0hi"]
     if not isinstance(lo, int | float) or not isinstance(hi, int | float):
         return False
     if (col.lo is not None and lo < col.lo) or (col.hi is not None and hi > col.hi):
         return False
     if col.kind == "flag" and not (lo >= 0 and hi <= 1):
         return False
-    if col.kind in ("int", "flag") and s.dtype.is_float():
-        return bool((s.floor() == s).all())
+    if col.kind in ("int", "flag") and dtype.is_float():
+        return bool(stats[f"{src}\0whole"])
     return True
 
 
 def clean_numeric(frame: pl.DataFrame, columns: dict[str, Column]) -> set[str]:
     """Source columns of ``frame`` already numeric and passing every value check.
 
-    Typed columns (Parquet, typed CSV) are checked with a few reductions (sum, min, max); such a
-    column then needs no per-row check masks at all, which is most of the cost of a clean batch.
+    Typed columns (Parquet, typed CSV) are checked with a few reductions (null count, sum, min,
+    max), all columns' in one parallel select; such a column then needs no per-row check masks
+    at all, which is most of the cost of a clean batch.
     """
-    return {src for src, col in columns.items()
-            if col.kind in ("float", "int", "flag") and frame.schema[src].is_numeric()
-            and _passes(frame.get_column(src), col)}
+    todo = {src: col for src, col in columns.items()
+            if col.kind in ("float", "int", "flag") and frame.schema[src].is_numeric()}
+    # floats: one pass of a kernel (polars' NaN-aware min/max cost more than the rest of a batch)
+    floats = {src for src, col in todo.items() if frame.schema[src].is_float()}
+    passed = {src for src in floats if _float_passes(frame.get_column(src), todo[src])}
+    todo = {src: col for src, col in todo.items() if src not in floats}
+    if not todo:
+        return passed
+    stats = frame.select([e for src, col in todo.items() for e in _stats(src, col, frame.schema[src])]
+                         ).row(0, named=True)
+    return passed | {src for src, col in todo.items()
+                     if _passes_stats(stats, src, col, frame.height, frame.schema[src])}
+
+
+def _float_passes(s: pl.Series, col: Column) -> bool:
+    """Whether every non-null value of the float series ``s`` is finite and passes ``col``'s checks."""
+    n = len(s)
+    if s.null_count() == n:
+        return True
+    arr = s.cast(pl.Float64).to_arrow()
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - polars returns one array
+        arr = arr.combine_chunks()
+    off = arr.offset
+    validity, data = arr.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.float64, count=off + n)
+    valid = (np.frombuffer(validity, dtype=np.uint8, count=(off + n + 7) // 8) if validity is not None
+             else _ALL_VALID[: (off + n + 7) // 8] if off + n <= 8 * len(_ALL_VALID)
+             else np.full((off + n + 7) // 8, 0xFF, dtype=np.uint8))
+    lo = -math.inf if col.lo is None else float(col.lo)
+    hi = math.inf if col.hi is None else float(col.hi)
+    if col.kind == "flag":
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return bool(_all_pass(values, valid, off, off + n, lo, hi, col.kind in ("int", "flag")))
+
+
+_ALL_VALID = np.full(1 << 18, 0xFF, dtype=np.uint8)
+_ALL_VALID.flags.writeable = False
 
 
 def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -> pl.Series:
@@ -297,6 +355,13 @@ class TimestampParser:
                 out = out.scatter(idx.filter(hit), parsed.filter(hit))
                 todo = todo.scatter(idx.filter(hit), False)
         if todo.any():
+            naive_compact = self._compact(text, todo)
+            hit = naive_compact.is_not_null()
+            if hit.any():
+                local = self._localize(naive_compact, checks, col, text)
+                out = out.zip_with(~hit, local)
+                todo = todo & ~hit
+        if todo.any():
             idx = todo.arg_true()
             sub = text.gather(idx)
             num = sub.cast(pl.Float64, strict=False)
@@ -311,10 +376,37 @@ class TimestampParser:
         return out.cast(DATETIME).alias(col.name)
 
     @staticmethod
+    def _compact(text: pl.Series, todo: pl.Series) -> pl.Series:
+        """Naive times from all-digit values of exactly 14, 12 or 8 digits with a plausible year."""
+        n = len(text)
+        naive = full(n, None, pl.Datetime("us"), text.name)
+        digits = todo & text.str.contains(r"^\d+$").fill_null(False)
+        if not digits.any():
+            return naive
+        lengths = text.str.len_bytes()
+        for width, fmt in COMPACT_TIMESTAMP_FORMATS.items():
+            sel = digits & (lengths == width)
+            if not sel.any():
+                continue
+            idx = sel.arg_true()
+            parsed = text.gather(idx).str.strptime(pl.Datetime("us"), fmt, strict=False)
+            lo, hi = PLAUSIBLE_YEARS
+            ok = parsed.is_not_null() & parsed.dt.year().is_between(lo, hi).fill_null(False)
+            if ok.any():
+                naive = naive.scatter(idx.filter(ok), parsed.filter(ok))
+        return naive
+
+    @staticmethod
     def _epoch(v: pl.Series, checks: Checks | None, col: Column, text: pl.Series | None) -> pl.Series:
         v = v.fill_nan(None)
-        # beyond about year 2900 in milliseconds: not a plausible test time
-        finite = v.is_not_null() & (v.abs() < 1e12 * 30) & ~v.is_infinite()
+        # seconds (milliseconds when large) within the plausible years; anything else is a
+        # misread value, not a time
+        lo, hi = PLAUSIBLE_YEARS
+        lo_s = (dt.datetime(lo, 1, 1, tzinfo=dt.UTC)).timestamp()
+        hi_s = (dt.datetime(hi, 1, 1, tzinfo=dt.UTC)).timestamp()
+        secs = pl.select(pl.when(pl.lit(v).abs() >= EPOCH_MS_FROM).then(pl.lit(v) / 1e3)
+                         .otherwise(pl.lit(v))).to_series()
+        finite = v.is_not_null() & ~v.is_infinite() & secs.is_between(lo_s, hi_s).fill_null(False)
         us = pl.select(
             pl.when(pl.lit(finite) & (pl.lit(v).abs() >= EPOCH_MS_FROM)).then(pl.lit(v) * 1e3)
             .when(pl.lit(finite)).then(pl.lit(v) * 1e6)

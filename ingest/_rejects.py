@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from kqi.io import atomic_path, make_inert
+from kqi.privacy import scrub_series
 
 from ._text import Malformed
 
@@ -43,10 +44,16 @@ class RejectSink:
         Source column names, in file order.
     private
         Source columns holding personal data (masked).
+    scrub
+        Free text may hold subscriber numbers (complaints): every other column's text has phone
+        numbers, and the row's own number, masked (:mod:`kqi.privacy`). This also covers a phone
+        column under an unrecognised header, and fields shifted in a malformed row.
     """
 
-    def __init__(self, feed: str, directory: Path | None, columns: list[str], private: list[str]) -> None:
+    def __init__(self, feed: str, directory: Path | None, columns: list[str], private: list[str],
+                 *, scrub: bool = False) -> None:
         self.feed = feed
+        self._scrub = scrub
         self.directory = directory
         self.count = 0
         self._private = set(private)
@@ -73,11 +80,15 @@ class RejectSink:
         if len(lines) == 0:
             return
         cols = [pl.Series("line", lines, dtype=pl.Int64), reasons.alias("reason").cast(pl.String)]
+        own = next((raw.get_column(p).cast(pl.String) for p in self._private if p in raw.columns),
+                   None)
         for src, out in zip(self._src, self._out_names, strict=True):
             s = raw.get_column(src).cast(pl.String) if src in raw.columns else pl.Series(
                 src, [None] * len(lines), dtype=pl.String)
             if src in self._private:
                 s = mask_msisdn(s)
+            elif self._scrub:
+                s = scrub_series(s, own)
             cols.append(s.alias(out))
         self._pending.append(pl.DataFrame(cols))
 

@@ -7,20 +7,24 @@ check; the others are returned. ``rows_read = rows_accepted + rows_rejected`` fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from kqi.config import Config
 from kqi.errors import ConfigError, InputError
-from kqi.schema import APP_TESTS, APP_TESTS_AGG, CELL_KPIS, CELLS, COMPLAINTS, FeedSchema
+from kqi.privacy import scrub_series
+from kqi.schema import APP_TESTS, APP_TESTS_AGG, CELL_KPIS, CELLS, COMPLAINTS, Column, FeedSchema
 
 from ._convert import (
     Checks,
@@ -33,9 +37,10 @@ from ._convert import (
     convert_string,
     full,
 )
+from ._kernels import _first_rows
 from ._rejects import RejectSink
 from ._sources import ParquetSource, open_source, resolve_columns
-from ._text import CsvSource, RawChunk
+from ._text import Coded, CsvSource, RawChunk
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,7 @@ class _CodeMap:
     def add(self, ids: pl.Series) -> None:
         """Give codes to ids not seen before, in first-appearance order."""
         new = ids.drop_nulls().unique(maintain_order=True)
-        new = new.filter(~new.is_in(self._ids))
+        new = new.filter(~new.is_in(self._ids.implode()))
         if len(new):
             self._ids = pl.concat([self._ids, new.alias("cell_id")])
             self._table = self._frame()
@@ -163,7 +168,8 @@ class _Run:
                 self.src.set_types({src: _ARROW_KIND[schema.column(canon).kind]
                                     for canon, src in self.mapping.items()})
             private = [self.mapping["msisdn"]] if "msisdn" in self.mapping else []
-            self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private)
+            self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private,
+                                   scrub=feed == "complaints")
         except BaseException:
             self.src.close()
             raise
@@ -193,7 +199,15 @@ class _Run:
                 value = col.default if col.kind != "service" else None
                 out["service_code" if col.kind == "service" else col.name] = full(n, value, dtype, col.name)
                 continue
-            r = raw.frame.get_column(src)
+            if src in raw.coded:
+                if col.name == "cell_id" and self.raw_ids:
+                    continue  # resolved from its distinct values by the caller
+                if col.kind == "service":
+                    v = _service_coded(col, raw.coded[src], checks)
+                    checks.add(v.is_null(), f"{col.name}: missing value")
+                    out[v.name] = v
+                    continue
+            r = raw.column(src)
             if col.name == "cell_id" and self.raw_ids:
                 # left as read: resolve_ids strips only the values that miss the code table
                 out["cell_id"] = r if r.dtype == pl.String else convert_string(col, r)
@@ -442,6 +456,9 @@ class Ingest:
                 pl.when(half).then(None).otherwise(pl.col("lat")).alias("lat"),
                 pl.when(half).then(None).otherwise(pl.col("lon")).alias("lon"),
             )
+            # a caller's number typed into the description must not outlive the msisdn column
+            frame = frame.with_columns(scrub_series(frame.get_column("description"),
+                                                    frame.get_column("msisdn")))
             ok = ~checks.failing()
             counts["msisdn"] += int(frame.get_column("msisdn").is_not_null().filter(ok).sum())
             counts["unknown_cell"] += int(unknown.filter(ok).sum())
@@ -495,8 +512,11 @@ class Ingest:
         run = _Run(self, "app_tests", schema, path, source=src,
                    extra_notes=["pre-aggregated feed (cell_id, service, tests, good_tests)"] if aggregated else [])
         run.raw_ids = True
+        # cell_id and service are resolved once per distinct value, not once per row
+        if hasattr(src, "set_dictionary"):
+            src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])
         feed = TestsFeed("aggregated" if aggregated else "tests", Path(path), iter(()), codes)
-        feed.batches = self._test_batches(run, codes, feed, aggregated)
+        feed.batches = _one_ahead(self._test_batches(run, codes, feed, aggregated))
         return feed
 
     def _test_batches(self, run: _Run, codes: _CodeMap, feed: TestsFeed, aggregated: bool
@@ -505,19 +525,27 @@ class Ingest:
         dups = _Duplicates(("cell_id", "service_code", "period")) if aggregated else None
         cols = AGG_BATCH_COLUMNS if aggregated else TEST_BATCH_COLUMNS
         try:
+            id_src = run.mapping["cell_id"]
             for raw in run.chunks():
                 values, checks = run.convert(raw)
+                coded = raw.coded.get(id_src)
+                if coded is not None and aggregated:
+                    values["cell_id"] = coded.decode().alias("cell_id")  # the duplicate key
                 frame = pl.DataFrame(values)
                 if aggregated:
                     checks.add(frame.get_column("good_tests") > frame.get_column("tests"),
                                "good_tests: greater than tests", frame.get_column("good_tests"))
-                code = _resolve_ids(codes, frame.get_column("cell_id"), checks)
+                if coded is None:
+                    ids = frame.get_column("cell_id")
+                    coded = Coded(ids, np.arange(len(ids), dtype=np.int32))
+                code = _resolve_ids(codes, coded, checks)
                 if dups is not None:
                     checks.add(dups.check(frame, ~checks.failing()),
                                "period: duplicate cell_id, service and period")
                 out = run.split(raw, frame.with_columns(code).select(cols), checks)
                 for start in range(0, out.height, limit):
                     yield out.slice(start, limit)
+            yield _LAST  # the report is made when the consumer asks past the last batch
             run.finish()
             feed.exhausted = True
         except BaseException:
@@ -525,27 +553,84 @@ class Ingest:
             raise
 
 
-def _resolve_ids(codes: _CodeMap, raw: pl.Series, checks: Checks) -> pl.Series:
+#: what :meth:`Ingest._test_batches` yields after its last batch, before it finishes the feed
+_LAST = pl.DataFrame()
+
+
+def _one_ahead(batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """The batches, each read and validated in a worker thread while the caller counts the one
+    before (decoding, polars and the kernels release the GIL). One batch ahead, so memory stays
+    bounded; the feed is finished (report, rejects file) when the caller asks past the last batch,
+    in the caller's thread, as without the worker. Errors surface at the batch they belong to."""
+    with ThreadPoolExecutor(1, thread_name_prefix="kqi-ingest") as pool:
+        ahead: Future[pl.DataFrame | None] | None = None
+        try:
+            ahead = pool.submit(next, batches, None)
+            while True:
+                batch = ahead.result()
+                if batch is None:
+                    return
+                if batch is _LAST:
+                    next(batches, None)
+                    return
+                ahead = pool.submit(next, batches, None)
+                yield batch
+        finally:
+            # a caller that stops early: let the step in flight end, then close (abort) the feed
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    ahead.result()
+            batches.close()  # type: ignore[attr-defined]
+
+
+def _resolve_ids(codes: _CodeMap, raw: Coded, checks: Checks) -> pl.Series:
     """cell_code of raw cell_id text; unknown ids are rejected (fixed codes) or coded (growing).
 
-    Exact matches cost one join; only the misses are stripped, checked and looked up again.
+    The work is per distinct value (``raw.values``): exact matches cost one join of the values;
+    only the misses are stripped, checked and looked up again; rows take their value's code
+    through ``raw.index``. Growing codes are given in the order of each id's first passing row.
     """
-    code = codes.lookup(raw)
+    values = raw.values
+    code = codes.lookup(values)
     miss = code.is_null()
-    if not miss.any():
-        return code
-    n = len(raw)
-    idx = miss.arg_true()
-    clean = convert_string(CELL_ID, raw.gather(idx))
-    checks.add(full(n, False, pl.Boolean).scatter(idx, clean.is_null()), "cell_id: missing value")
-    if not codes.fixed:
-        ok = ~checks.failing().gather(idx)
-        codes.add(clean.filter(ok))
-    sub = codes.lookup(clean)
-    if codes.fixed:
-        unknown = full(n, False, pl.Boolean).scatter(idx, sub.is_null() & clean.is_not_null())
-        checks.add(unknown, "cell_id: not in the cells table", raw)
-    return code.scatter(idx, sub)
+    if miss.any() or (raw.index < 0).any():  # a miss, or a null row (no value to miss)
+        idx = miss.arg_true()
+        pos = idx.to_numpy()
+        clean = convert_string(CELL_ID, values.gather(idx))
+        missing = np.zeros(len(values), dtype=bool)
+        missing[pos] = clean.is_null().to_numpy()
+        checks.add(pl.Series(raw.spread(missing, True)), "cell_id: missing value")
+        if not codes.fixed:
+            ok = (~checks.failing()).to_numpy()
+            first = _first_rows(raw.index, ok, len(values))[pos]
+            has = (first < len(raw)) & clean.is_not_null().to_numpy()
+            order = np.argsort(first[has], kind="stable")
+            codes.add(clean.filter(pl.Series(has)).gather(order))
+        sub = codes.lookup(clean)
+        if codes.fixed:
+            unknown = np.zeros(len(values), dtype=bool)
+            unknown[pos] = (sub.is_null() & clean.is_not_null()).to_numpy()
+            rows = raw.spread(unknown, False)
+            if rows.any():
+                checks.add(pl.Series(rows), "cell_id: not in the cells table", raw.decode())
+        code = code.scatter(idx, sub)
+    return _nullable(raw.spread(code.fill_null(-1).to_numpy(), -1), pl.Int32, "cell_code")
+
+
+def _service_coded(col: Column, raw: Coded, checks: Checks) -> pl.Series:
+    """``service_code`` of a dictionary-encoded service column: converted once per value."""
+    per_value = Checks(len(raw.values))
+    code = convert_service(col, raw.values, per_value)
+    unknown = per_value.failing().to_numpy()
+    if unknown.any():
+        checks.add(pl.Series(raw.spread(unknown, False)), f"{col.name}: unknown service", raw.decode())
+    return _nullable(raw.spread(code.fill_null(-1).to_numpy().astype(np.int8), -1), pl.Int8, "service_code")
+
+
+def _nullable(codes: np.ndarray, dtype: pl.DataType | type[pl.DataType], name: str) -> pl.Series:
+    """A code series from an array with -1 for null."""
+    s = pl.Series(name, codes, dtype=dtype)
+    return s.set(s < 0, None) if (codes < 0).any() else s
 
 
 def _dtype(kind: str) -> pl.DataType:

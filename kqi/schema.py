@@ -44,6 +44,14 @@ TIMESTAMP_FORMATS: tuple[str, ...] = (
     "%Y/%m/%d",
 )
 
+#: compact all-digit forms common in Chinese operators' exports, by length. Read only from values
+#: of exactly that many digits, before any epoch reading, so 20261102080000 is 2026-11-02 08:00:00
+#: and not milliseconds in the year 2612 (strptime alone would also read 1709280550 as year 1709)
+COMPACT_TIMESTAMP_FORMATS: dict[int, str] = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M", 8: "%Y%m%d"}
+
+#: a timestamp outside these years is a misread value (an id, a count, a wrong unit), not a time
+PLAUSIBLE_YEARS: tuple[int, int] = (1990, 2100)
+
 Kind = Literal["string", "float", "int", "flag", "timestamp", "service"]
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -195,7 +203,9 @@ COMPLAINTS = FeedSchema(
         Column("lat", "float", False, "degrees WGS84", ("纬度", "latitude"), -90.0, 90.0),
         Column("lon", "float", False, "degrees WGS84", ("经度", "longitude", "lng"), -180.0, 180.0),
         Column("category", "string", True, aliases=("投诉类型", "类别", "问题类型", "type")),
-        Column("msisdn", "string", False, aliases=("手机号", "号码", "用户号码", "phone")),
+        Column("msisdn", "string", False, aliases=(
+            "手机号", "手机号码", "号码", "用户号码", "联系电话", "联系号码", "主叫号码", "用户手机",
+            "电话", "phone", "phone_number", "mobile", "mobile_number", "contact_number", "tel")),
         Column("description", "string", False, aliases=("描述", "投诉内容", "问题描述", "desc")),
         Column("cell_id", "string", False, aliases=("小区id", "小区标识", "cgi", "eci", "ecgi", "cellid")),
     ),
