@@ -116,6 +116,24 @@ class _CodeMap:
         return joined.get_column("cell_code")
 
 
+#: columns compared between a duplicate cell row and the kept one
+_CELL_COMPARE = ("site_id", "lat", "lon", "azimuth", "beamwidth")
+
+
+def _differing_columns(dups: pl.DataFrame, kept: pl.DataFrame) -> pl.Series:
+    """Per duplicate row, the compared columns whose value differs from the kept row's
+    ("lat, lon"), null when the row is an identical copy."""
+    if dups.height == 0:
+        return pl.Series("differs", [], dtype=pl.String)
+    j = dups.select("cell_id", *_CELL_COMPARE).with_row_index("__i").join(
+        kept.unique("cell_id", keep="first"), on="cell_id", how="left", suffix="__kept")
+    names = [pl.when(~pl.col(c).eq_missing(pl.col(f"{c}__kept"))).then(pl.lit(c))
+             for c in _CELL_COMPARE]
+    out = j.sort("__i").select(pl.concat_list(names).list.drop_nulls().list.join(", ")
+                               .alias("differs")).to_series()
+    return out.replace("", None)
+
+
 class _Duplicates:
     """Rows whose key was already accepted (in this chunk or an earlier one)."""
 
@@ -375,14 +393,34 @@ class Ingest:
         """
         run = _Run(self, "cells", CELLS, path)
         dups = _Duplicates(CELLS.key)
+        kept: list[pl.DataFrame] = []
+        conflicts = [0]
 
         def process(raw: RawChunk) -> pl.DataFrame:
             values, checks = run.convert(raw)
             frame = pl.DataFrame(values)
-            checks.add(dups.check(frame, ~checks.failing()), "cell_id: duplicate of an earlier row")
+            passing = ~checks.failing()
+            dup = dups.check(frame, passing)
+            kept.append(frame.filter(passing & ~dup).select("cell_id", *_CELL_COMPARE))
+            # a second row with other coordinates is often a newer export: say so, not just "dup"
+            differs = _differing_columns(frame.filter(dup), pl.concat(kept))
+            conflict = full(frame.height, False, pl.Boolean)
+            if differs.len():
+                conflict = conflict.scatter(dup.arg_true(), differs.is_not_null())
+                conflicts[0] += int(differs.is_not_null().sum())
+            named = full(frame.height, None, pl.String)
+            if differs.len():
+                named = named.scatter(dup.arg_true(), differs)
+            checks.add(conflict, "cell_id: duplicate of an earlier row with different values "
+                       "(the first row is kept); differs in", named)
+            checks.add(dup & ~conflict, "cell_id: duplicate of an earlier row")
             return run.split(raw, frame, checks)
 
         df = run.run_all(process, {c.name: _dtype(c.kind) for c in CELLS.columns})
+        if conflicts[0]:
+            self.reports["cells"].notes.append(
+                f"cell_id: {conflicts[0]} duplicate rows disagree with the first row of their cell "
+                "(rejected; the first row is kept): check which export is current")
         if "site_id" not in run.mapping and self.config.ingest.derive_site_from_eci:
             df = _derive_sites(df, run)
         df = df.sort("cell_id").with_row_index("cell_code").with_columns(pl.col("cell_code").cast(pl.Int32))
