@@ -629,6 +629,15 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
             parts.append(_conform(spatial, "spatial"))
 
     out = pl.concat(parts, how="vertical")
+    # a cell hotspot says where it is and who dispatches there: the cell's region and site position
+    where = [c for c in ("region", "lat", "lon") if c in cells.columns]
+    if where:
+        lut = cells.select(pl.col("cell_id").cast(pl.String),
+                           *[pl.col(c).cast(out.schema[c]).alias(f"_{c}") for c in where]
+                           ).unique("cell_id", keep="first")
+        out = out.join(lut, on="cell_id", how="left").with_columns(
+            [pl.coalesce(pl.col(c), pl.col(f"_{c}")).alias(c) for c in where]
+        ).drop([f"_{c}" for c in where])
     order = {k: i for i, k in enumerate(HOTSPOT_KINDS)}
     return (out.with_columns(pl.col("kind").replace_strict(order, return_dtype=pl.Int32)
                              .alias("_k"))

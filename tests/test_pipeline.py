@@ -68,6 +68,10 @@ def test_run_writes_every_contract_output(run_out: Path) -> None:
     assert sorted(wo["cell_id"]) == sorted(poor_cells)
     links = pl.read_csv(run_out / "complaint_links.csv")
     assert {"complaint_id", "cell_id", "distance_m"} <= set(links.columns)
+    hotspots = pl.read_csv(run_out / "hotspots.csv")
+    volume = hotspots.filter(pl.col("kind") == "volume")
+    assert volume.height > 0
+    assert volume["region"].null_count() == volume["lat"].null_count() == 0
 
 
 def test_manifest_accounting_closes(run_out: Path) -> None:
