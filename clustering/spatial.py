@@ -88,6 +88,15 @@ def _split_by_diameter(lat: np.ndarray, lon: np.ndarray, max_km: float) -> np.nd
     if n == 1:
         return np.zeros(1, dtype=np.int64)
     if n > _PAIRWISE_MAX:
+        # a compact group needs no cut: no two points are farther apart than its bounding box's
+        # diagonal (cutting it into tiles would split a tight hotspot at an arbitrary grid line)
+        coslat_min = max(np.cos(np.radians(float(np.abs(lat).max()))), 0.01)
+        dy = (float(lat.max()) - float(lat.min())) * _KM_PER_DEG
+        dx = (float(lon.max()) - float(lon.min())) * _KM_PER_DEG
+        # the east-west span is widest at the latitude nearest the equator
+        coslat_max = float(np.cos(np.radians(float(np.abs(lat).min()))))
+        if np.hypot(dy, dx * max(coslat_max, coslat_min)) <= max_km:
+            return np.zeros(n, dtype=np.int64)
         # tiles of max_km: members of one tile are within ~1.42 max_km, so linkage still decides
         coslat = max(np.cos(np.radians(float(np.median(lat)))), 0.01)
         ty = np.floor(lat * _KM_PER_DEG / max_km).astype(np.int64)

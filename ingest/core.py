@@ -328,6 +328,8 @@ class TestsFeed:
         self.batches = batches
         self._codes = codes
         self.exhausted = False
+        #: canonical columns the file has (after aliases and the column map)
+        self.columns: frozenset[str] = frozenset()
 
     @property
     def cell_ids(self) -> pl.Series:
@@ -554,6 +556,7 @@ class Ingest:
         if hasattr(src, "set_dictionary"):
             src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])
         feed = TestsFeed("aggregated" if aggregated else "tests", Path(path), iter(()), codes)
+        feed.columns = frozenset(run.mapping)
         feed.batches = _one_ahead(self._test_batches(run, codes, feed, aggregated))
         return feed
 

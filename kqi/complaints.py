@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -91,13 +92,24 @@ def classify(category: pl.Series, config: Config) -> pl.DataFrame:
         ``network`` (bool) and ``service`` (browsing/video/gaming/coverage; null when not a
         network complaint), one row per input value.
     """
-    mapping = {str(k).strip().lower(): v for k, v in config.complaints.categories.items()}
-    norm = category.cast(pl.String).str.strip_chars().str.to_lowercase()
+    mapping = {_category_key(k): v for k, v in config.complaints.categories.items()}
+    norm = (category.cast(pl.String).str.strip_chars().str.to_lowercase()
+            .str.replace_all(r"[\s\-]+", "_"))
     service = norm.replace_strict(mapping, default="", return_dtype=pl.String).fill_null("")
+    unmapped = norm.filter(~norm.is_in(list(mapping)) & norm.is_not_null() & (norm != ""))
+    if unmapped.len():
+        top = unmapped.value_counts(sort=True).head(5).rows()
+        log.warning("complaint categories not in complaints.categories, taken as non-network: %s",
+                    ", ".join(f"{k} ({n})" for k, n in top))
     return pl.DataFrame({
         "network": service != "",
         "service": pl.Series("service", service).replace("", None),
     })
+
+
+def _category_key(text: str) -> str:
+    """'No Signal', 'no-signal' and 'no_signal' are one category."""
+    return re.sub(r"[\s\-]+", "_", str(text).strip().lower())
 
 
 def _poor_matrix(cell_kqi: pl.DataFrame | None, cell_ids: pl.Series) -> np.ndarray:
@@ -558,6 +570,10 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
         stamped = linked.join(complaints.select(pl.col("complaint_id").cast(pl.String), "ts")
                               .unique("complaint_id", keep="first", maintain_order=True),
                               on="complaint_id", how="left")
+        # periods are the operator's calendar days, as the test counts are
+        tz = config.ingest.timezone
+        if isinstance(stamped.schema["ts"], pl.Datetime) and stamped.schema["ts"].time_zone:
+            stamped = stamped.with_columns(pl.col("ts").dt.convert_time_zone(tz))
         window = _periods(stamped["ts"], cc.period_days)
         if window is None:
             log.info("complaints span less than two periods of %d days: no increase ranking",
@@ -603,7 +619,9 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
     if per10k is not None:
         key = "cell_id" if "cell_id" in per10k.columns else "region"
         per10k = (
-            per10k.filter(pl.col("subscribers") >= max(cc.per_10k_min_subscribers, 1e-9))
+            per10k.filter((pl.col("subscribers") >= max(cc.per_10k_min_subscribers, 1e-9))
+                          # one complaint in a small cell is chance, not a hotspot
+                          & (pl.col("complaints") >= cc.per_10k_min_complaints))
             .with_columns((pl.col("complaints") * 10_000.0 / pl.col("subscribers"))
                           .round(4).alias("per_10k"),
                           pl.col("subscribers").round(1))

@@ -103,6 +103,7 @@ class ComplaintsConfig:
     #: "" = not a network complaint (billing, service, ...). Unknown categories are non-network.
     categories: dict[str, str] = field(default_factory=lambda: {
         "browsing": "browsing", "slow_browsing": "browsing", "slow_data": "browsing", "data": "browsing",
+        "slow_internet": "browsing", "网络慢": "browsing", "上网卡": "browsing",
         "上网慢": "browsing", "网速慢": "browsing", "网页打不开": "browsing", "上网卡顿": "browsing",
         "video": "video", "video_stall": "video", "视频卡顿": "video", "视频缓冲": "video",
         "gaming": "gaming", "game_lag": "gaming", "游戏延迟": "gaming", "游戏卡顿": "gaming",
@@ -117,6 +118,7 @@ class ComplaintsConfig:
     poor_weight: float = 0.2                # score bonus for a cell poor in the complaint's service
     min_bearing_m: float = 20.0             # closer to the antenna than this, bearing is not scored
     hotspot_top: int = 10
+    per_10k_min_complaints: int = 3         # fewer complaints are not ranked per 10k subscribers
     hotspot_min_cluster_size: int = 5       # hdbscan, spatial complaint hotspots
     hotspot_max_radius_m: float = 1000.0    # spatial hotspots span at most twice this (hdbscan, then cut)
     period_days: int = 7                    # hotspot "increase": last period vs the one before

@@ -78,12 +78,14 @@ def _display_width(text: str) -> int:
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
+    """A valid, unique sheet name: no []:*?/\\, at most 31 characters, no apostrophe at either end
+    (Excel repairs such a file), and never Excel's reserved "History"."""
     base = _SHEET_BAD.sub("_", name).strip("'").strip() or UNKNOWN_VENDOR
-    base = base[:31]
+    base = base[:31].rstrip("'").rstrip() or UNKNOWN_VENDOR
     title, k = base, 2
-    while title.lower() in taken:
+    while title.lower() in taken or title.lower() == "history":
         suffix = f" ({k})"
-        title = base[: 31 - len(suffix)] + suffix
+        title = base[: 31 - len(suffix)].rstrip("'").rstrip() + suffix
         k += 1
     taken.add(title.lower())
     return title

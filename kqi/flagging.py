@@ -479,7 +479,43 @@ def _flag_file(path: Path, config: Config) -> pl.DataFrame:
     acc = KqiAccumulator(0, config, daily=False)
     for batch in feed.batches:
         acc.add(batch)
+    check_kqi_columns(feed, acc, config)
     return acc.cell_kqi(feed.cell_ids)
+
+
+#: the KQI columns each service's verdict needs (see :class:`kqi.config.Targets`)
+NEEDED_KQIS: dict[str, tuple[str, ...]] = {
+    "browsing": ("page_load_ms",),
+    "video": ("initial_buffer_ms", "stall_ratio"),
+    "gaming": ("rtt_ms", "jitter_ms", "loss_pct"),
+}
+
+
+def check_kqi_columns(feed: Any, acc: KqiAccumulator, config: Config | None = None) -> None:
+    """Refuse a per-test feed that has tests of a service but lacks a column its verdict needs.
+
+    Without the column every such test would count as not good, and every cell would come out
+    poor for that service: a wrong answer given with full confidence. Call after the batches.
+
+    Raises
+    ------
+    kqi.errors.InputError
+        Naming the file, the column and the service.
+    """
+    cfg = config or Config()
+    if feed.kind != "tests" or (cfg.kqi.use_source_good and "good" in feed.columns):
+        return
+    tests, _ = acc.counts()
+    per_service = tests.sum(axis=0) if tests.size else np.zeros(len(SERVICES), dtype=np.int64)
+    for code, service in enumerate(SERVICES):
+        if per_service[code] == 0:
+            continue
+        for col in NEEDED_KQIS[service]:
+            if col not in feed.columns:
+                raise InputError(
+                    feed.path, f"no '{col}' column, so its {int(per_service[code])} {service} tests "
+                    "cannot be judged (add it, map it under [ingest.column_map.app_tests], or set "
+                    "kqi.use_source_good with a 'good' column)", column=col)
 
 
 # --------------------------------------------------------------------------------------------

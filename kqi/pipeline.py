@@ -109,7 +109,7 @@ def run(
         An input cannot be used at all (missing file, missing required column, no rows, undecodable).
     """
     from ingest import Ingest
-    from kqi.flagging import KqiAccumulator, summarize, summary_markdown
+    from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
 
     cfg = config or Config()
     # fail before any work when an input is missing, rather than after the first stages
@@ -144,6 +144,7 @@ def run(
         acc = KqiAccumulator(cell_df.height, cfg)
         for batch in feed.batches:
             acc.add(batch)
+        check_kqi_columns(feed, acc, cfg)
         cell_kqi = acc.cell_kqi(cell_df["cell_id"])
         daily = acc.daily(cell_df["cell_id"])
     result.cell_kqi = cell_kqi

@@ -236,3 +236,14 @@ def test_spatial_clusters_invalid() -> None:
         spatial_clusters(np.zeros(3), np.zeros(3), min_cluster_size=3, max_km=0.0)
     with pytest.raises(ValueError, match="finite"):
         spatial_clusters(np.array([np.nan, 0, 0]), np.zeros(3), min_cluster_size=3, max_km=1.0)
+
+
+def test_spatial_clusters_large_compact_group_stays_one() -> None:
+    # more points than the pairwise limit, but all within ~100 m: one hotspot, not two halves
+    rng = np.random.default_rng(6)
+    n = 2600
+    lat = 30.0 + rng.normal(0, 0.0002, n)
+    lon = 120.0 + rng.normal(0, 0.0002, n)
+    labels = spatial_clusters(lat, lon, min_cluster_size=5, max_km=1.0)
+    assert (labels >= 0).mean() > 0.9
+    assert set(labels[labels >= 0].tolist()) == {0}

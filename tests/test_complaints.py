@@ -608,3 +608,41 @@ def test_wide_spatial_clusters_are_split(tmp_path):
     assert split.height >= blob.height
     assert split["radius_m"].max() < blob["radius_m"][0]
     assert split["complaints"][0] < blob["complaints"][0]
+
+
+def test_category_spelling_variants_map_to_one_category():
+    cats = pl.Series(["No Signal", "no-signal", " NO_SIGNAL ", "Video Stall", "网络慢", "账单"])
+    got = classify(cats, Config())
+    assert got["service"].to_list() == ["coverage", "coverage", "coverage", "video", "browsing", None]
+    assert got["network"].to_list() == [True, True, True, True, True, False]
+
+
+def _stamped(times: list[datetime]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ids = [f"k{i}" for i in range(len(times))]
+    comp = pl.DataFrame({"complaint_id": ids, "ts": times},
+                        schema={"complaint_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    links = pl.DataFrame({"complaint_id": ids, "cell_id": ["A-1"] * len(ids),
+                          "network": [True] * len(ids), "method": ["crm"] * len(ids)})
+    return comp, links
+
+
+def test_increase_periods_are_local_calendar_days():
+    # Shanghai days: one complaint on Jan 1, two in the last week (Jan 8 07:00 local = Jan 7 UTC)
+    utc = [datetime(2026, 1, 1, 4), datetime(2026, 1, 7, 23), datetime(2026, 1, 14, 4)]
+    comp, links = _stamped(utc)
+    cfg = config_from_dict({"ingest": {"timezone": "Asia/Shanghai"}})
+    hs = hotspots(links, comp, two_sites(), cfg)
+    inc = hs.filter(pl.col("kind") == "increase")
+    assert inc.select("cell_id", "complaints", "previous", "increase").rows() == [("A-1", 2, 1, 1)]
+    # in UTC the Jan 7 complaint belongs to the earlier week: no increase at all
+    assert hotspots(links, comp, two_sites(), Config()).filter(pl.col("kind") == "increase").height == 0
+
+
+def test_per_10k_needs_a_minimum_of_complaints():
+    comp, links = _stamped([datetime(2026, 1, 1, 8)] * 2)
+    subs = pl.DataFrame({"cell_id": ["A-1"], "subscribers": [150.0]})
+    hs = hotspots(links, comp, two_sites(), Config(), subscribers=subs)
+    assert hs.filter(pl.col("kind") == "per_10k").height == 0   # 2 < 3 complaints
+    cfg = config_from_dict({"complaints": {"per_10k_min_complaints": 2}})
+    hs = hotspots(links, comp, two_sites(), cfg, subscribers=subs)
+    assert hs.filter(pl.col("kind") == "per_10k")["per_10k"].to_list() == [pytest.approx(133.3333)]

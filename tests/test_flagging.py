@@ -181,3 +181,22 @@ def test_summary_markdown_renders_every_scope() -> None:
     assert "| vendor: ZTE | 1 | 1 | 100.00 % | 1 | 1 | 0 |" in md
     assert "No\\|kia" in md
     assert "at least 30 tests" in md
+
+
+def test_missing_kqi_column_is_refused_not_flagged_poor(tmp_path) -> None:
+    # gaming tests without loss_pct would all count as not good: every cell "poor", full confidence
+    from kqi.errors import InputError
+
+    p = tmp_path / "t.csv"
+    p.write_text("ts,cell_id,service,rtt_ms,jitter_ms\n"
+                 + "".join(f"2026-11-02 08:00:{i:02d},C1,gaming,40,5\n" for i in range(40)),
+                 encoding="utf-8")
+    with pytest.raises(InputError, match=r"no 'loss_pct' column.*40 gaming tests") as exc:
+        kqi.flag_cells(p)
+    assert exc.value.column == "loss_pct"
+    assert "t.csv" in str(exc.value)
+    # a feed with only browsing tests needs only page_load_ms
+    q = tmp_path / "b.csv"
+    q.write_text("ts,cell_id,service,page_load_ms\n2026-11-02 08:00:00,C1,browsing,900\n",
+                 encoding="utf-8")
+    assert kqi.flag_cells(q)["good_tests"].to_list() == [1]

@@ -331,7 +331,19 @@ def test_csv_outputs_byte_identical(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     text = (tmp_path / "a" / "work_orders.csv").read_text(encoding="utf-8")
     assert "'=HYPERLINK" in text
-    assert "\n1,A-1," in text or ",A-1," in text
+    first = pl.read_csv(tmp_path / "a" / "work_orders.csv").row(0, named=True)
+    assert (first["rank"], first["cell_id"]) == (1, "A-1")
+
+
+def test_sheet_titles_never_end_with_an_apostrophe_or_reuse_history():
+    from kqi.excel import _sheet_title
+
+    taken: set[str] = set()
+    assert _sheet_title("x" * 30 + "'abc", taken) == "x" * 30
+    assert _sheet_title("History", taken) == "History (2)"
+    t = _sheet_title("x" * 30 + "'abc", taken)
+    assert t.endswith("(2)")
+    assert "'" not in t
 
 
 def test_vendor_sheet_names_are_valid_and_unique(tmp_path):
