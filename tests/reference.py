@@ -101,3 +101,24 @@ def cell_kqi(rows: list[dict[str, Any]], cell_ids: list[str], config: Config
         rec.update(flag(tests, good, svc, config))
         out.append(rec)
     return sorted(out, key=lambda r: (r["cell_id"], r["service"]))
+
+
+# ---- geometry (plain great-circle formulas, for the geo and linking kernels)
+
+#: mean Earth radius, metres (IUGG), as in kqi._geo_kernels
+R = 6_371_008.8
+
+
+def ref_haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * R * math.asin(math.sqrt(min(h, 1.0)))
+
+
+def ref_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dl = math.radians(lon2 - lon1)
+    y = math.sin(dl) * math.cos(p2)
+    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
+    return math.degrees(math.atan2(y, x)) % 360.0

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import ref_bearing, ref_haversine
 
 from kqi import geo
 from kqi._link_kernels import link_candidates
@@ -28,22 +29,9 @@ from kqi.schema import COMPLAINT_LINKS
 # plain-Python reference of the linking kernel (brute force over every cell, no grid index)
 # --------------------------------------------------------------------------------------------
 
-R = 6_371_008.8
 
 
-def ref_haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * R * math.asin(math.sqrt(min(h, 1.0)))
 
-
-def ref_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dl = math.radians(lon2 - lon1)
-    y = math.sin(dl) * math.cos(p2)
-    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
-    return math.degrees(math.atan2(y, x)) % 360.0
 
 
 def ref_score(d, radius, point, cell, poor, *, cfg) -> float:
