@@ -235,12 +235,21 @@ def link_complaints(
     row_of = cf.select("cell_id", pl.int_range(n_cells, dtype=pl.Int64).alias("_crm_row"))
     comp = comp.join(row_of, on="cell_id", how="left", maintain_order="left")
 
-    # spatial linking for network complaints with a position and no valid CRM cell
-    spatial = (comp["network"] & comp["_crm_row"].is_null()
-               & comp["lat"].is_not_null() & comp["lon"].is_not_null()).to_numpy()
     q_lat = comp["lat"].fill_null(float("nan")).to_numpy().astype(np.float64)
     q_lon = comp["lon"].fill_null(float("nan")).to_numpy().astype(np.float64)
     nq = comp.height
+    has_pos = (comp["lat"].is_not_null() & comp["lon"].is_not_null()).to_numpy()
+    crm_row = comp["_crm_row"].fill_null(-1).to_numpy()
+    crm_dist = np.full(nq, np.nan)
+    if n_cells and (crm_row >= 0).any():
+        r = np.maximum(crm_row, 0)
+        crm_dist = geo.haversine_m(q_lat, q_lon, cf["lat"].to_numpy()[r], cf["lon"].to_numpy()[r])
+    # a CRM cell farther from the complaint than any cell reaches is a wrong cell or a wrong
+    # position: link by position when a cell there can have served it, else keep the CRM cell
+    # (a placeholder position such as 0,0 finds no candidate)
+    far = comp["network"].to_numpy() & (crm_row >= 0) & has_pos & (crm_dist > cc.max_radius_m)
+    # spatial linking for network complaints with a position and no valid (or a far) CRM cell
+    spatial = comp["network"].to_numpy() & ((crm_row < 0) | far) & has_pos
     out_cell = np.full(nq, -1, dtype=np.int64)
     out_dist = np.full(nq, np.nan)
     out_score = np.full(nq, np.nan)
@@ -272,13 +281,14 @@ def link_complaints(
         )
         radius = np.where(out_cell >= 0, reach[np.maximum(out_cell, 0)], np.nan)
 
-    crm_row = comp["_crm_row"].fill_null(-1).to_numpy()
-    crm = comp["network"].to_numpy() & (crm_row >= 0)
+    relinked = far & (out_cell >= 0)
+    if far.any():
+        log.warning("%d complaint(s) lie more than %.0f m from their CRM cell: %d linked by "
+                    "position instead, %d kept on the CRM cell (no cell near the position)",
+                    int(far.sum()), cc.max_radius_m, int(relinked.sum()),
+                    int((far & ~relinked).sum()))
+    crm = comp["network"].to_numpy() & (crm_row >= 0) & ~relinked
     row = np.where(crm, crm_row, out_cell)
-    crm_dist = np.full(nq, np.nan)
-    if crm.any():
-        r = np.maximum(crm_row, 0)
-        crm_dist = geo.haversine_m(q_lat, q_lon, cf["lat"].to_numpy()[r], cf["lon"].to_numpy()[r])
     distance = np.where(crm, crm_dist, out_dist)
     network = comp["network"].to_numpy()
     method = np.where(~network, "non_network",

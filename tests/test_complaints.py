@@ -634,3 +634,24 @@ def test_per_10k_needs_a_minimum_of_complaints():
     cfg = config_from_dict({"complaints": {"per_10k_min_complaints": 2}})
     hs = hotspots(links, comp, two_sites(), cfg, subscribers=subs)
     assert hs.filter(pl.col("kind") == "per_10k")["per_10k"].to_list() == [pytest.approx(133.3333)]
+
+
+def test_far_crm_cell_is_relinked_by_position_unless_the_position_is_off_network():
+    cells = two_sites()
+    near_a1 = offset(30.0, 120.0, 0.0, 200.0)
+    comp = complaints_frame([
+        # CRM says B-1, but the complaint is 200 m north of site A and B is < 1 km away: kept
+        {"complaint_id": "c1", "lat": near_a1[0], "lon": near_a1[1], "cell_id": "B-1"},
+        # CRM says Z-1, ~73 km away, but the complaint sits by site A: relinked by position
+        {"complaint_id": "c2", "lat": near_a1[0], "lon": near_a1[1], "cell_id": "Z-1"},
+        # placeholder position 0,0: no cell there, the CRM cell stands
+        {"complaint_id": "c3", "lat": 0.0, "lon": 0.0, "cell_id": "B-1"},
+    ])
+    far_site = cells.filter(pl.col("site_id") == "B").with_columns(
+        pl.col("cell_id").str.replace("B-", "Z-"), pl.lit("Z").alias("site_id"),
+        pl.lit(30.66).alias("lat"))
+    links = link_complaints(comp, pl.concat([cells, far_site]), None, None, Config())
+    got = {r["complaint_id"]: (r["cell_id"], r["method"]) for r in links.iter_rows(named=True)}
+    assert got["c1"] == ("B-1", "crm")
+    assert got["c2"] == ("A-1", "spatial")
+    assert got["c3"] == ("B-1", "crm")
