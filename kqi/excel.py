@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from kqi.io import atomic_path, inert_text
-from kqi.schema import CAUSES
+from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _case_table(summary: Mapping[str, Any]) -> pl.DataFrame | None:
 
 
 #: summary entries that are lists of ids or per-cluster profiles: in the CSVs, not on this sheet
-_SUMMARY_SKIP = {"silent_poor_cell_ids", "silent_cell_ids", "clusters", "by_method"}
+_SUMMARY_SKIP = {"silent_cell_ids", "clusters", "by_method"}
 
 
 def _other_figures(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -255,10 +255,9 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
 
     left = _SUMMARY_RIGHT_COLUMN if case is None else case.width + 2
     _put(ws, 1, left, "Work orders by primary cause").font = title
-    counts = dict.fromkeys(CAUSES, 0)
-    for cause, n in work_orders.group_by("primary_cause").len().iter_rows():
-        counts[cause] = counts.get(cause, 0) + int(n)
-    silent = int(work_orders["silent"].sum() or 0) if "silent" in work_orders.columns else 0
+    figures = work_order_summary(work_orders)
+    counts = figures["causes"]
+    silent = figures["silent_poor_cells"]
     cause_df = pl.DataFrame({
         "primary_cause": [*counts.keys(), "total"],
         "work_orders": [*counts.values(), work_orders.height],

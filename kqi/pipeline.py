@@ -110,6 +110,7 @@ def run(
     """
     from ingest import Ingest
     from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
+    from kqi.workorders import build_work_orders, work_order_summary
 
     cfg = config or Config()
     # fail before any work when an input is missing, rather than after the first stages
@@ -177,8 +178,6 @@ def run(
             silent = silent_poor_cells(cell_kqi, links)
 
     with st.stage("work orders"):
-        from kqi.workorders import build_work_orders
-
         wo = build_work_orders(diag.table, cell_kqi, cell_df, links, cfg, evidence=diag.evidence)
     result.work_orders = wo
 
@@ -191,7 +190,7 @@ def run(
     summary["diagnosis"] = diag.summary()
     if links is not None:
         summary["complaints"] = _complaint_summary(links, silent, hotspot_df)
-    summary["work_orders"] = {"orders": wo.height, "silent": int(wo["silent"].sum()) if "silent" in wo.columns else None}
+    summary["work_orders"] = work_order_summary(wo)
     result.summary = summary
 
     with st.stage("write outputs"):
@@ -264,7 +263,6 @@ def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
         "by_method": dict(sorted(
             (str(k), int(v)) for k, v in links.group_by("method").len().iter_rows())),
         "silent_poor_cells": silent.height if silent is not None else None,
-        "silent_poor_cell_ids": silent["cell_id"].to_list() if silent is not None else [],
         "hotspots": hotspot_df.height if hotspot_df is not None else 0,
     }
 
@@ -305,5 +303,5 @@ def _summary_md(summary: dict[str, Any], case_md: Callable[[dict[str, Any]], str
         ]
     wo = summary.get("work_orders") or {}
     if wo:
-        lines += ["## Work orders", "", f"- orders: {wo.get('orders')}", ""]
+        lines += ["## Work orders", "", f"- orders: {wo.get('work_orders')}", ""]
     return "\n".join(lines)

@@ -293,8 +293,9 @@ def work_order_summary(work_orders: pl.DataFrame) -> dict[str, object]:
     vendors = {
         v: int(n) for v, n in work_orders.with_columns(pl.col("vendor").fill_null("unknown"))
         .group_by("vendor").len().sort("vendor").iter_rows()
-    }
-    silent = work_orders.filter(pl.col("silent"))["cell_id"].sort().to_list()
+    } if "vendor" in work_orders.columns else {}
+    silent = (work_orders.filter(pl.col("silent"))["cell_id"].sort().to_list()
+              if "silent" in work_orders.columns else [])
     return {
         "work_orders": work_orders.height,
         "causes": causes,
