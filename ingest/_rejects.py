@@ -10,26 +10,11 @@ import numpy as np
 import polars as pl
 
 from kqi.io import atomic_path, make_inert
-from kqi.privacy import scrub_series
+from kqi.privacy import mask_msisdn, scrub_series
 
 from ._text import Malformed
 
 log = logging.getLogger(__name__)
-
-#: the subscriber number keeps only this many trailing characters in a reject file
-MSISDN_KEEP = 2
-
-
-def mask_msisdn(s: pl.Series) -> pl.Series:
-    """``***`` followed by the last :data:`MSISDN_KEEP` characters (``***`` for short values)."""
-    t = s.cast(pl.String).str.strip_chars()
-    return pl.select(
-        pl.when(pl.lit(t).is_null() | (pl.lit(t) == "")).then(pl.lit(t))
-        .when(pl.lit(t).str.len_chars() > MSISDN_KEEP * 2)
-        .then(pl.lit("***") + pl.lit(t).str.slice(-MSISDN_KEEP, MSISDN_KEEP))
-        .otherwise(pl.lit("***"))
-    ).to_series().alias(s.name)
-
 
 class RejectSink:
     """Collects rejected rows of one feed: line, reason and every source column as text.

@@ -19,6 +19,7 @@ import polars as pl
 #: what a removed number becomes: keeps the last two digits so a call-centre agent can match a
 #: ticket they hold, without the number itself
 MASK = "***"
+KEEP = 2
 
 _CN_MOBILE = r"(?:(?:\+|00)86[ -]?)?1[3-9]\d{9}"
 _INTERNATIONAL = r"(?:\+|00)[1-9]\d{7,14}"
@@ -29,9 +30,21 @@ PHONE_COLUMN_SHARE = 0.6
 
 
 def mask_number(number: str) -> str:
-    """``13812345678`` -> ``***78``."""
+    """A number found in text: ``+86 138-1234-5678`` -> ``***78``."""
     digits = re.sub(r"\D", "", number)
-    return MASK + digits[-2:] if len(digits) >= 2 else MASK
+    return MASK + digits[-KEEP:] if len(digits) >= KEEP else MASK
+
+
+def mask_msisdn(s: pl.Series) -> pl.Series:
+    """A whole MSISDN column: ``***`` and the last :data:`KEEP` characters (``***`` alone for a
+    value too short to hide anything by cutting)."""
+    t = s.cast(pl.String).str.strip_chars()
+    return pl.select(
+        pl.when(pl.lit(t).is_null() | (pl.lit(t) == "")).then(pl.lit(t))
+        .when(pl.lit(t).str.len_chars() > KEEP * 2)
+        .then(pl.lit(MASK) + pl.lit(t).str.slice(-KEEP, KEEP))
+        .otherwise(pl.lit(MASK))
+    ).to_series().alias(s.name)
 
 
 def scrub_text(text: str | None, known: Iterable[str] = ()) -> str | None:
