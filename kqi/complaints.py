@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +91,10 @@ def classify(category: pl.Series, config: Config) -> pl.DataFrame:
         ``network`` (bool) and ``service`` (browsing/video/gaming/coverage; null when not a
         network complaint), one row per input value.
     """
-    mapping = {_category_key(k): v for k, v in config.complaints.categories.items()}
-    norm = (category.cast(pl.String).str.strip_chars().str.to_lowercase()
-            .str.replace_all(r"[\s\-]+", "_"))
+    cats = config.complaints.categories
+    mapping = dict(zip(_category_keys(pl.Series(list(cats), dtype=pl.String)).to_list(),
+                       cats.values(), strict=True))
+    norm = _category_keys(category)
     service = norm.replace_strict(mapping, default="", return_dtype=pl.String).fill_null("")
     unmapped = norm.filter(~norm.is_in(list(mapping)) & norm.is_not_null() & (norm != ""))
     if unmapped.len():
@@ -107,9 +107,11 @@ def classify(category: pl.Series, config: Config) -> pl.DataFrame:
     })
 
 
-def _category_key(text: str) -> str:
-    """'No Signal', 'no-signal' and 'no_signal' are one category."""
-    return re.sub(r"[\s\-]+", "_", str(text).strip().lower())
+def _category_keys(categories: pl.Series) -> pl.Series:
+    """'No Signal', 'no-signal' and 'no_signal' are one category: the same key for the mapping's
+    entries and for the tickets' values."""
+    return (categories.cast(pl.String).str.strip_chars().str.to_lowercase()
+            .str.replace_all(r"[\s\-]+", "_"))
 
 
 def _poor_matrix(cell_kqi: pl.DataFrame | None, cell_ids: pl.Series) -> np.ndarray:
