@@ -84,10 +84,14 @@ def _as_f64(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _flat4(a: Any, b: Any, c: Any, d: Any) -> tuple[tuple[int, ...], list[np.ndarray]]:
-    arrs = np.broadcast_arrays(_as_f64(a), _as_f64(b), _as_f64(c), _as_f64(d))
+def _pairwise(kernel: Any, lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
+    """Run a point-pair array kernel over broadcast inputs; the result has the broadcast shape."""
+    arrs = np.broadcast_arrays(_as_f64(lat1), _as_f64(lon1), _as_f64(lat2), _as_f64(lon2))
     shape = arrs[0].shape
-    return shape, [np.ascontiguousarray(x.ravel()) for x in arrs]
+    flat = [np.ascontiguousarray(x.ravel()) for x in arrs]
+    out = np.empty(flat[0].shape[0], dtype=np.float64)
+    kernel(*flat, out)
+    return out.reshape(shape)
 
 
 def haversine_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
@@ -103,10 +107,7 @@ def haversine_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
     numpy.ndarray
         float64 distances with the broadcast shape (0-d for scalars); NaN where an input is NaN.
     """
-    shape, (a, b, c, d) = _flat4(lat1, lon1, lat2, lon2)
-    out = np.empty(a.shape[0], dtype=np.float64)
-    _k.haversine_arr(a, b, c, d, out)
-    return out.reshape(shape)
+    return _pairwise(_k.haversine_arr, lat1, lon1, lat2, lon2)
 
 
 def bearing_deg(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
@@ -123,10 +124,7 @@ def bearing_deg(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
         float64 bearings with the broadcast shape; NaN where an input is NaN. The bearing between
         two identical points is 0.
     """
-    shape, (a, b, c, d) = _flat4(lat1, lon1, lat2, lon2)
-    out = np.empty(a.shape[0], dtype=np.float64)
-    _k.bearing_arr(a, b, c, d, out)
-    return out.reshape(shape)
+    return _pairwise(_k.bearing_arr, lat1, lon1, lat2, lon2)
 
 
 def angle_diff_deg(a: Any, b: Any) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from ingest_helpers import cfg, write
 
 import ingest._text as text_mod
 from ingest import (
@@ -20,7 +21,6 @@ from ingest import (
     detect_encoding,
     read_table,
 )
-from kqi.config import Config, IngestConfig
 from kqi.errors import ConfigError, InputError
 from kqi.schema import SERVICES
 
@@ -31,15 +31,6 @@ C2,S1,second,31.00,121.00,120
 """
 
 TESTS_HEADER = "ts,cell_id,service,success,page_load_ms,initial_buffer_ms,stall_ratio,rtt_ms,jitter_ms,loss_pct,good\n"
-
-
-def cfg(**ingest: object) -> Config:
-    return Config(ingest=IngestConfig(**ingest))  # type: ignore[arg-type]
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
 
 
 @pytest.fixture

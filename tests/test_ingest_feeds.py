@@ -7,22 +7,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from ingest_helpers import cfg, write
 
 from ingest import Ingest
-from kqi.config import Config, IngestConfig
 from kqi.errors import InputError
 from kqi.schema import CELLS, FEEDS, SERVICES
 
 TS = datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
-
-
-def cfg(**ingest: object) -> Config:
-    return Config(ingest=IngestConfig(**ingest))  # type: ignore[arg-type]
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
 
 
 @pytest.fixture
