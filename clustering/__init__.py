@@ -11,13 +11,13 @@ runs single-threaded with a fixed algorithm, and labels are renumbered by first 
 
 from __future__ import annotations
 
-from clustering.signatures import (
+from kqi.clustering.signatures import (
     cluster_profiles,
     renumber,
     robust_standardize,
     signature_clusters,
 )
-from clustering.spatial import spatial_clusters
+from kqi.clustering.spatial import spatial_clusters
 
 __all__ = [
     "cluster_profiles",

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from clustering.signatures import renumber
+from kqi.clustering.signatures import renumber
 
 log = logging.getLogger(__name__)
 

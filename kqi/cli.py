@@ -226,7 +226,7 @@ def map_assets(ctx: click.Context, folder: Path | None) -> None:
 
     Without FOLDER they go to ~/.cache/kqi/map-assets, which later maps use by themselves.
     """
-    from maps import fetch_assets
+    from kqi.maps import fetch_assets
 
     root = fetch_assets(folder)
     if not ctx.obj["quiet"]:

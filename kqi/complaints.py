@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from clustering import spatial_clusters
+from kqi.clustering import spatial_clusters
 from kqi import geo
 from kqi._link_kernels import COVERAGE, link_candidates
 from kqi.config import Config

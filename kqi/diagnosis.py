@@ -434,7 +434,7 @@ def _feature_matrix(ev: pl.DataFrame) -> np.ndarray:
 def _signatures(poor: pl.DataFrame, reference: pl.DataFrame,
                 cfg: Config) -> tuple[np.ndarray, pl.DataFrame]:
     """Cluster poor cells on standardized evidence; name each cluster by its centroid's cause."""
-    from clustering.signatures import cluster_profiles, robust_standardize, signature_clusters
+    from kqi.clustering.signatures import cluster_profiles, robust_standardize, signature_clusters
 
     if poor.height == 0:
         labels = np.empty(0, dtype=np.int32)
@@ -462,7 +462,7 @@ def _signatures(poor: pl.DataFrame, reference: pl.DataFrame,
 
 def _areas(diag: pl.DataFrame, cells: pl.DataFrame, cfg: Config) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Poor cells grouped by place; returns (cell_id -> area_id, areas table)."""
-    from clustering.spatial import spatial_clusters
+    from kqi.clustering.spatial import spatial_clusters
 
     pos = diag.select("cell_id", "primary_cause").join(
         cells.select(pl.col("cell_id").cast(pl.String), pl.col("lat").cast(pl.Float64),

@@ -473,7 +473,7 @@ def flag_cells(source: str | Path | pa.Table | pl.DataFrame,
 
 
 def _flag_file(path: Path, config: Config) -> pl.DataFrame:
-    import ingest
+    from kqi import ingest
 
     feed = ingest.Ingest(config, rejects_dir=None).app_tests(path, None)
     acc = KqiAccumulator(0, config, daily=False)

@@ -108,7 +108,7 @@ def run(
     kqi.errors.InputError
         An input cannot be used at all (missing file, missing required column, no rows, undecodable).
     """
-    from ingest import Ingest
+    from kqi.ingest import Ingest
     from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
     from kqi.workorders import build_work_orders, work_order_summary
 
@@ -216,7 +216,7 @@ def run(
 
     if cfg.output.map:
         with st.stage("map"):
-            from maps import render_map
+            from kqi.maps import render_map
 
             files.append(render_map(
                 out_dir / "map.html", cells=cell_df, cell_kqi=cell_kqi, diagnosis=diag.table,

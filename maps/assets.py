@@ -37,7 +37,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from maps._errors import MapError
+from kqi.maps._errors import MapError
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def fetch_assets(folder: str | Path | None = None, *, npm: str = "npm") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m maps.assets [FOLDER]``: fetch the assets and print the folder."""
+    """``python -m kqi.maps.assets [FOLDER]``: fetch the assets and print the folder."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -32,9 +32,9 @@ from folium.template import Template
 from kqi.config import Config
 from kqi.io import write_text
 from kqi.schema import CAUSES, CELLS
-from maps import geometry
-from maps._errors import MapError
-from maps.assets import head_html
+from kqi.maps import geometry
+from kqi.maps._errors import MapError
+from kqi.maps.assets import head_html
 
 log = logging.getLogger(__name__)
 

@@ -6,4 +6,4 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
 cd "$here"
-exec "$py" -c "import sys; from maps.assets import main; sys.exit(main(sys.argv[1:]))" "$@"
+exec "$py" -c "import sys; from kqi.maps.assets import main; sys.exit(main(sys.argv[1:]))" "$@"

@@ -49,7 +49,7 @@ def run_chain(spec: CitySpec, out_dir: Path, config: Config | None = None,
     ``fixed_isd_m`` replaces every site's local inter-site distance by one network-wide figure
     (what a fixed-kilometre overshooting rule amounts to), to show what the local ISD is worth.
     """
-    from ingest.core import Ingest
+    from kqi.ingest.core import Ingest
     from kqi.diagnosis import diagnose
     from kqi.flagging import KqiAccumulator
     from kqi.geo import site_isd

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 
 from kqi.config import Config, OutputConfig
-from maps import assets as map_assets
-from maps._cdp import Browser, find_chromium, load_map, serve
-from maps.render import render_map
+from kqi.maps import assets as map_assets
+from _cdp import Browser, find_chromium, load_map, serve
+from kqi.maps.render import render_map
 
 pytestmark = pytest.mark.browser
 

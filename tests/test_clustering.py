@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from clustering.signatures import (
+from kqi.clustering.signatures import (
     cluster_profiles,
     renumber,
     robust_standardize,
     signature_clusters,
 )
-from clustering.spatial import spatial_clusters
+from kqi.clustering.spatial import spatial_clusters
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -84,7 +84,7 @@ def test_flag_cells_rejects_rows_as_ingest_does(caplog: pytest.LogCaptureFixture
     df = app_tests(seed=3, n=60)
     bad = df.head(2).with_columns(pl.Series("service", ["fishing", "browsing"]),
                                   pl.Series("cell_id", ["46000-1", None]))
-    with caplog.at_level(logging.INFO, logger="ingest"):
+    with caplog.at_level(logging.INFO, logger="kqi.ingest"):
         got = kqi.flag_cells(pl.concat([df, bad]))
     assert_matches(got, expected(df))
     assert "2 rejected" in caplog.text

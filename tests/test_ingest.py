@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from ingest_helpers import cfg, write
 
-import ingest._text as text_mod
-from ingest import (
+import kqi.ingest._text as text_mod
+from kqi.ingest import (
     AGG_BATCH_SCHEMA,
     TEST_BATCH_COLUMNS,
     TEST_BATCH_SCHEMA,

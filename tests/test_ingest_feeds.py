@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from ingest_helpers import cfg, write
 
-from ingest import Ingest
+from kqi.ingest import Ingest
 from kqi.errors import InputError
 from kqi.schema import CELLS, FEEDS, SERVICES
 

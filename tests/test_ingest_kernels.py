@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest import Ingest
-from ingest._kernels import _all_pass, _count_byte, _first_rows, _spread
+from kqi.ingest import Ingest
+from kqi.ingest._kernels import _all_pass, _count_byte, _first_rows, _spread
 from kqi.config import Config
 
 

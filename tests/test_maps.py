@@ -24,10 +24,10 @@ from scipy.spatial import ConvexHull
 
 from kqi.config import Config, OutputConfig
 from kqi.errors import KqiError
-from maps import assets as map_assets
-from maps import geometry
-from maps._errors import MapError
-from maps.render import js_json, render_map
+from kqi.maps import assets as map_assets
+from kqi.maps import geometry
+from kqi.maps._errors import MapError
+from kqi.maps.render import js_json, render_map
 
 R = geometry.EARTH_RADIUS_M
 HOSTILE_NAME = 'Cell </script><img src=x onerror="window.__pwned=1">'
@@ -268,7 +268,7 @@ def render(tmp_path: Path, cfg: Config, name: str = "map.html", **kw: pl.DataFra
 
 def test_layers_features_and_popups(tmp_path: Path, inputs: dict, fake_assets: Path,
                                     caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="maps.render"):
+    with caplog.at_level(logging.WARNING, logger="kqi.maps.render"):
         page = render(tmp_path, offline(fake_assets), **inputs)
     assert "1 cells without a valid position or id" in caplog.text
     layers = geojson_layers(page)
