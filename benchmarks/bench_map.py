@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from kqi.maps import assets as map_assets
+from kqi.maps.render import render_map
 
 from kqi.config import Config, OutputConfig
 from kqi.schema import SERVICES
 from kqi.synth import make_city
-from kqi.maps import assets as map_assets
 from tests._cdp import Browser, find_chromium, load_map, serve
-from kqi.maps.render import render_map
 
 RESULTS = Path(__file__).resolve().parent / "results"
 AFTER_MOVE = """new Promise(function (done) {
@@ -97,7 +97,6 @@ def city_inputs(out: Path, n_cells: int, seed: int = 7) -> dict[str, pl.DataFram
 def naive_map(path: Path, cells: pl.DataFrame, assets: Path) -> None:
     """The peer: one folium Polygon (SVG) with its own tooltip per cell."""
     import folium
-
     from kqi.maps import geometry
 
     r = geometry.sector_radius(cells["isd_m"].to_numpy(), factor=0.4, min_m=40, max_m=2500,

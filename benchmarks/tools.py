@@ -154,8 +154,8 @@ def _rss_mib() -> float:
 def kqi_stages(path: Path) -> dict[str, Any]:
     """Where kqi's time goes: ingest (read + validate + encode), the in-memory kernel stage
     (verdict + count over batches already in memory) and the finalize (flags, cell_id, sort)."""
-    from kqi import ingest
     from benchmarks.generate import generate
+    from kqi import ingest
     from kqi.flagging import KqiAccumulator
 
     # ingest's kernels loaded (JIT cache) before timing, as for the end-to-end measurement

@@ -6,7 +6,6 @@ import logging
 import warnings
 
 import numpy as np
-
 from kqi.clustering.signatures import renumber
 
 log = logging.getLogger(__name__)

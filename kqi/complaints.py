@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kqi.clustering import spatial_clusters
 from kqi import geo
 from kqi._link_kernels import COVERAGE, link_candidates
+from kqi.clustering import spatial_clusters
 from kqi.config import Config
 from kqi.errors import InputError, KqiError
 from kqi.schema import CELLS, COMPLAINT_LINKS, SERVICE_CODE, SERVICES

@@ -108,8 +108,8 @@ def run(
     kqi.errors.InputError
         An input cannot be used at all (missing file, missing required column, no rows, undecodable).
     """
-    from kqi.ingest import Ingest
     from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
+    from kqi.ingest import Ingest
     from kqi.workorders import build_work_orders, work_order_summary
 
     cfg = config or Config()

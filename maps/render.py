@@ -28,13 +28,13 @@ from branca.element import Element, MacroElement
 from folium.map import Layer
 from folium.plugins import HeatMap
 from folium.template import Template
+from kqi.maps import geometry
+from kqi.maps._errors import MapError
+from kqi.maps.assets import head_html
 
 from kqi.config import Config
 from kqi.io import write_text
 from kqi.schema import CAUSES, CELLS
-from kqi.maps import geometry
-from kqi.maps._errors import MapError
-from kqi.maps.assets import head_html
 
 log = logging.getLogger(__name__)
 

@@ -50,6 +50,7 @@ def run_chain(spec: CitySpec, out_dir: Path, config: Config | None = None,
     (what a fixed-kilometre overshooting rule amounts to), to show what the local ISD is worth.
     """
     from kqi.ingest.core import Ingest
+
     from kqi.diagnosis import diagnose
     from kqi.flagging import KqiAccumulator
     from kqi.geo import site_isd

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from _cdp import Browser, find_chromium, load_map, serve
+from kqi.maps import assets as map_assets
+from kqi.maps.render import render_map
 
 from kqi.config import Config, OutputConfig
-from kqi.maps import assets as map_assets
-from _cdp import Browser, find_chromium, load_map, serve
-from kqi.maps.render import render_map
 
 pytestmark = pytest.mark.browser
 

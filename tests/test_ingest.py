@@ -7,11 +7,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import kqi.ingest._text as text_mod
 import polars as pl
 import pytest
 from ingest_helpers import cfg, write
-
-import kqi.ingest._text as text_mod
 from kqi.ingest import (
     AGG_BATCH_SCHEMA,
     TEST_BATCH_COLUMNS,
@@ -21,6 +20,7 @@ from kqi.ingest import (
     detect_encoding,
     read_table,
 )
+
 from kqi.errors import ConfigError, InputError
 from kqi.schema import SERVICES
 

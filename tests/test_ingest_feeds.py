@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from ingest_helpers import cfg, write
-
 from kqi.ingest import Ingest
+
 from kqi.errors import InputError
 from kqi.schema import CELLS, FEEDS, SERVICES
 

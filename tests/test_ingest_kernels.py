@@ -11,9 +11,9 @@ import polars as pl
 import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kqi.ingest import Ingest
 from kqi.ingest._kernels import _all_pass, _count_byte, _first_rows, _spread
+
 from kqi.config import Config
 
 

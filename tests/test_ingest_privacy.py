@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from kqi.ingest import Ingest
+
 from kqi.config import Config
 
 CELLS = "cell_id,site_id,lat,lon,azimuth\nC1,S1,31.0,121.0,0\nC2,S1,31.0,121.0,120\n"

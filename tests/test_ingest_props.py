@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from kqi.ingest import Ingest
 from kqi.ingest._convert import clean_numeric
+
 from kqi.config import Config, IngestConfig
 from kqi.errors import InputError
 from kqi.schema import Column

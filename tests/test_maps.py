@@ -20,14 +20,14 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial import ConvexHull
-
-from kqi.config import Config, OutputConfig
-from kqi.errors import KqiError
 from kqi.maps import assets as map_assets
 from kqi.maps import geometry
 from kqi.maps._errors import MapError
 from kqi.maps.render import js_json, render_map
+from scipy.spatial import ConvexHull
+
+from kqi.config import Config, OutputConfig
+from kqi.errors import KqiError
 
 R = geometry.EARTH_RADIUS_M
 HOSTILE_NAME = 'Cell </script><img src=x onerror="window.__pwned=1">'
