@@ -179,6 +179,32 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """The run history (the closed loop, docs/history.md)."""
+
+    path: str = ""                 # DuckDB file; "" = no history unless --history is given
+    window_days: int = 0           # analyse a trailing window of this many days from the stored
+    #                                day counts plus the new tests (0 = the new tests only)
+    lock_wait_s: float = 30.0      # wait this long for another run holding the file, then stop
+
+
+@dataclass(frozen=True)
+class FollowupConfig:
+    """Verification of open orders in later runs (docs/history.md, "Follow-up")."""
+
+    min_tests_after: int = 30       # fewer tests of a service after the order: insufficient_data
+    alpha: float = 0.05             # significance of the difference-in-differences test
+    controls: int = 12              # nearest cells without an order of their own, at most
+    control_radius_isd: float = 3.0  # controls lie within this multiple of the cell's local ISD
+    min_control_tests: int = 100    # fewer control tests in a period: network-wide controls
+    escalate_after_runs: int = 3    # an order open this many runs without recovery escalates
+    escalate_on_worse: bool = True  # a verdict of 'worse' escalates at once
+    w_persist: float = 10.0         # priority bonus (scaled by cause weight) of a persisting /
+    #                                 reopened order over a new one of equal severity
+    persist_full: int = 3           # runs poor at which the bonus is full
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a run."""
 
@@ -188,6 +214,8 @@ class Config:
     workorders: WorkOrderConfig = field(default_factory=WorkOrderConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    followup: FollowupConfig = field(default_factory=FollowupConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for manifest.json)."""
