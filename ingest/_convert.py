@@ -49,7 +49,7 @@ DATETIME = pl.Datetime("us", "UTC")
 
 def full(n: int, value: object, dtype: pl.DataType | type[pl.DataType], name: str = "") -> pl.Series:
     """A constant series of length ``n``."""
-    return pl.repeat(value, n, dtype=dtype, eager=True).alias(name)
+    return pl.repeat(value, n, dtype=dtype, eager=True).alias(name)  # type: ignore[call-overload]
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -54,7 +55,7 @@ class RejectSink:
         self._frames: list[pl.DataFrame] = []
         self._pending: list[pl.DataFrame] = []
         self._stack = contextlib.ExitStack()
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self.path: Path | None = None if directory is None else directory / f"{feed}.csv"
 
     def add(self, lines: np.ndarray, reasons: pl.Series, raw: pl.DataFrame) -> None:
@@ -107,6 +108,7 @@ class RejectSink:
             self._frames.append(df)
             return
         if self._fh is None:
+            assert self.path is not None  # a directory was given (checked above)
             tmp = self._stack.enter_context(atomic_path(self.path))
             self._fh = self._stack.enter_context(tmp.open("wb"))
             make_inert(df).write_csv(self._fh, include_header=True)

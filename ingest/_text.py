@@ -127,7 +127,7 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _record_end(buf: bytes, quoted: bool) -> int:
+def _record_end(buf: bytes | bytearray, quoted: bool) -> int:
     """Index just past the last record boundary (a newline outside quotes) in ``buf``; -1 if none."""
     if not quoted:
         return buf.rfind(b"\n") + 1 or -1
@@ -363,7 +363,7 @@ class CsvSource:
         old = len(buf)
         buf.extend(bytes(n))
         with memoryview(buf) as mv:
-            got = self._fh.readinto(mv[old:])
+            got = self._fh.readinto(mv[old:])  # type: ignore[attr-defined]  # a raw/buffered file
         del buf[old + got:]
         if self._hasher is None:
             self._hash.update(memoryview(buf)[old:])
@@ -377,7 +377,7 @@ class CsvSource:
         buf = bytearray(k + self._chunk_bytes)
         buf[:k] = pending
         with memoryview(buf) as mv:
-            got = self._fh.readinto(mv[k:])
+            got = self._fh.readinto(mv[k:])  # type: ignore[attr-defined]  # a raw/buffered file
         if got < self._chunk_bytes:
             del buf[k + got:]
         if self._hasher is None:
@@ -469,7 +469,7 @@ class CsvSource:
 
     # -- parsing ----------------------------------------------------------------------------
 
-    def _to_utf8(self, chunk: bytes) -> bytes:
+    def _to_utf8(self, chunk: bytes | bytearray) -> bytes | bytearray:
         if self._codec == "utf-8":
             return chunk
         try:
@@ -494,7 +494,7 @@ class CsvSource:
             if self._types.get(c) == pa.string():
                 self._types[c] = pa.dictionary(pa.int32(), pa.string())
 
-    def _parse(self, chunk: bytes, newlines: int) -> RawChunk:
+    def _parse(self, chunk: bytes | bytearray, newlines: int) -> RawChunk:
         data = self._to_utf8(chunk)
         # transcoding keeps every line break, so the raw chunk's count holds for ``data`` too
         n_lines = newlines + (0 if data.endswith(b"\n") else 1)
@@ -510,7 +510,7 @@ class CsvSource:
             self._typed_failures += 1
         return self._parse_text(data, self._next_line, n_lines)
 
-    def _parse_text(self, data: bytes, first_line: int, n_lines: int) -> RawChunk:
+    def _parse_text(self, data: bytes | bytearray, first_line: int, n_lines: int) -> RawChunk:
         """All columns as text; a piece with an anomaly is split so Python parses only small ones."""
         table = self._read_arrow(data, self._string_types, None)
         if table is not None and table.num_rows == n_lines:
@@ -543,7 +543,7 @@ class CsvSource:
             [m for p in parts for m in p.malformed],
         )
 
-    def _read_arrow(self, data: bytes, types: dict[str, pa.DataType], include: list[str] | None
+    def _read_arrow(self, data: bytes | bytearray, types: dict[str, pa.DataType], include: list[str] | None
                     ) -> pa.Table | None:
         """Parse with pyarrow; ``None`` when any row is malformed or a value does not convert."""
         # no invalid_row_handler: a malformed row raises, and the chunk goes to the exact parser
@@ -563,7 +563,7 @@ class CsvSource:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             return None
 
-    def _lines_as_text(self, data: bytes, idx: np.ndarray) -> pl.DataFrame:
+    def _lines_as_text(self, data: bytes | bytearray, idx: np.ndarray) -> pl.DataFrame:
         """Source columns as text for records ``idx`` of a one-record-per-line chunk."""
         ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
         if ends.size == 0 or ends[-1] != len(data) - 1:
@@ -577,7 +577,7 @@ class CsvSource:
                 dst.append(v)
         return pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(self.columns, cols, strict=True)})
 
-    def _parse_slow(self, data: bytes, first_line: int) -> RawChunk:
+    def _parse_slow(self, data: bytes | bytearray, first_line: int) -> RawChunk:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -24,7 +24,17 @@ import pyarrow as pa
 from kqi.config import Config
 from kqi.errors import ConfigError, InputError
 from kqi.privacy import scrub_series
-from kqi.schema import APP_TESTS, APP_TESTS_AGG, CELL_KPIS, CELLS, COMPLAINTS, Column, FeedSchema
+from kqi.schema import (
+    APP_TESTS,
+    APP_TESTS_AGG,
+    CELL_KPIS,
+    CELLS,
+    COMPLAINTS,
+    SERVICE_CODE_TYPE,
+    SUBSCRIBERS,
+    Column,
+    FeedSchema,
+)
 
 from ._convert import (
     Checks,
@@ -39,7 +49,14 @@ from ._convert import (
 )
 from ._kernels import _first_rows
 from ._rejects import RejectSink
-from ._sources import ParquetSource, open_source, resolve_columns
+from ._sources import (
+    FrameSource,
+    InMemory,
+    ParquetSource,
+    open_source,
+    resolve_columns,
+    source_name,
+)
 from ._text import Coded, CsvSource, RawChunk
 
 log = logging.getLogger(__name__)
@@ -158,16 +175,16 @@ class _Duplicates:
 class _Run:
     """One feed being read: source, column mapping, converters, rejects and counts."""
 
-    def __init__(self, ing: Ingest, feed: str, schema: FeedSchema, path: str | Path, *,
-                 source: CsvSource | ParquetSource | None = None,
+    def __init__(self, ing: Ingest, feed: str, schema: FeedSchema, path: str | Path | InMemory, *,
+                 source: CsvSource | ParquetSource | FrameSource | None = None,
                  extra_notes: list[str] | None = None) -> None:
         self.t0 = time.perf_counter()
         self.ing = ing
         self.feed = feed
         self.schema = schema
-        self.path = Path(path)
+        self.path = Path(source_name(path, feed))
         cfg = ing.config.ingest
-        self.src = source or open_source(self.path, cfg.encoding, cfg.batch_rows)
+        self.src = source or open_source(path, cfg.encoding, cfg.batch_rows, feed=feed)
         try:
             if not self.src.has_data():
                 raise InputError(self.path, "no data rows (only a header)")
@@ -178,7 +195,7 @@ class _Run:
             if missing:
                 raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})",
                                  column=missing[0])
-            if isinstance(self.src, ParquetSource):
+            if isinstance(self.src, ParquetSource | FrameSource):
                 self.src.select(list(dict.fromkeys(self.mapping.values())))
                 reject_cols = list(dict.fromkeys(self.mapping.values()))
             else:
@@ -212,8 +229,7 @@ class _Run:
         for col in self.schema.columns:
             src = self.mapping.get(col.name)
             if src is None:
-                dtype = {"string": pl.String, "float": pl.Float64, "int": pl.Int64, "flag": pl.Int8,
-                         "timestamp": pl.Datetime("us", "UTC"), "service": pl.Int8}[col.kind]
+                dtype = SERVICE_CODE_TYPE if col.kind == "service" else col.polars_type
                 value = col.default if col.kind != "service" else None
                 out["service_code" if col.kind == "service" else col.name] = full(n, value, dtype, col.name)
                 continue
@@ -383,7 +399,7 @@ class Ingest:
 
     # -- cells ----------------------------------------------------------------------------
 
-    def cells(self, path: str | Path) -> pl.DataFrame:
+    def cells(self, path: str | Path | InMemory) -> pl.DataFrame:
         """Read the engineering parameters.
 
         Returns
@@ -418,7 +434,7 @@ class Ingest:
             checks.add(dup & ~conflict, "cell_id: duplicate of an earlier row")
             return run.split(raw, frame, checks)
 
-        df = run.run_all(process, {c.name: _dtype(c.kind) for c in CELLS.columns})
+        df = run.run_all(process, {c.name: c.polars_type for c in CELLS.columns})
         if conflicts[0]:
             self.reports["cells"].notes.append(
                 f"cell_id: {conflicts[0]} duplicate rows disagree with the first row of their cell "
@@ -431,7 +447,7 @@ class Ingest:
 
     # -- cell KPIs ------------------------------------------------------------------------
 
-    def cell_kpis(self, path: str | Path, cells: pl.DataFrame) -> pl.DataFrame:
+    def cell_kpis(self, path: str | Path | InMemory, cells: pl.DataFrame) -> pl.DataFrame:
         """Read hourly (or daily) cell counters.
 
         Rows naming a cell not in ``cells`` are rejected, and so is a second row for the same
@@ -455,12 +471,12 @@ class Ingest:
             checks.add(dups.check(frame, ~checks.failing()), "ts: duplicate cell_id and ts")
             return run.split(raw, frame.with_columns(code), checks)
 
-        schema = {c.name: _dtype(c.kind) for c in CELL_KPIS.columns} | {"cell_code": pl.Int32}
+        schema = {c.name: c.polars_type for c in CELL_KPIS.columns} | {"cell_code": pl.Int32}
         return run.run_all(process, schema).select([*CELL_KPIS.names, "cell_code"])
 
     # -- complaints -----------------------------------------------------------------------
 
-    def complaints(self, path: str | Path, cells: pl.DataFrame) -> pl.DataFrame:
+    def complaints(self, path: str | Path | InMemory, cells: pl.DataFrame) -> pl.DataFrame:
         """Read complaint tickets; ``msisdn`` is dropped here and never returned.
 
         A complaint needs a position (``lat`` and ``lon``) or a ``cell_id`` known in ``cells``.
@@ -505,7 +521,7 @@ class Ingest:
             counts["half_position"] += int(half.filter(ok).sum())
             return run.split(raw, frame.drop("msisdn"), checks)
 
-        schema = ({c.name: _dtype(c.kind) for c in COMPLAINTS.columns if c.name != "msisdn"}
+        schema = ({c.name: c.polars_type for c in COMPLAINTS.columns if c.name != "msisdn"}
                   | {"cell_code": pl.Int32})
         df = run.run_all(process, schema)
         rep = self.reports["complaints"]
@@ -519,9 +535,40 @@ class Ingest:
                              "position cleared, cell_id kept")
         return df.select([c for c in COMPLAINTS.names if c != "msisdn"] + ["cell_code"])
 
+    # -- subscribers ----------------------------------------------------------------------
+
+    def subscribers(self, path: str | Path | InMemory) -> pl.DataFrame:
+        """Read subscriber counts per cell (``cell_id, subscribers``) or per region
+        (``region, subscribers``), for complaints per 10,000 subscribers.
+
+        A file with both key columns is read per cell. Rows without the key or with a count that
+        is not a number >= 0 are rejected like any feed's.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``cell_id`` or ``region`` (String) and ``subscribers`` (Float64), summed per key and
+            sorted by it.
+        """
+        run = _Run(self, "subscribers", SUBSCRIBERS, path)
+        key = "cell_id" if "cell_id" in run.mapping else "region" if "region" in run.mapping else None
+        if key is None:
+            run.abort()
+            raise InputError(run.path, f"needs a cell_id or a region column (found: "
+                                       f"{_short(run.src.columns)})", column="cell_id")
+
+        def process(raw: RawChunk) -> pl.DataFrame:
+            values, checks = run.convert(raw)
+            frame = pl.DataFrame(values).select(key, "subscribers")
+            checks.add(frame.get_column(key).is_null(), f"{key}: missing value")
+            return run.split(raw, frame, checks)
+
+        df = run.run_all(process, {key: pl.String, "subscribers": pl.Float64})
+        return df.group_by(key).agg(pl.col("subscribers").sum()).sort(key)
+
     # -- app tests ------------------------------------------------------------------------
 
-    def app_tests(self, path: str | Path, cells: pl.DataFrame | None = None) -> TestsFeed:
+    def app_tests(self, path: str | Path | InMemory, cells: pl.DataFrame | None = None) -> TestsFeed:
         """Open the app-perception feed (per-test or pre-aggregated) for batched reading.
 
         The file is opened and its header checked now (an unusable file raises here); rows are
@@ -538,7 +585,7 @@ class Ingest:
         """
         cfg = self.config.ingest
         codes = _CodeMap(None if cells is None else _cell_ids(cells))
-        src = open_source(path, cfg.encoding, cfg.batch_rows)
+        src = open_source(path, cfg.encoding, cfg.batch_rows, feed="app_tests")
         try:
             agg_map, _ = resolve_columns(
                 APP_TESTS_AGG, src.columns,
@@ -555,7 +602,7 @@ class Ingest:
         # cell_id and service are resolved once per distinct value, not once per row
         if hasattr(src, "set_dictionary"):
             src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])
-        feed = TestsFeed("aggregated" if aggregated else "tests", Path(path), iter(()), codes)
+        feed = TestsFeed("aggregated" if aggregated else "tests", run.path, iter(()), codes)
         feed.columns = frozenset(run.mapping)
         feed.batches = _one_ahead(self._test_batches(run, codes, feed, aggregated))
         return feed
@@ -673,10 +720,6 @@ def _nullable(codes: np.ndarray, dtype: pl.DataType | type[pl.DataType], name: s
     s = pl.Series(name, codes, dtype=dtype)
     return s.set(s < 0, None) if (codes < 0).any() else s
 
-
-def _dtype(kind: str) -> pl.DataType:
-    return {"string": pl.String(), "float": pl.Float64(), "int": pl.Int64(), "flag": pl.Int8(),
-            "timestamp": pl.Datetime("us", "UTC"), "service": pl.String()}[kind]
 
 
 def _cell_ids(cells: pl.DataFrame) -> pl.Series:

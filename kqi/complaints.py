@@ -33,9 +33,8 @@ other than ``complaint_id``, positions and category-derived values.
 
 from __future__ import annotations
 
-import io
 import logging
-from pathlib import Path
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -44,7 +43,8 @@ from kqi import geo
 from kqi._link_kernels import COVERAGE, link_candidates
 from kqi.clustering import spatial_clusters
 from kqi.config import Config
-from kqi.errors import InputError, KqiError
+from kqi.errors import KqiError
+from kqi.frames import DType, column_or_null
 from kqi.schema import CELLS, COMPLAINT_LINKS, SERVICE_CODE, SERVICES
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ __all__ = [
     "classify",
     "hotspots",
     "link_complaints",
-    "read_subscribers",
     "silent_poor_cells",
 ]
 
@@ -134,10 +133,8 @@ def _poor_matrix(cell_kqi: pl.DataFrame | None, cell_ids: pl.Series) -> np.ndarr
 
 def _cells_frame(cells: pl.DataFrame) -> pl.DataFrame:
     _require(cells, ("cell_id", "lat", "lon", "azimuth"), "cells")
-    bw = (pl.col("beamwidth").cast(pl.Float64) if "beamwidth" in cells.columns
-          else pl.lit(None, dtype=pl.Float64))
-    site = (pl.col("site_id").cast(pl.String) if "site_id" in cells.columns
-            else pl.lit(None, dtype=pl.String))
+    bw = column_or_null(cells.columns, "beamwidth", pl.Float64)
+    site = column_or_null(cells.columns, "site_id", pl.String)
     out = cells.select(
         pl.col("cell_id").cast(pl.String),
         site.alias("site_id"),
@@ -215,9 +212,8 @@ def link_complaints(
     cf = _cells_frame(cells)
     n_cells = cf.height
 
-    def opt(name: str, dtype: pl.DataType) -> pl.Expr:
-        return (pl.col(name).cast(dtype) if name in complaints.columns
-                else pl.lit(None, dtype=dtype)).alias(name)
+    def opt(name: str, dtype: DType) -> pl.Expr:
+        return column_or_null(complaints.columns, name, dtype)
 
     comp = complaints.select(
         pl.col("complaint_id").cast(pl.String),
@@ -360,73 +356,6 @@ def silent_poor_cells(cell_kqi: pl.DataFrame, links: pl.DataFrame | None) -> pl.
     return poor.sort("cell_id")
 
 
-def read_subscribers(path: str | Path) -> pl.DataFrame:
-    """Read the optional subscribers file: ``cell_id, subscribers`` or ``region, subscribers``.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        CSV (UTF-8, UTF-8 with BOM or GBK) or Parquet. Headers are matched case-insensitively;
-        the cells feed's aliases of ``cell_id`` and ``region`` are accepted, and ``users``,
-        ``用户数``, ``用户数量`` for ``subscribers``.
-
-    Returns
-    -------
-    polars.DataFrame
-        ``cell_id`` or ``region`` (str) and ``subscribers`` (float64), summed per key, sorted.
-
-    Raises
-    ------
-    kqi.errors.InputError
-        Missing file, no key or subscribers column, no rows, or a value that is not a number
-        >= 0.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "file not found")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            raw = pl.read_parquet(p)
-            raw = raw.select(pl.all().cast(pl.String))
-        else:
-            data = p.read_bytes()
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                text = data.decode("gbk")
-            raw = pl.read_csv(io.StringIO(text), infer_schema=False)
-    except (UnicodeDecodeError, pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(p, f"cannot read: {type(exc).__name__}") from None
-    aliases = {
-        "cell_id": {"cell_id", *CELLS.column("cell_id").aliases},
-        "region": {"region", *CELLS.column("region").aliases},
-        "subscribers": {"subscribers", "subscriber", "users", "subs", "用户数", "用户数量", "用户"},
-    }
-    found: dict[str, str] = {}
-    for col in raw.columns:
-        key = col.strip().lower()
-        for canon, names in aliases.items():
-            if key in names and canon not in found:
-                found[canon] = col
-    if "subscribers" not in found:
-        raise InputError(p, "no subscribers column", column="subscribers")
-    key = "cell_id" if "cell_id" in found else "region" if "region" in found else None
-    if key is None:
-        raise InputError(p, "needs a cell_id or a region column", column="cell_id")
-    df = raw.select(pl.col(found[key]).str.strip_chars().alias(key),
-                    pl.col(found["subscribers"]).str.strip_chars().alias("_s"))
-    if df.height == 0:
-        raise InputError(p, "no rows")
-    df = df.with_columns(pl.col("_s").cast(pl.Float64, strict=False).alias("subscribers"))
-    bad = df.with_row_index("_i").filter(
-        pl.col(key).is_null() | pl.col("subscribers").is_null() | (pl.col("subscribers") < 0)
-        | pl.col("subscribers").is_nan())
-    if bad.height:
-        raise InputError(p, "subscribers must be a number >= 0 with a key",
-                         line=int(bad["_i"][0]) + 2, column="subscribers")
-    return df.group_by(key).agg(pl.col("subscribers").sum()).sort(key)
-
-
 # --------------------------------------------------------------------------------------------
 # hotspots
 # --------------------------------------------------------------------------------------------
@@ -452,7 +381,7 @@ def _conform(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     df = df.with_columns(pl.lit(kind).alias("kind"),
                          pl.int_range(1, df.height + 1, dtype=pl.Int32).alias("rank"))
     return df.select([
-        (pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t)).alias(c)
+        column_or_null(df.columns, c, t)
         for c, t in _HOTSPOT_SCHEMA.items()
     ])
 
@@ -463,15 +392,13 @@ def _linked_network(links: pl.DataFrame) -> pl.DataFrame:
                         & pl.col("cell_id").is_not_null())
 
 
-def _periods(ts: pl.Series, period_days: int) -> tuple[object, object, object] | None:
+def _periods(ts: pl.Series, period_days: int) -> tuple[date, date, date] | None:
     """(previous start, last start, end) of the two last whole-day periods, or None if too short."""
-    ts = ts.drop_nulls()
-    if ts.len() == 0 or period_days < 1:
+    days = ts.drop_nulls().cast(pl.Date)
+    if days.len() == 0 or period_days < 1:
         return None
-    first = ts.min().date() if hasattr(ts.min(), "date") else ts.min()
-    last = ts.max().date() if hasattr(ts.max(), "date") else ts.max()
-    from datetime import timedelta
-
+    first: date = days.min()  # type: ignore[assignment]
+    last: date = days.max()  # type: ignore[assignment]
     end = last + timedelta(days=1)
     if (end - first).days < 2 * period_days:
         return None
@@ -558,7 +485,7 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
     kpis : polars.DataFrame, optional
         Cell KPIs (``ts``, ``cell_id``, ``rrc_users_max``): subscriber estimate when no file.
     subscribers : polars.DataFrame, optional
-        From :func:`read_subscribers`: ``cell_id`` or ``region``, and ``subscribers``.
+        From :meth:`kqi.ingest.Ingest.subscribers`: ``cell_id`` or ``region``, and ``subscribers``.
 
     Returns
     -------

@@ -234,7 +234,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             raise ConfigError(f"unknown setting '{where}.{key}'" if where else f"unknown section '{key}'")
         hint = hints[key]
         path = f"{where}.{key}" if where else key
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
         else:
             kwargs[key] = _coerce(hint, value, path, default=getattr(cls(), key))

@@ -21,6 +21,7 @@ import polars as pl
 
 from kqi.config import Config, DiagnosisConfig
 from kqi.errors import ConfigError
+from kqi.frames import column_or_null, with_columns_or_null
 from kqi.schema import CAUSES, DIAGNOSIS, SERVICE_CODE
 
 log = logging.getLogger(__name__)
@@ -170,10 +171,8 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         code.alias("code"),
         pl.col("cell_id").cast(pl.String),
         ts.dt.hour().cast(pl.Int64).alias("hour"),
-        *[(pl.col(c).cast(pl.Float64).fill_nan(None) if c in kpis.columns
-           else pl.lit(None, dtype=pl.Float64)).alias(c) for c in _KPI_FLOATS],
-        (pl.col("alarm_count").cast(pl.Int64) if "alarm_count" in kpis.columns
-         else pl.lit(None, dtype=pl.Int64)).alias("alarm_count"),
+        *[column_or_null(kpis.columns, c, pl.Float64).fill_nan(None) for c in _KPI_FLOATS],
+        column_or_null(kpis.columns, "alarm_count", pl.Int64),
     ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))
     if k.height and k["hour"].n_unique() == 1:
         # a daily feed (the contract allows one): every row sits at the same hour, so there are
@@ -225,7 +224,7 @@ def _busy_lookup(k: pl.DataFrame, count: int) -> np.ndarray:
     Traffic is the mean PRB utilisation of that hour of the day over the window (RRC users
     where PRB is missing); ties go to the earlier hour, hours without traffic figures come last.
     """
-    n_codes = int(k["code"].max()) + 1 if k.height else 0
+    n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
     key = k["key"].to_numpy()
     traffic = k.select(pl.coalesce("prb_util_dl", "rrc_users_max")).to_series().to_numpy()
     traffic = np.asarray(traffic, dtype=np.float64)  # null -> NaN
@@ -272,15 +271,14 @@ def score_causes(evidence: pl.DataFrame, config: Config | None = None) -> pl.Dat
     """
     d = (config or Config()).diagnosis
     _check_config(d)
-    ev = evidence.with_columns(
-        pl.lit(None, dtype=pl.Float64).alias(c) for c in EVIDENCE_COLUMNS if c not in evidence.columns
-    )
+    ev = with_columns_or_null(evidence, dict.fromkeys(EVIDENCE_COLUMNS, pl.Float64))
     col = pl.col
     cqi_low = (col("cqi_good_ratio") < d.cqi_good_ratio).fill_null(False)
     users_high = (col("rrc_users_busy") > d.rrc_users).fill_null(False)
     bonus = pl.lit(d.support_bonus)
     avail_part = pl.when(col("availability_min") < d.availability_pct).then(
         (d.availability_pct - col("availability_min")) / d.availability_scale_pct)
+    alarm_part: pl.Expr
     if d.alarm_count >= 1:
         alarm_part = pl.when(col("alarm_count") >= d.alarm_count).then(
             d.alarm_score * col("alarm_count").cast(pl.Float64) / d.alarm_count)
@@ -378,7 +376,8 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
     rank_cols = {}
     for r in range(n_c):
         rank_cols[f"_r{r}"] = pl.Series(
-            np.where(ranked_holds[:, r], names[order[:, r]], None).tolist(), dtype=pl.String)
+            [str(names[o]) if h else None for h, o in zip(ranked_holds[:, r], order[:, r], strict=True)],
+            dtype=pl.String)
     best = np.where(holds.any(axis=1), np.nanmax(np.where(holds, s, -np.inf), axis=1), 0.0)
     out = scored.with_columns(
         pl.Series("cause_score", best, dtype=pl.Float64), *[v.alias(k) for k, v in rank_cols.items()]
@@ -386,7 +385,7 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
     texts = _cause_texts(d)
 
     def text_of(rank_col: str) -> pl.Expr:
-        expr = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
+        expr: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
         for cause in RULE_CAUSES:
             expr = expr.when(pl.col(rank_col) == cause).then(texts[cause])
         return expr.otherwise(pl.lit(None, dtype=pl.String))

@@ -209,7 +209,8 @@ _SUMMARY_SKIP = {"silent_cell_ids", "clusters", "by_method"}
 def _other_figures(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Item / value rows for the figures beside the case table, readable by a person."""
     rows: list[tuple[str, Any]] = []
-    diag = summary.get("diagnosis") if isinstance(summary.get("diagnosis"), Mapping) else {}
+    diag_value = summary.get("diagnosis")
+    diag: Mapping[str, Any] = diag_value if isinstance(diag_value, Mapping) else {}
     proposals = diag.get("proposals") or {}
     rest = dict(summary)
     if diag:
@@ -256,7 +257,7 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
     left = _SUMMARY_RIGHT_COLUMN if case is None else case.width + 2
     _put(ws, 1, left, "Work orders by primary cause").font = title
     figures = work_order_summary(work_orders)
-    counts = figures["causes"]
+    counts: dict[str, int] = figures["causes"]  # type: ignore[assignment]
     silent = figures["silent_poor_cells"]
     cause_df = pl.DataFrame({
         "primary_cause": [*counts.keys(), "total"],

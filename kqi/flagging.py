@@ -21,7 +21,6 @@ side of the threshold is (see :func:`flag_counts`).
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import pyarrow.compute as pc
 from kqi import _kernels
 from kqi.config import Config, KqiConfig
 from kqi.errors import InputError
+from kqi.frames import DType
 from kqi.schema import CELL_KQI, SERVICES
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _all_valid(n: int) -> np.ndarray:
     return np.full((n + 7) // 8, 0xFF, dtype=np.uint8)
 
 
-def _values_and_validity(batch: pl.DataFrame, name: str, dtype: pl.DataType,
+def _values_and_validity(batch: pl.DataFrame, name: str, dtype: DType,
                          np_dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Values array and validity bitmap (bit offset 0) of ``batch[name]``, without copying values.
 
@@ -85,7 +85,7 @@ def _values_and_validity(batch: pl.DataFrame, name: str, dtype: pl.DataType,
         arr = arr.combine_chunks()
     off = arr.offset
     bufs = arr.buffers()
-    values = np.frombuffer(bufs[1], dtype=np_dtype, count=off + n)[off:]
+    values: np.ndarray = np.frombuffer(bufs[1], dtype=np_dtype, count=off + n)[off:]
     if arr.null_count == 0:
         valid = _all_valid(n)
     elif off % 8 == 0:
@@ -100,7 +100,7 @@ def _values_and_validity(batch: pl.DataFrame, name: str, dtype: pl.DataType,
     return _ro(values), _ro(valid)
 
 
-def _codes(batch: pl.DataFrame, name: str, dtype: pl.DataType, np_dtype: type) -> np.ndarray:
+def _codes(batch: pl.DataFrame, name: str, dtype: DType, np_dtype: type) -> np.ndarray:
     s = batch.get_column(name)
     if s.null_count():
         raise ValueError(f"batch column '{name}' has nulls")
@@ -402,7 +402,7 @@ class KqiAccumulator:
             "rate_low": f["rate_low"],
             "rate_high": f["rate_high"],
             "confidence": f["confidence"],
-        }).cast(_CELL_KQI_SCHEMA)  # type: ignore[arg-type]
+        }).cast(_CELL_KQI_SCHEMA)
         return df.sort(["cell_id", "service"])
 
     def daily(self, cell_ids: pl.Series) -> pl.DataFrame:
@@ -428,24 +428,30 @@ class KqiAccumulator:
 # Public API
 # --------------------------------------------------------------------------------------------
 
-def flag_cells(source: str | Path | pa.Table | pl.DataFrame,
+def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
                config: Config | None = None) -> pl.DataFrame:
     """Per cell x service good-rates and poor flags of an app-tests feed.
 
     Parameters
     ----------
-    source : str, Path, pyarrow.Table or polars.DataFrame
+    source : str, Path, polars.DataFrame, polars.LazyFrame or pyarrow.Table
         A CSV or Parquet file of app tests (or the pre-aggregated feed) in the contract's columns,
-        read through ingest exactly as ``kqi run`` reads it; or the same columns in memory (they
-        go through ingest too, via a temporary Parquet file, so the same rows are rejected).
+        read through ingest exactly as ``kqi run`` reads it; or the same columns in memory (read
+        through the same checks, so the same rows are rejected).
     config : Config, optional
         Targets, thresholds and ingest options; defaults when None.
 
     Returns
     -------
-    pl.DataFrame
+    polars.DataFrame
         The ``cell_kqi`` table: cell_id, service, tests, good_tests, good_rate, poor, rate_low,
         rate_high, confidence; one row per cell x service with tests, sorted by cell_id, service.
+
+    Raises
+    ------
+    kqi.InputError
+        The feed cannot be used (missing file or column, no rows, a KQI column its services
+        need is absent).
 
     Examples
     --------
@@ -453,29 +459,12 @@ def flag_cells(source: str | Path | pa.Table | pl.DataFrame,
     >>> cell_kqi = kqi.flag_cells("app_tests.parquet")          # doctest: +SKIP
     >>> cell_kqi.filter("poor")                                   # doctest: +SKIP
     """
-    config = config or Config()
-    if isinstance(source, str | Path):
-        return _flag_file(Path(source), config)
-    if isinstance(source, pa.Table | pa.RecordBatch):
-        source = pl.from_arrow(source)  # type: ignore[assignment]
-    if not isinstance(source, pl.DataFrame):
-        raise TypeError(f"source must be a path, a pyarrow Table or a polars DataFrame, "
-                        f"not {type(source).__name__}")
-    # one code path with the CLI: the table goes through ingest as a Parquet file would, so
-    # aliases, type and range checks and rejected rows are exactly those of `kqi run`
-    with tempfile.TemporaryDirectory(prefix="kqi-") as tmp:
-        path = Path(tmp) / "app_tests.parquet"
-        source.write_parquet(path, compression="uncompressed", statistics=False)
-        try:
-            return _flag_file(path, config)
-        except InputError as exc:
-            raise InputError("<table>", exc.problem, line=exc.line, column=exc.column) from None
-
-
-def _flag_file(path: Path, config: Config) -> pl.DataFrame:
     from kqi import ingest
 
-    feed = ingest.Ingest(config, rejects_dir=None).app_tests(path, None)
+    config = config or Config()
+    if isinstance(source, str):
+        source = Path(source)
+    feed = ingest.Ingest(config, rejects_dir=None).app_tests(source, None)
     acc = KqiAccumulator(0, config, daily=False)
     for batch in feed.batches:
         acc.add(batch)

@@ -16,13 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
+import pyarrow as pa
 
 from kqi import __version__
 from kqi.config import Config
 from kqi.errors import InputError
+from kqi.ingest._sources import source_name
 from kqi.io import write_csv, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
@@ -39,17 +41,63 @@ OUTPUT_FILES = (
 Progress = Callable[[str, str], None]
 
 
+#: an input feed: a file path, or a table already in memory
+Source: TypeAlias = str | Path | pl.DataFrame | pl.LazyFrame | pa.Table
+
+
 @dataclass
 class RunResult:
-    """What a run produced: the output folder, the files written and the key tables."""
+    """Everything a run computed, as polars frames, and what it wrote.
 
-    out: Path
+    Attributes
+    ----------
+    cells, kpis, complaints, isd : polars.DataFrame
+        The validated feeds (complaints without msisdn) and each site's local inter-site distance.
+    out : Path or None
+        The output folder; ``None`` when the run wrote nothing (``out=None``).
+    files : list of Path
+        Files written (empty without ``out``).
+    summary : dict
+        What ``summary.json`` holds: the case table, inputs, causes, complaints, work orders.
+    manifest : dict
+        What ``manifest.json`` holds: per feed row accounting and checksums, config, timings.
+    cell_kqi, daily : polars.DataFrame
+        Per cell x service (``cell_kqi.csv``) and per cell x service x day counts.
+    diagnosis, evidence, clusters, areas : polars.DataFrame
+        Per poor cell causes; per cell KPI evidence; signature clusters; poor-quality areas.
+    links, hotspots, silent : polars.DataFrame or None
+        Complaint links, TOP hotspots, silent poor cells (``None`` without complaints).
+    work_orders : polars.DataFrame
+        The ranked work orders.
+    followup : polars.DataFrame or None
+        The follow-up of earlier orders (only with a history).
+    reports : dict
+        Per feed :class:`kqi.ingest.FeedReport` (rows read, accepted, rejected, checksum).
+    rejects : dict of polars.DataFrame
+        Rejected rows per feed (held here when ``out`` is ``None``; in ``rejects/`` otherwise).
+    """
+
+    out: Path | None = None
     files: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
-    cell_kqi: pl.DataFrame | None = None
-    diagnosis: pl.DataFrame | None = None
-    work_orders: pl.DataFrame | None = None
+    cells: pl.DataFrame = field(default_factory=pl.DataFrame)
+    kpis: pl.DataFrame = field(default_factory=pl.DataFrame)
+    complaints: pl.DataFrame | None = None
+    isd: pl.DataFrame = field(default_factory=pl.DataFrame)
+    cell_kqi: pl.DataFrame = field(default_factory=pl.DataFrame)
+    daily: pl.DataFrame = field(default_factory=pl.DataFrame)
+    diagnosis: pl.DataFrame = field(default_factory=pl.DataFrame)
+    evidence: pl.DataFrame = field(default_factory=pl.DataFrame)
+    clusters: pl.DataFrame = field(default_factory=pl.DataFrame)
+    areas: pl.DataFrame = field(default_factory=pl.DataFrame)
+    links: pl.DataFrame | None = None
+    hotspots: pl.DataFrame | None = None
+    silent: pl.DataFrame | None = None
+    work_orders: pl.DataFrame = field(default_factory=pl.DataFrame)
+    followup: pl.DataFrame | None = None
+    reports: dict[str, Any] = field(default_factory=dict)
+    rejects: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class _Stages:
@@ -72,64 +120,113 @@ class _Stages:
             self._progress(name, "done")
 
 
+def _check_inputs(feeds: dict[str, Source | None]) -> None:
+    """Fail before any work when an input file is missing, rather than after the first stages."""
+    for feed, source in feeds.items():
+        if source is None or not isinstance(source, str | Path):
+            continue
+        if Path(source).is_dir():
+            raise InputError(source, f"{feed} input is a folder, not a file")
+        if not Path(source).is_file():
+            raise InputError(source, f"{feed} file not found")
+
+
 def run(
     *,
-    cells: str | Path,
-    tests: str | Path,
-    kpis: str | Path,
-    out: str | Path,
-    complaints: str | Path | None = None,
-    subscribers: str | Path | None = None,
+    cells: Source,
+    tests: Source,
+    kpis: Source,
+    out: str | Path | None = None,
+    complaints: Source | None = None,
+    subscribers: Source | None = None,
     config: Config | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the whole analysis on input files and write every output into ``out``.
+    """Run the whole analysis: ingest, flag, diagnose, link complaints, rank work orders.
 
     Parameters
     ----------
-    cells, tests, kpis, complaints
-        Input feeds (CSV in UTF-8/GBK or Parquet), see docs/data-contract. ``complaints`` is optional.
-    subscribers
-        Optional per-cell (``cell_id, subscribers``) or per-region (``region, subscribers``) counts
-        for complaints per 10,000 subscribers; estimated from KPIs when absent.
-    out
-        Output folder (created).
-    config
+    cells, tests, kpis, complaints, subscribers : path, polars DataFrame/LazyFrame or Arrow table
+        The input feeds (docs/input-formats.md): a CSV (UTF-8/GBK) or Parquet file, or the same
+        columns in memory, which go through the same validation (rejected rows are on
+        ``result.rejects`` or in ``rejects/``). ``complaints`` and ``subscribers`` (per cell or
+        per region, for complaints per 10,000 subscribers; estimated from KPIs when absent) are
+        optional.
+    out : str or Path, optional
+        Output folder (created); every output is written there. ``None`` writes nothing and
+        returns everything on the result.
+    config : Config, optional
         Run configuration; defaults when ``None``.
-    progress
-        Optional callback ``(stage, "start" | "done")`` for a progress display.
+    progress : callable, optional
+        Called as ``progress(stage, "start" | "done")`` for a progress display.
 
     Returns
     -------
     RunResult
+        Every table the run computed (cell_kqi, daily, diagnosis, evidence, clusters, areas,
+        links, hotspots, silent, work_orders), the summary and the manifest.
 
     Raises
     ------
-    kqi.errors.InputError
-        An input cannot be used at all (missing file, missing required column, no rows, undecodable).
+    kqi.InputError
+        An input cannot be used at all (missing file, missing required column, no rows,
+        undecodable).
+
+    Examples
+    --------
+    >>> import kqi
+    >>> result = kqi.run(cells="cells.csv", tests="app_tests.parquet", kpis="kpis.csv")  # doctest: +SKIP
+    >>> result.work_orders.head()                                                         # doctest: +SKIP
     """
-    from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
+    cfg = config or Config()
+    _check_inputs({"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
+                   "subscribers": subscribers})
+    out_dir = None if out is None else Path(out)
+    rejects_dir = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rejects_dir = out_dir / "rejects"
+        _clear_stale_outputs(out_dir, rejects_dir)
+    st = _Stages(progress)
+    started = dt.datetime.now(dt.UTC)
+    result = _analyse(cfg, st, rejects_dir, cells=cells, tests=tests, kpis=kpis,
+                      complaints=complaints, subscribers=subscribers)
+    result.out = out_dir
+    if out_dir is not None and rejects_dir is not None:
+        with st.stage("write outputs"):
+            _write_tables(result, out_dir, cfg)
+        if cfg.output.map:
+            with st.stage("map"):
+                result.files.append(_render_map(result, out_dir / "map.html", cfg))
+        result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
+    inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
+              "subscribers": subscribers}
+    result.manifest = {
+        "kqi_version": __version__,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "feeds": {name: rep.to_dict() for name, rep in result.reports.items()},
+        "inputs": {k: source_name(v, k) for k, v in inputs.items() if v is not None},
+        "config": cfg.to_dict(),
+        "timings_s": st.timings,
+        "outputs": ([] if out_dir is None
+                    else sorted(str(p.relative_to(out_dir)) for p in result.files)),
+    }
+    if out_dir is not None:
+        result.files.append(write_json(out_dir / "manifest.json", result.manifest))
+    return result
+
+
+def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Source, tests: Source,
+             kpis: Source, complaints: Source | None, subscribers: Source | None) -> RunResult:
+    """Every stage but the writing: the tables of a run, on a :class:`RunResult`."""
+    from kqi.diagnosis import diagnose
+    from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize
+    from kqi.geo import site_isd
     from kqi.ingest import Ingest
     from kqi.workorders import build_work_orders, work_order_summary
 
-    cfg = config or Config()
-    # fail before any work when an input is missing, rather than after the first stages
-    for feed, path in (("cells", cells), ("tests", tests), ("kpis", kpis),
-                       ("complaints", complaints), ("subscribers", subscribers)):
-        if path is None:
-            continue
-        if Path(path).is_dir():
-            raise InputError(path, f"{feed} input is a folder, not a file")
-        if not Path(path).is_file():
-            raise InputError(path, f"{feed} file not found")
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rejects_dir = out_dir / "rejects"
-    _clear_stale_outputs(out_dir, rejects_dir)
-    st = _Stages(progress)
-    result = RunResult(out=out_dir)
-    started = dt.datetime.now(dt.UTC)
-
+    r = RunResult()
     ing = Ingest(cfg, rejects_dir=rejects_dir)
     with st.stage("ingest cells"):
         cell_df = ing.cells(cells)
@@ -139,6 +236,10 @@ def run(
     if complaints is not None:
         with st.stage("ingest complaints"):
             complaint_df = ing.complaints(complaints, cell_df)
+    subs = None
+    if subscribers is not None:
+        with st.stage("ingest subscribers"):
+            subs = ing.subscribers(subscribers)
 
     with st.stage("ingest + flag app tests"):
         feed = ing.app_tests(tests, cell_df)
@@ -146,100 +247,75 @@ def run(
         for batch in feed.batches:
             acc.add(batch)
         check_kqi_columns(feed, acc, cfg)
-        cell_kqi = acc.cell_kqi(cell_df["cell_id"])
-        daily = acc.daily(cell_df["cell_id"])
-    result.cell_kqi = cell_kqi
+        r.cell_kqi = acc.cell_kqi(cell_df["cell_id"])
+        r.daily = acc.daily(cell_df["cell_id"])
+    r.cells, r.kpis, r.complaints = cell_df, kpi_df, complaint_df
 
     with st.stage("inter-site distance"):
-        from kqi.geo import site_isd
-
-        isd = site_isd(cell_df, cfg)
+        r.isd = site_isd(cell_df, cfg)
 
     with st.stage("diagnosis"):
-        from kqi.diagnosis import diagnose
+        diag = diagnose(r.cell_kqi, kpi_df, cell_df, cfg, isd=r.isd)
+    r.diagnosis, r.evidence, r.clusters, r.areas = diag.table, diag.evidence, diag.clusters, diag.areas
 
-        diag = diagnose(cell_kqi, kpi_df, cell_df, cfg, isd=isd)
-    result.diagnosis = diag.table
-
-    links = hotspot_df = None
-    silent = None
     if complaint_df is not None:
         with st.stage("complaints"):
-            from kqi.complaints import (
-                hotspots,
-                link_complaints,
-                read_subscribers,
-                silent_poor_cells,
-            )
+            from kqi.complaints import hotspots, link_complaints, silent_poor_cells
 
-            subs = read_subscribers(subscribers) if subscribers is not None else None
-            links = link_complaints(complaint_df, cell_df, cell_kqi, isd, cfg)
-            hotspot_df = hotspots(links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs)
-            silent = silent_poor_cells(cell_kqi, links)
+            r.links = link_complaints(complaint_df, cell_df, r.cell_kqi, r.isd, cfg)
+            r.hotspots = hotspots(r.links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs)
+            r.silent = silent_poor_cells(r.cell_kqi, r.links)
 
     with st.stage("work orders"):
-        wo = build_work_orders(diag.table, cell_kqi, cell_df, links, cfg, evidence=diag.evidence)
-    result.work_orders = wo
+        r.work_orders = build_work_orders(diag.table, r.cell_kqi, cell_df, r.links, cfg,
+                                          evidence=diag.evidence)
 
-    summary = summarize(cell_kqi, cell_df, cfg)
+    summary = summarize(r.cell_kqi, cell_df, cfg)
     summary["inputs"] = {
         name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
                "rows_rejected": rep.rows_rejected}
         for name, rep in ing.reports.items()
     }
     summary["diagnosis"] = diag.summary()
-    if links is not None:
-        summary["complaints"] = _complaint_summary(links, silent, hotspot_df)
-    summary["work_orders"] = work_order_summary(wo)
-    result.summary = summary
+    if r.links is not None:
+        summary["complaints"] = _complaint_summary(r.links, r.silent, r.hotspots)
+    summary["work_orders"] = work_order_summary(r.work_orders)
+    r.summary = summary
+    r.reports = dict(ing.reports)
+    r.rejects = dict(ing.rejects)
+    return r
 
-    with st.stage("write outputs"):
-        files = result.files
-        files.append(write_csv(out_dir / "cell_kqi.csv", cell_kqi))
-        files.append(write_parquet(out_dir / "cell_kqi.parquet", cell_kqi))
-        files.append(write_csv(out_dir / "cell_kqi_daily.csv", daily))
-        files.append(write_csv(out_dir / "diagnosis.csv", diag.table))
-        files.append(write_parquet(out_dir / "diagnosis.parquet", diag.table))
-        files.append(write_csv(out_dir / "clusters.csv", diag.clusters))
-        files.append(write_csv(out_dir / "areas.csv", diag.areas))
-        files.append(write_csv(out_dir / "work_orders.csv", wo))
-        if links is not None:
-            files.append(write_csv(out_dir / "complaint_links.csv", links))
-            files.append(write_csv(out_dir / "hotspots.csv", hotspot_df))
-        files.append(write_json(out_dir / "summary.json", summary))
-        files.append(write_text(out_dir / "summary.md", _summary_md(summary, summary_markdown)))
-        if cfg.output.excel:
-            from kqi.excel import write_work_orders_xlsx
 
-            files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", wo, summary,
-                                                hotspot_df))
+def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
+    """Every table output of a run (the map aside), atomically, into ``out_dir``."""
+    from kqi.flagging import summary_markdown
 
-    if cfg.output.map:
-        with st.stage("map"):
-            from kqi.maps import render_map
+    files = r.files
+    files.append(write_csv(out_dir / "cell_kqi.csv", r.cell_kqi))
+    files.append(write_parquet(out_dir / "cell_kqi.parquet", r.cell_kqi))
+    files.append(write_csv(out_dir / "cell_kqi_daily.csv", r.daily))
+    for name, table in (("diagnosis", r.diagnosis), ("clusters", r.clusters), ("areas", r.areas)):
+        files.append(write_csv(out_dir / f"{name}.csv", table))
+    files.append(write_parquet(out_dir / "diagnosis.parquet", r.diagnosis))
+    files.append(write_csv(out_dir / "work_orders.csv", r.work_orders))
+    if r.links is not None and r.hotspots is not None:
+        files.append(write_csv(out_dir / "complaint_links.csv", r.links))
+        files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))
+    files.append(write_json(out_dir / "summary.json", r.summary))
+    files.append(write_text(out_dir / "summary.md", _summary_md(r.summary, summary_markdown)))
+    if cfg.output.excel:
+        from kqi.excel import write_work_orders_xlsx
 
-            files.append(render_map(
-                out_dir / "map.html", cells=cell_df, cell_kqi=cell_kqi, diagnosis=diag.table,
-                areas=diag.areas, complaints=complaint_df, links=links, work_orders=wo, isd=isd,
-                config=cfg,
-            ))
+        files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", r.work_orders, r.summary,
+                                            r.hotspots))
 
-    files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
-    manifest = {
-        "kqi_version": __version__,
-        "started_utc": started.isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "feeds": {name: rep.to_dict() for name, rep in ing.reports.items()},
-        "inputs": {k: str(v) for k, v in {
-            "cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
-            "subscribers": subscribers}.items() if v is not None},
-        "config": cfg.to_dict(),
-        "timings_s": st.timings,
-        "outputs": sorted(str(p.relative_to(out_dir)) for p in files),
-    }
-    result.manifest = manifest
-    files.append(write_json(out_dir / "manifest.json", manifest))
-    return result
+
+def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
+    from kqi.maps import render_map
+
+    return render_map(path, cells=r.cells, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
+                      areas=r.areas, complaints=r.complaints, links=r.links,
+                      work_orders=r.work_orders, isd=r.isd, config=cfg)
 
 
 def _clear_stale_outputs(out_dir: Path, rejects_dir: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import polars as pl
 import pyarrow as pa
 
 SERVICES: tuple[str, ...] = ("browsing", "video", "gaming")
@@ -64,6 +65,19 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
+#: the polars type of each kind as it leaves ingest (a service is its canonical name; as a code,
+#: ``service_code``, it is Int8)
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+    "flag": pl.Int8(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "service": pl.String(),
+}
+SERVICE_CODE_TYPE: pl.DataType = pl.Int8()
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of an input feed.
@@ -84,6 +98,10 @@ class Column:
     @property
     def arrow_type(self) -> pa.DataType:
         return _ARROW_TYPES[self.kind]
+
+    @property
+    def polars_type(self) -> pl.DataType:
+        return POLARS_TYPES[self.kind]
 
 
 @dataclass(frozen=True)
@@ -211,8 +229,19 @@ COMPLAINTS = FeedSchema(
     ),
 )
 
+SUBSCRIBERS = FeedSchema(
+    name="subscribers",
+    one_of=(("cell_id",), ("region",)),
+    columns=(
+        Column("cell_id", "string", False, aliases=CELLS.column("cell_id").aliases),
+        Column("region", "string", False, aliases=CELLS.column("region").aliases),
+        Column("subscribers", "float", True, "count",
+               ("subscriber", "users", "subs", "用户数", "用户数量", "用户"), 0.0, None),
+    ),
+)
+
 FEEDS: dict[str, FeedSchema] = {
-    f.name: f for f in (CELLS, APP_TESTS, APP_TESTS_AGG, CELL_KPIS, COMPLAINTS)
+    f.name: f for f in (CELLS, APP_TESTS, APP_TESTS_AGG, CELL_KPIS, COMPLAINTS, SUBSCRIBERS)
 }
 
 # --------------------------------------------------------------------------------------------

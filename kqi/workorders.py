@@ -26,6 +26,7 @@ import polars as pl
 
 from kqi.config import Config
 from kqi.errors import KqiError
+from kqi.frames import column_or_null
 from kqi.schema import CAUSES, SERVICES, WORK_ORDERS
 
 log = logging.getLogger(__name__)
@@ -202,12 +203,9 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
     per_cell = _per_cell_kqi(cell_kqi).filter(pl.col("_any_poor")).drop("_any_poor")
 
     _require(cells, ("cell_id",), "cells")
-    cell_cols = [c for c in ("cell_name", "site_id", "vendor", "region") if c in cells.columns]
     cell_info = cells.select(pl.col("cell_id").cast(pl.String),
-                             *[pl.col(c).cast(pl.String) for c in cell_cols])
-    for c in ("cell_name", "site_id", "vendor", "region"):
-        if c not in cell_info.columns:
-            cell_info = cell_info.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+                             *[column_or_null(cells.columns, c, pl.String)
+                               for c in ("cell_name", "site_id", "vendor", "region")])
     unknown_cells = per_cell.join(cell_info, on="cell_id", how="anti")
     if unknown_cells.height:
         log.warning("%d poor cell(s) are not in the cells table; their work orders lack site data",
@@ -224,8 +222,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
         ).unique("cell_id", keep="first", maintain_order=True)
     else:
         diag = pl.DataFrame(schema={"cell_id": pl.String, **dict.fromkeys(diag_cols, pl.String)})
-    if "rrc_users_busy" not in diag.columns:
-        diag = diag.with_columns(pl.lit(None, dtype=pl.Float64).alias("rrc_users_busy"))
+    diag = diag.with_columns(column_or_null(diag.columns, "rrc_users_busy", pl.Float64))
     if evidence is not None and "rrc_users_busy" in evidence.columns:
         _require(evidence, ("cell_id",), "evidence")
         ev = evidence.select(pl.col("cell_id").cast(pl.String),

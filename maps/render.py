@@ -165,7 +165,7 @@ def render_map(
     fmap = _base_map(cfg.output.map_tiles)
     # folium hands max_zoom only to a tile layer; without a basemap the map itself needs it
     fmap.options["max_zoom"] = MAX_ZOOM
-    root = fmap.get_root()
+    root: Any = fmap.get_root()
     # the empty icon keeps the browser from asking the server for /favicon.ico
     root.header.add_child(_Raw('<link rel="icon" href="data:,"/>\n' + assets + _NO_LEAFLET),
                           name="kqi_assets")
@@ -489,10 +489,11 @@ class _DataLayer(Layer):
 
     data: str
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # folium's layers return None
         block = (f'<script type="application/json" id="{self.get_name()}_data">'
                  f"{self.data}</script>")
-        self.get_root().html.add_child(_Raw(block), name=self.get_name() + "_data")
+        root: Any = self.get_root()
+        root.html.add_child(_Raw(block), name=self.get_name() + "_data")
         super().render(**kwargs)
 
 
@@ -590,11 +591,11 @@ class _Legend(MacroElement):
                 rows.append(swatch(CAUSE_COLOURS[cause], f"{CAUSE_LABELS[cause]} ({counts[cause]:,})"))
         if len(rows) == 1:
             rows.append("<div>none</div>")
-        rows.append(swatch(HEALTHY_STYLE["fillColor"], f"not poor ({counts.get('not_poor', 0):,})"))
+        rows.append(swatch(str(HEALTHY_STYLE["fillColor"]), f"not poor ({counts.get('not_poor', 0):,})"))
         if n_areas:
             rows.append(swatch("#333333", f"poor-quality area ({n_areas:,})", outline=True))
         if n_complaints:
-            rows.append(swatch(COMPLAINT_STYLE["fillColor"], f"complaint ({n_complaints:,})",
+            rows.append(swatch(str(COMPLAINT_STYLE["fillColor"]), f"complaint ({n_complaints:,})",
                                dot=True))
         self.html_json = js_json("".join(rows))
 

@@ -36,9 +36,11 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def assets() -> Path:
-    root = map_assets.default_cache_dir()
+    # a folder of the checkout's own, never the user's ~/.cache/kqi
+    root = ARTIFACTS / "map-assets"
     if map_assets.missing_files(root):
-        # CI runs scripts/fetch_map_assets.sh first; this covers a fresh developer machine
+        # CI runs scripts/fetch_map_assets.sh test-artifacts/map-assets first; this covers a
+        # fresh developer machine
         map_assets.fetch_assets(root)
     return root
 

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kqi.ingest import Ingest
 from reference import ref_bearing, ref_haversine
 
 from kqi import geo
@@ -18,7 +19,6 @@ from kqi.complaints import (
     classify,
     hotspots,
     link_complaints,
-    read_subscribers,
     silent_poor_cells,
 )
 from kqi.config import Config, config_from_dict
@@ -435,22 +435,32 @@ def test_per_10k_from_cell_file_region_file_and_estimate(tmp_path):
         ("A-1", 500.0, 80.0, "estimate:rrc_users"), ("B-2", 1000.0, 60.0, "estimate:rrc_users")]
 
 
-def test_read_subscribers_errors(tmp_path):
+def read_subscribers(path, rejects_dir=None):
+    return Ingest(Config(), rejects_dir=rejects_dir).subscribers(path)
+
+
+def test_subscribers_feed_errors_and_rejects(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_subscribers(tmp_path / "nope.csv")
     p = tmp_path / "s.csv"
     p.write_text("cell_id,count\nA,1\n")
-    with pytest.raises(InputError, match="subscribers"):
+    with pytest.raises(InputError, match="column 'subscribers': missing required column"):
         read_subscribers(p)
     p.write_text("foo,subscribers\nA,1\n")
     with pytest.raises(InputError, match="cell_id or a region"):
         read_subscribers(p)
-    p.write_text("cell_id,subscribers\nA,1\nB,-3\n")
-    with pytest.raises(InputError, match="line 3"):
-        read_subscribers(p)
     p.write_text("cell_id,subscribers\n")
-    with pytest.raises(InputError, match="no rows"):
+    with pytest.raises(InputError, match="no data rows"):
         read_subscribers(p)
+    # a bad row is rejected with its line and reason, like any feed's; the others are kept
+    p.write_text("cell_id,subscribers\nA,1\nB,-3\n,7\nA,2\n")
+    ing = Ingest(Config(), rejects_dir=tmp_path / "rejects")
+    assert ing.subscribers(p).rows() == [("A", 3.0)]
+    rep = ing.reports["subscribers"]
+    assert (rep.rows_read, rep.rows_accepted, rep.rows_rejected) == (4, 2, 2)
+    rejects = pl.read_csv(tmp_path / "rejects" / "subscribers.csv", infer_schema=False)
+    assert rejects["line"].to_list() == ["3", "4"]
+    assert "range" in rejects["reason"][0] or "subscribers" in rejects["reason"][0]
 
 
 def test_spatial_hotspots_find_dense_groups():

@@ -123,7 +123,7 @@ def test_flag_cells_follows_the_config_file(tmp_path) -> None:
 
 
 def test_flag_cells_refuses_unusable_sources() -> None:
-    with pytest.raises(InputError, match=r"^<table>, column 'ts': missing required column"):
+    with pytest.raises(InputError, match=r"^<app_tests DataFrame>, column 'ts': missing required column"):
         kqi.flag_cells(pl.DataFrame({"cell_id": ["a"]}))
     with pytest.raises(TypeError, match="path"):
         kqi.flag_cells(42)  # type: ignore[arg-type]

@@ -217,6 +217,7 @@ BASE: dict[str, dict[str, str]] = {
                   "cqi_good_ratio": "0.9", "ta_p90_m": "1500", "availability": "99.5", "alarm_count": "2"},
     "complaints": {"complaint_id": "K1", "ts": "2024-01-01 10:00:00", "lat": "31.5", "lon": "121.5",
                    "category": "上网慢", "msisdn": "13800138000", "description": "slow", "cell_id": "C1"},
+    "subscribers": {"cell_id": "C1", "region": "R1", "subscribers": "1200"},
 }
 
 
@@ -244,6 +245,8 @@ def read_one(ing: Ingest, feed: str, path: Path, cells: pl.DataFrame) -> dict[st
         row["service"] = SERVICES[row["service_code"]]
     elif feed == "cell_kpis":
         row = ing.cell_kpis(path, cells).row(0, named=True)
+    elif feed == "subscribers":
+        row = ing.subscribers(path).row(0, named=True)
     else:
         row = ing.complaints(path, cells).row(0, named=True)
     rep = ing.reports["app_tests" if feed.startswith("app_tests") else feed]
@@ -258,6 +261,8 @@ def test_every_alias(tmp_path: Path, feed: str, column: str, alias: str) -> None
     ing = Ingest(cfg(), None)
     cells = ing.cells(write(tmp_path / "cells.csv", "cell_id,lat,lon,azimuth\nC1,31,121,0\n"))
     values = BASE[feed]
+    if feed == "subscribers":  # one key per file: with both, the file is read per cell
+        values = {k: v for k, v in values.items() if k != ("cell_id" if column == "region" else "region")}
     header = [alias if c == column else c for c in values]
     path = write(tmp_path / "f.csv", ",".join(header) + "\n" + ",".join(values.values()) + "\n")
     row = read_one(ing, feed, path, cells)

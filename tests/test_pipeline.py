@@ -234,3 +234,71 @@ def test_quiet_and_verbose_after_the_subcommand(city, tmp_path: Path,
     code, out, _ = _kqi([*args, "-v"], capsys)
     assert code == 0
     assert "wrote to" in out
+
+
+def test_in_memory_run_matches_the_file_run(tmp_path: Path) -> None:
+    """The whole analysis from polars/Arrow tables with out=None gives the file run's tables,
+    rejects the same rows (held on the result) and writes nothing."""
+    import kqi
+
+    city = make_city(tmp_path / "city", seed=5, n_cells=200, days=7, tests_per_cell_day=20)
+    # two bad test rows: an unknown cell and an unknown service, in the file and in memory
+    tests_text = city.tests.read_text(encoding="utf-8").splitlines()
+    header = tests_text[0].split(",")
+    row = dict(zip(header, tests_text[1].split(","), strict=True))
+    bad1 = {**row, "cell_id": "NOT-A-CELL"}
+    bad2 = {**row, "service": "fishing"}
+    tests_text += [",".join(r[h] for h in header) for r in (bad1, bad2)]
+    city.tests.write_text("\n".join(tests_text) + "\n", encoding="utf-8")
+
+    file_out = tmp_path / "file-run"
+    from_files = kqi.run(cells=city.cells, tests=city.tests, kpis=city.kpis,
+                         complaints=city.complaints, subscribers=city.subscribers, out=file_out)
+
+    def frame(p: Path) -> pl.DataFrame:  # every column as text, as a CSV reader leaves them
+        return pl.read_csv(p, infer_schema=False)
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    mem = kqi.run(cells=frame(city.cells), tests=frame(city.tests).lazy(),
+                  kpis=frame(city.kpis).to_arrow(), complaints=frame(city.complaints),
+                  subscribers=frame(city.subscribers), out=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before   # nothing written
+    assert mem.out is None
+    assert mem.files == []
+    for name in ("cell_kqi", "daily", "diagnosis", "clusters", "areas", "links", "hotspots",
+                 "silent", "work_orders"):
+        got, want = getattr(mem, name), getattr(from_files, name)
+        assert got is not None
+        assert want is not None
+        assert got.equals(want), name
+        assert got.height, name
+    # the same rows rejected, with the same lines and reasons, held on the result
+    assert mem.reports["app_tests"].rows_rejected == 2
+    on_disk = pl.read_csv(file_out / "rejects" / "app_tests.csv", infer_schema=False)
+    held = mem.rejects["app_tests"]
+    assert held.height == 2
+    assert held["reason"].to_list() == on_disk["reason"].to_list()
+    # in memory, "line" is the 1-based row number (as for Parquet); the CSV's line counts the header
+    assert [int(x) + 1 for x in held["line"].to_list()] == [int(x) for x in on_disk["line"].to_list()]
+    assert mem.summary["work_orders"] == from_files.summary["work_orders"]
+    assert mem.manifest["inputs"]["tests"] == "<tests LazyFrame>"
+
+
+def test_public_api_shows_real_signatures() -> None:
+    import inspect
+    import subprocess
+    import sys
+
+    import kqi
+
+    assert kqi.run.__module__ == "kqi.pipeline"
+    assert "out" in inspect.signature(kqi.run).parameters
+    assert inspect.signature(kqi.flag_cells).return_annotation in ("pl.DataFrame", pl.DataFrame)
+    assert "Parameters" in (kqi.run.__doc__ or "")
+    assert kqi.InputError.__module__ == "kqi.errors"
+    assert kqi.Config().kqi.min_tests == 30
+    # import kqi stays light: no numba, polars or stage module until a function is used
+    code = ("import sys, kqi; bad = [m for m in ('numba', 'polars', 'kqi.pipeline', 'kqi.ingest') "
+            "if m in sys.modules]; print(bad)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
