@@ -505,8 +505,13 @@ class History:
     @property
     def schema_version(self) -> int:
         """The file's schema version (always :data:`SCHEMA_VERSION` once open)."""
-        row = self.con.execute("SELECT value FROM kqi_meta WHERE key = 'schema_version'").fetchone()
+        row = self._one("SELECT value FROM kqi_meta WHERE key = 'schema_version'")
         return int(row[0]) if row else 0
+
+    def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of a query (DuckDB 2 refuses new work while a result is half read)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
 
     def _q(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
         df = self.con.sql(sql, params=params).pl()
@@ -555,7 +560,7 @@ class History:
         newest = self.newest_run()
         if newest is None or run_id == newest["run_id"]:
             return "new" if newest is None else "replace"
-        known = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        known = self._one("SELECT 1 FROM runs WHERE run_id = ?", [run_id])
         if known or end <= newest["window_end"]:
             raise HistoryError(
                 f"{self.path}: this run's window {start.date()}..{end.date()} is older than the "
@@ -584,16 +589,23 @@ class History:
                                f"(expected {expected!r})")
         frames = {t: self._conform(t, f) for t, f in self._frames(record).items()}
         con = self.con
+        views: dict[str, str] = {}
+        for table in _RUN_TABLES:
+            df = frames.get(table)
+            if df is not None and df.height:
+                views[table] = f"_kqi_in_{table}"
+                con.register(views[table],
+                             df.with_columns(pl.lit(record.run_id).alias("run_id")).to_arrow())
         con.begin()
         try:
             mode = self.plan(record.window_start, record.window_end)
             run_id = record.run_id
             if mode == "replace":
-                seq = con.execute("SELECT seq FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
+                seq = self._one("SELECT seq FROM runs WHERE run_id = ?", [run_id])[0]
                 for table in (*_RUN_TABLES, "runs"):
                     con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             else:
-                seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM runs").fetchone()[0]
+                seq = self._one("SELECT coalesce(max(seq), 0) + 1 FROM runs")[0]
             cfg = record.config.to_dict() if hasattr(record.config, "to_dict") else record.config
             con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 run_id, seq, _utc(record.recorded_utc or dt.datetime.now(dt.UTC)),
@@ -601,23 +613,20 @@ class History:
                 record.window_end.date(), _json(dict(record.inputs or {})),
                 _json(cfg if cfg is not None else {}), record.kqi_version,
             ])
-            for table in _RUN_TABLES:
-                df = frames.get(table)
-                if df is None or df.height == 0:
-                    continue
-                arrow = df.with_columns(pl.lit(run_id).alias("run_id")).to_arrow()
-                con.register("_kqi_rows", arrow)
+            for table, view in views.items():
                 try:
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kqi_rows")
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
                 except duckdb.Error as exc:
                     raise HistoryError(f"{self.path}: run {run_id}: cannot store {table}: "
                                        f"{_first_line(exc)}") from None
-                finally:
-                    con.unregister("_kqi_rows")
             con.commit()
         except BaseException:
             con.rollback()
             raise
+        finally:
+            # outside the transaction: an aborted one refuses even this
+            for view in views.values():
+                con.unregister(view)
         log.info("%s: %s run %s (seq %d)", self.path,
                  "replaced" if mode == "replace" else "recorded", run_id, seq)
 
@@ -699,7 +708,7 @@ class History:
         """The seq of a recorded run; None for None or a run not recorded (yet)."""
         if run_id is None:
             return None
-        row = self.con.execute("SELECT seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        row = self._one("SELECT seq FROM runs WHERE run_id = ?", [run_id])
         return None if row is None else int(row[0])
 
     def previous_run_id(self, run_id: str) -> str | None:
@@ -720,8 +729,7 @@ class History:
         if seq is None:
             newest = self.newest_run()
             return None if newest is None else str(newest["run_id"])
-        row = self.con.execute("SELECT run_id FROM runs WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-                               [seq]).fetchone()
+        row = self._one("SELECT run_id FROM runs WHERE seq < ? ORDER BY seq DESC LIMIT 1", [seq])
         return None if row is None else str(row[0])
 
     def _before(self, before_run: str | None) -> tuple[str, list[Any]]:
