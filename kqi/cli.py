@@ -255,5 +255,110 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(3)
 
 
+# --------------------------------------------------------------------------------------------
+# kqi history: read the run history (docs/history.md, "Command line")
+# --------------------------------------------------------------------------------------------
+
+@cli.group("history")
+@_verbosity_option
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The history file (default: [history] path of --config).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="TOML config ([history] path and lock_wait_s).")
+@click.pass_context
+def history_cmd(ctx: click.Context, history_path: Path | None, config_path: Path | None) -> None:
+    """Show the run history: runs, orders, or one cell's dossier."""
+    from kqi.config import load_config
+
+    cfg = load_config(config_path)
+    path = history_path or (Path(cfg.history.path) if cfg.history.path else None)
+    if path is None:
+        raise click.UsageError("give --history FILE (or [history] path in --config)")
+    ctx.obj["history"] = (path, cfg.history.lock_wait_s)
+
+
+def _open_history(ctx: click.Context) -> Any:
+    from kqi.history import History
+
+    path, wait = ctx.find_root().obj["history"]
+    # reading never creates a file: a typo must not leave an empty history behind
+    return History.open(path, lock_wait_s=wait, create=False)
+
+
+def _show(df: Any, title: str, as_csv: bool) -> None:
+    """A polars frame as a rich table on the console, or as CSV on stdout."""
+    if as_csv:
+        click.echo(df.write_csv(), nl=False)
+        return
+    import datetime as dt
+
+    from rich.table import Table
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        if isinstance(v, dt.datetime):
+            return f"{v:%Y-%m-%d %H:%M}"
+        return str(v)
+
+    table = Table(title=title, title_justify="left")
+    for name in df.columns:
+        table.add_column(name.removeprefix("good_rate_"), overflow="fold")
+    for row in df.iter_rows():
+        table.add_row(*(cell(v) for v in row))
+    # a pipe or a file has no width: do not fold the table into 80 columns there
+    console = _out if _out.is_terminal else Console(highlight=False, width=10_000)
+    console.print(table)
+
+
+_csv_option = click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table.")
+
+
+@history_cmd.command("runs")
+@_csv_option
+@click.pass_context
+def history_runs(ctx: click.Context, as_csv: bool) -> None:
+    """Every recorded run, in window order."""
+    with _open_history(ctx) as h:
+        df = h.runs()
+    if not as_csv:
+        df = df.drop("inputs", "config", "window_start", "window_end")
+    _show(df, f"runs in {ctx.find_root().obj['history'][0]}", as_csv)
+
+
+@history_cmd.command("orders")
+@click.option("--status", type=click.Choice(["open", "escalated", "closed"]), default=None,
+              help="Only orders in this state.")
+@_csv_option
+@click.pass_context
+def history_orders(ctx: click.Context, status: str | None, as_csv: bool) -> None:
+    """Every work order's current state (after the newest run that lists it)."""
+    with _open_history(ctx) as h:
+        df = h.orders(status)
+    if not as_csv:
+        df = df.select("order_id", "cell_id", "status", "order_status", "opened", "first_seen",
+                       "runs_poor", "runs_open", "cause_at_open", "last_verdict", "run_id")
+    _show(df, "orders" + (f" ({status})" if status else ""), as_csv)
+
+
+@history_cmd.command("cell")
+@click.argument("cell_id")
+@_csv_option
+@click.pass_context
+def history_cell(ctx: click.Context, cell_id: str, as_csv: bool) -> None:
+    """One cell run by run: good-rates, poor services, cause, complaints, order and verdict."""
+    from kqi.history import HistoryError
+
+    with _open_history(ctx) as h:
+        dossier = h.cell_dossier(cell_id)
+        path = h.path
+    timeline = dossier["timeline"]
+    if timeline.height == 0:
+        raise HistoryError(f"{path}: cell {cell_id!r} is in no recorded run")
+    _show(timeline, f"cell {cell_id}", as_csv)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
