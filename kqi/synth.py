@@ -13,6 +13,10 @@ Public API
     city.rejects_df          # pl.DataFrame feed, line, reason (empty unless corrupt=True)
     city.cells_df            # pl.DataFrame: the cells as written (canonical headers) + isd_m, isd_class
 
+    from kqi.synth import make_followup
+    week1 = make_followup(out_dir, seed=7, n_cells=1600, days=7, week=1)   # the next 7 days
+    week1.followup_truth, week1.followup_truth_df   # followup_truth.csv: what was fixed, per cell
+
 Files written into ``out_dir`` (inputs follow docs/data-contract.md):
 
 =======================  ==================================================================
@@ -39,6 +43,11 @@ Files written into ``out_dir`` (inputs follow docs/data-contract.md):
 
 ``encoding`` applies to every input feed (cells, app_tests, cell_kpis, complaints, subscribers);
 truth files are always UTF-8. Same arguments give byte-identical files.
+
+:func:`make_followup` writes the same files for a later week of the same network (week 0 =
+:func:`make_city`), plus ``followup_truth.csv``: cell_id, poor_week0, cause_week0, outcome
+(one of :data:`OUTCOMES`), poor_services, cause (this week's planted state), expected_verdict
+(:data:`EXPECTED_VERDICTS`, for week 0's poor cells).
 
 How the city is built (details and numbers in docs/synthetic-city.md): sites on two jittered
 hexagonal grids (core ~450 m apart, suburban ring ~1.5 km apart, ``suburban_share`` of the
