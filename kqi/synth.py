@@ -13,6 +13,10 @@ Public API
     city.rejects_df          # pl.DataFrame feed, line, reason (empty unless corrupt=True)
     city.cells_df            # pl.DataFrame: the cells as written (canonical headers) + isd_m, isd_class
 
+    from kqi.synth import make_followup
+    week1 = make_followup(out_dir, seed=7, n_cells=1600, days=7, week=1)   # the next 7 days
+    week1.followup_truth, week1.followup_truth_df   # followup_truth.csv: what was fixed, per cell
+
 Files written into ``out_dir`` (inputs follow docs/data-contract.md):
 
 =======================  ==================================================================
@@ -40,6 +44,11 @@ Files written into ``out_dir`` (inputs follow docs/data-contract.md):
 ``encoding`` applies to every input feed (cells, app_tests, cell_kpis, complaints, subscribers);
 truth files are always UTF-8. Same arguments give byte-identical files.
 
+:func:`make_followup` writes the same files for a later week of the same network (week 0 =
+:func:`make_city`), plus ``followup_truth.csv``: cell_id, poor_week0, cause_week0, outcome
+(one of :data:`OUTCOMES`), poor_services, cause (this week's planted state), expected_verdict
+(:data:`EXPECTED_VERDICTS`, for week 0's poor cells).
+
 How the city is built (details and numbers in docs/synthetic-city.md): sites on two jittered
 hexagonal grids (core ~450 m apart, suburban ring ~1.5 km apart, ``suburban_share`` of the
 cells), three sectors each (a few 2-sector and omni sites); ZTE maintains ~73 % of the area and
@@ -53,10 +62,11 @@ expected good-rate is well above its service threshold (healthy) or well below i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -68,7 +78,10 @@ from kqi.config import Config
 from kqi.io import atomic_path
 from kqi.schema import SERVICES
 
-__all__ = ["CASE_CAUSES", "HOSTILE_STRINGS", "City", "make_city"]
+__all__ = [
+    "CASE_CAUSES", "EXPECTED_VERDICTS", "HOSTILE_STRINGS", "MAX_NETWORK_SHIFT", "OUTCOMES", "City",
+    "make_city", "make_followup",
+]
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +164,9 @@ _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 @dataclass(frozen=True)
 class City:
-    """Paths of the files :func:`make_city` wrote, and its truth tables."""
+    """Paths of the files :func:`make_city` (or :func:`make_followup`) wrote, and its truth
+    tables; ``week``, ``followup_truth`` and ``followup_truth_df`` are set by
+    :func:`make_followup` only."""
 
     out_dir: Path
     cells: Path
@@ -166,6 +181,9 @@ class City:
     complaint_truth_df: pl.DataFrame = field(repr=False)
     rejects_df: pl.DataFrame = field(repr=False)
     cells_df: pl.DataFrame = field(repr=False)
+    week: int = 0
+    followup_truth: Path | None = None
+    followup_truth_df: pl.DataFrame | None = field(default=None, repr=False)
 
     @property
     def poor_cells(self) -> list[str]:
@@ -326,6 +344,15 @@ def _make_cells(rng: np.random.Generator, n_cells: int, suburban_share: float,
     return cells.join(isd, on="cell_id", how="left").sort("cell_id")
 
 
+#: planted secondary conditions each primary cause may carry
+_PARTNERS: dict[str, tuple[str, ...]] = {
+    "interference": ("high_load", "overshooting"),
+    "high_load": ("interference",),
+    "overshooting": ("interference", "weak_coverage"),
+    "weak_coverage": ("overshooting",),
+}
+
+
 def _plant_truth(rng: np.random.Generator, cells: pl.DataFrame, poor_share: float,
                  config: Config) -> dict[str, np.ndarray]:
     """Choose poor cells, their poor services, causes and secondary conditions."""
@@ -380,18 +407,25 @@ def _plant_truth(rng: np.random.Generator, cells: pl.DataFrame, poor_share: floa
         poor_services[i] = s + extra
 
     # planted co-occurring conditions, weaker than the primary evidence
-    partners = {
-        "interference": ("high_load", "overshooting"),
-        "high_load": ("interference",),
-        "overshooting": ("interference", "weak_coverage"),
-        "weak_coverage": ("overshooting",),
-    }
     secondary = np.full(n, "", dtype=object)
     for i in poor_idx:
-        if cause[i] in partners and rng.random() < 0.15:
-            opts = partners[cause[i]]
+        if cause[i] in _PARTNERS and rng.random() < 0.15:
+            opts = _PARTNERS[cause[i]]
             secondary[i] = opts[int(rng.integers(len(opts)))]
     return {"cause": cause, "poor_services": poor_services, "secondary": secondary}
+
+
+def _healthy_range(service: str, threshold: float) -> tuple[float, float]:
+    """Range of a healthy cell's planted good-rate: far enough above the threshold that a cell
+    with min_tests tests is rarely flagged by chance (browsing 0.92-0.98, video/gaming
+    0.98-0.997 at the defaults)."""
+    lo, hi = (0.6, 0.9) if service == "browsing" else (0.8, 0.97)
+    return threshold + (1 - threshold) * lo, threshold + (1 - threshold) * hi
+
+
+def _poor_gap_max(service: str) -> float:
+    """Largest gap of a poor cell's planted good-rate below the threshold (smallest is 0.08)."""
+    return 0.25 if service == "browsing" else 0.2
 
 
 def _service_params(rng: np.random.Generator, poor: np.ndarray, config: Config) -> np.ndarray:
@@ -400,39 +434,46 @@ def _service_params(rng: np.random.Generator, poor: np.ndarray, config: Config) 
     p = np.empty((n, len(SERVICES)))
     for j, s in enumerate(SERVICES):
         t = config.kqi.thresholds.for_service(s)
-        # healthy: far enough above the threshold that a cell with min_tests tests is rarely
-        # flagged by chance (browsing 0.92-0.98, video/gaming 0.98-0.997 at the defaults)
-        lo, hi = (0.6, 0.9) if s == "browsing" else (0.8, 0.97)
-        healthy = rng.uniform(t + (1 - t) * lo, t + (1 - t) * hi, n)
+        healthy = rng.uniform(*_healthy_range(s, t), n)
         # poor: 0.08-0.25 below (browsing 0.55-0.72), 0.08-0.2 (video/gaming 0.70-0.82)
-        gap = rng.uniform(0.08, 0.25 if s == "browsing" else 0.2, n)
+        gap = rng.uniform(0.08, _poor_gap_max(s), n)
         p[:, j] = np.where(poor[:, j], t - gap, healthy)
     return p
 
 
-def _make_tests(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, np.ndarray], *,
-                days: int, tests_per_cell_day: float, start: datetime, config: Config
-                ) -> tuple[pl.DataFrame, np.ndarray]:
-    n = cells.height
-    poor = np.zeros((n, len(SERVICES)), dtype=bool)
+def _poor_matrix(poor_services: np.ndarray) -> np.ndarray:
+    """Boolean cell x service matrix of the ";"-joined ``poor_services`` strings."""
+    poor = np.zeros((poor_services.shape[0], len(SERVICES)), dtype=bool)
     for j, s in enumerate(SERVICES):
-        poor[:, j] = np.array([s in ps.split(";") for ps in truth["poor_services"]], dtype=bool)
-    any_poor = poor.any(axis=1)
+        poor[:, j] = np.array([s in ps.split(";") for ps in poor_services], dtype=bool)
+    return poor
+
+
+def _test_counts(rng: np.random.Generator, need: np.ndarray, *, days: int,
+                 tests_per_cell_day: float) -> np.ndarray:
+    """Tests per cell x service; ``need`` (cell x service) is a floor on the expected count
+    (0 = none), and cells with a need are never among the sparse or silent ones."""
+    n = need.shape[0]
+    any_need = (need > 0).any(axis=1)
     # tests per cell are skewed: most cells lognormal around the mean, ~8 % sparse, a few none
     w = rng.lognormal(0.0, 0.45, n)
     u = rng.random(n)
-    sparse = (u < 0.08) & ~any_poor
+    sparse = (u < 0.08) & ~any_need
     w = np.where(sparse, rng.uniform(0.03, 0.15, n), w)
-    w = np.where((u > 0.995) & ~any_poor, 0.0, w)
+    w = np.where((u > 0.995) & ~any_need, 0.0, w)
     mix = rng.dirichlet(np.array([60.0, 25.0, 15.0]), n)
     expected = tests_per_cell_day * days * w[:, None] * mix
     # a planted poor service must be judged, and judged poor despite sampling noise
-    need = 4.0 * config.kqi.min_tests
-    scale = np.where(poor, need / np.maximum(expected, 1e-9), 1.0).max(axis=1)
+    scale = np.where(need > 0, need / np.maximum(expected, 1e-9), 1.0).max(axis=1)
     expected = expected * np.maximum(scale, 1.0)[:, None]
-    counts = rng.poisson(expected)
-    p_good = _service_params(rng, poor, config)
+    return rng.poisson(expected)
 
+
+def _make_tests(rng: np.random.Generator, cells: pl.DataFrame, *, counts: np.ndarray,
+                p_good: np.ndarray, days: int, start: datetime, config: Config) -> pl.DataFrame:
+    """Draw ``counts`` tests per cell x service over ``days`` from ``start``, exactly
+    ``round(p_good x tests)`` of them good."""
+    n = cells.height
     cell_of = np.repeat(np.repeat(np.arange(n), len(SERVICES)), counts.ravel())
     svc_of = np.repeat(np.tile(np.arange(len(SERVICES)), n), counts.ravel())
     m = cell_of.size
@@ -507,7 +548,7 @@ def _make_tests(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, 
         "jitter_ms": np.round(jit[o], 1),
         "loss_pct": np.round(loss[o], 2),
     }, nan_to_null=True)
-    return tests, counts
+    return tests
 
 
 def _make_kpis(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, np.ndarray], *,
@@ -622,7 +663,10 @@ def _make_kpis(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, n
 
 def _make_complaints(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, np.ndarray], *,
                      test_counts: np.ndarray, days: int, start: datetime,
-                     complaints_per_day: float) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+                     complaints_per_day: float, boost: np.ndarray | None = None
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """Complaint tickets and their truth; ``boost`` (per cell, 1 = as usual) multiplies a poor
+    cell's complaint rate, and a boosted cell is never silent."""
     n = cells.height
     total = round(complaints_per_day * days)
     poor_idx = np.flatnonzero(truth["poor_services"] != "")
@@ -632,7 +676,10 @@ def _make_complaints(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[
     n_bg = n_net - n_poor_net
 
     # ~30 % of poor cells are silent; the others complain at heavy-tailed rates
-    loud = poor_idx[rng.random(poor_idx.size) >= 0.3]
+    loud_draw = rng.random(poor_idx.size) >= 0.3
+    if boost is not None:
+        loud_draw |= boost[poor_idx] > 1.0
+    loud = poor_idx[loud_draw]
     rising = np.zeros(n, dtype=bool)
     two_weeks = days >= 14
     cell_l: list[np.ndarray] = []
@@ -643,6 +690,8 @@ def _make_complaints(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[
         if loud.size > n_poor_net:
             loud = np.sort(rng.choice(loud, size=n_poor_net, replace=False))
         rate = rng.lognormal(0.0, 0.8, loud.size)
+        if boost is not None:
+            rate = rate * boost[loud]
         if two_weeks:
             up = rng.random(loud.size) < 0.15
             rising[loud[up]] = True
@@ -807,7 +856,142 @@ def _corrupt_complaints(complaints: pl.DataFrame, lines: list[str]) -> list[tupl
 
 
 # --------------------------------------------------------------------------------------------
-# public entry point
+# parts shared by every week
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Week0:
+    """What every week of one network shares: its cells, week 0's planted truth and test plan,
+    and week 0's random streams (``tests`` positioned after the plan's draws)."""
+
+    cells: pl.DataFrame
+    truth: dict[str, np.ndarray]
+    counts: np.ndarray
+    p_good: np.ndarray
+    rngs: dict[str, np.random.Generator]
+
+
+def _check_city_args(n_cells: int, days: int, suburban_share: float, poor_share: float, *,
+                     tests_format: str, encoding: str) -> None:
+    if n_cells < 1:
+        raise ValueError(f"n_cells must be at least 1, got {n_cells}")
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    if not 0.0 <= suburban_share <= 1.0 or not 0.0 <= poor_share <= 1.0:
+        raise ValueError("suburban_share and poor_share must be between 0 and 1")
+    if tests_format not in ("csv", "parquet"):
+        raise ValueError(f"tests_format must be 'csv' or 'parquet', got {tests_format!r}")
+    "x".encode(encoding)  # an unknown codec fails here, before any work
+
+
+def _week0(seed: int, *, n_cells: int, days: int, tests_per_cell_day: float,
+           suburban_share: float, poor_share: float, config: Config) -> _Week0:
+    # independent streams per part: changing one part's draws leaves the others as they were
+    ss = np.random.SeedSequence(seed)
+    r_cells, r_truth, r_tests, r_kpis, r_compl, r_corrupt = (np.random.default_rng(s) for s in ss.spawn(6))
+    cells = _make_cells(r_cells, n_cells, suburban_share, config)
+    truth = _plant_truth(r_truth, cells, poor_share, config)
+    poor = _poor_matrix(truth["poor_services"])
+    counts = _test_counts(r_tests, np.where(poor, 4.0 * config.kqi.min_tests, 0.0), days=days,
+                          tests_per_cell_day=tests_per_cell_day)
+    p_good = _service_params(r_tests, poor, config)
+    return _Week0(cells=cells, truth=truth, counts=counts, p_good=p_good,
+                  rngs={"tests": r_tests, "kpis": r_kpis, "complaints": r_compl, "corrupt": r_corrupt})
+
+
+def _subscribers(rng: np.random.Generator, cells: pl.DataFrame, counts: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({
+        "cell_id": cells["cell_id"],
+        "subscribers": np.round(400 + counts.sum(axis=1) * rng.uniform(8, 20, cells.height)).astype(np.int64),
+    })
+
+
+def _truth_frame(cells: pl.DataFrame, truth: dict[str, np.ndarray], rising: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({
+        "cell_id": cells["cell_id"],
+        "poor_services": truth["poor_services"].tolist(),
+        "cause": truth["cause"].tolist(),
+        "secondary": truth["secondary"].tolist(),
+        "isd_class": cells["isd_class"],
+        "isd_m": cells["isd_m"].round(1),
+        "complaints_rising": rising,
+    }, schema_overrides={"poor_services": pl.String, "cause": pl.String, "secondary": pl.String})
+
+
+def _write_week(out: Path, *, cells: pl.DataFrame, tests: pl.DataFrame, kpis: pl.DataFrame,
+                complaints: pl.DataFrame, ctruth: pl.DataFrame, subs: pl.DataFrame,
+                truth_df: pl.DataFrame, r_corrupt: np.random.Generator, encoding: str,
+                chinese_headers: bool, tests_format: str, corrupt: bool
+                ) -> tuple[dict[str, Path], pl.DataFrame]:
+    """Write one week's feeds and truth files; return their paths and the expected rejects."""
+    paths = {
+        "cells": out / "cells.csv",
+        "tests": out / ("app_tests.parquet" if tests_format == "parquet" else "app_tests.csv"),
+        "kpis": out / "cell_kpis.csv",
+        "complaints": out / "complaints.csv",
+        "subscribers": out / "subscribers.csv",
+        "truth": out / "truth.csv",
+        "complaint_truth": out / "complaint_truth.csv",
+        "expected_rejects": out / "expected_rejects.csv",
+    }
+    rejects: list[tuple[str, int, str]] = []
+
+    cells_out = cells.select("cell_id", "site_id", "cell_name", "lat", "lon", "azimuth",
+                             "beamwidth", "vendor", "region", "tech")
+    if chinese_headers:
+        cells_out = cells_out.rename(_CELLS_ZH)
+    _write_text(paths["cells"], _csv_text(cells_out), encoding)
+
+    if tests_format == "parquet":
+        tests_pq = tests
+        if corrupt:
+            bad = pl.DataFrame([
+                {**tests.row(0, named=True), "stall_ratio": 1.7, "service": "video"},
+                {**tests.row(1, named=True), "cell_id": "460-00-999999-9"},
+                {**tests.row(2, named=True), "service": "voice_call"},
+            ], schema=tests.schema)
+            at = [tests.height // 4, tests.height // 2, 3 * tests.height // 4]
+            parts, prev = [], 0
+            for k, a in enumerate(at):
+                parts.extend([tests.slice(prev, a - prev), bad.slice(k, 1)])
+                # parquet has no header line: line = 1-based row number (as ingest reports it)
+                rejects.append(("app_tests", a + k + 1, ("range", "unknown_cell", "service")[k]))
+                prev = a
+            parts.append(tests.slice(prev))
+            tests_pq = pl.concat(parts)
+        with atomic_path(paths["tests"]) as tmp:
+            tests_pq.with_columns(pl.col("ts").dt.replace_time_zone("UTC")).write_parquet(
+                tmp, compression="zstd", statistics=True)
+    elif corrupt:
+        lines = _csv_text(tests).splitlines()
+        lines, rj = _inject(lines, _corrupt_tests(tests), r_corrupt, "app_tests")
+        rejects.extend(rj)
+        _write_text(paths["tests"], "\n".join(lines) + "\n", encoding)
+    else:
+        _write_df(paths["tests"], tests, encoding)
+
+    _write_df(paths["kpis"], kpis, encoding)
+
+    comp_out = complaints.rename(_COMPLAINTS_ZH) if chinese_headers else complaints
+    lines = _csv_text(comp_out).splitlines()
+    if corrupt and complaints.height:
+        lines, rj = _inject(lines, _corrupt_complaints(complaints, lines), r_corrupt, "complaints")
+        rejects.extend(rj)
+    _write_text(paths["complaints"], "\n".join(lines) + "\n", encoding)
+
+    _write_text(paths["subscribers"], _csv_text(subs), encoding)
+    _write_text(paths["truth"], _csv_text(truth_df), "utf-8")
+    _write_text(paths["complaint_truth"], _csv_text(ctruth), "utf-8")
+    rejects_df = pl.DataFrame(sorted(rejects, key=lambda r: (r[0], r[1])),
+                              schema={"feed": pl.String, "line": pl.Int64, "reason": pl.String},
+                              orient="row")
+    _write_text(paths["expected_rejects"], _csv_text(rejects_df), "utf-8")
+    return paths, rejects_df
+
+
+# --------------------------------------------------------------------------------------------
+# public entry points
 # --------------------------------------------------------------------------------------------
 
 
@@ -869,112 +1053,310 @@ def make_city(
     -------
     City
         Paths of the written files and the truth tables.
+
+    See Also
+    --------
+    make_followup : a later week of the same network, with the truth of what was fixed.
     """
     cfg = config if config is not None else Config()
-    if n_cells < 1:
-        raise ValueError(f"n_cells must be at least 1, got {n_cells}")
-    if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
-    if not 0.0 <= suburban_share <= 1.0 or not 0.0 <= poor_share <= 1.0:
-        raise ValueError("suburban_share and poor_share must be between 0 and 1")
-    if tests_format not in ("csv", "parquet"):
-        raise ValueError(f"tests_format must be 'csv' or 'parquet', got {tests_format!r}")
-    "x".encode(encoding)  # an unknown codec fails here, before any work
+    _check_city_args(n_cells, days, suburban_share, poor_share, tests_format=tests_format,
+                     encoding=encoding)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = datetime.strptime(start, "%Y-%m-%d")
-    # independent streams per part: changing one part's draws leaves the others as they were
-    ss = np.random.SeedSequence(seed)
-    r_cells, r_truth, r_tests, r_kpis, r_compl, r_corrupt = (np.random.default_rng(s) for s in ss.spawn(6))
-
-    cells = _make_cells(r_cells, n_cells, suburban_share, cfg)
-    truth = _plant_truth(r_truth, cells, poor_share, cfg)
-    tests, test_counts = _make_tests(r_tests, cells, truth, days=days,
-                                     tests_per_cell_day=tests_per_cell_day, start=t0, config=cfg)
-    kpis = _make_kpis(r_kpis, cells, truth, days=days, start=t0, noise_floor_dbm=noise_floor_dbm,
+    base = _week0(seed, n_cells=n_cells, days=days, tests_per_cell_day=tests_per_cell_day,
+                  suburban_share=suburban_share, poor_share=poor_share, config=cfg)
+    cells, truth, r = base.cells, base.truth, base.rngs
+    tests = _make_tests(r["tests"], cells, counts=base.counts, p_good=base.p_good, days=days,
+                        start=t0, config=cfg)
+    kpis = _make_kpis(r["kpis"], cells, truth, days=days, start=t0, noise_floor_dbm=noise_floor_dbm,
                       config=cfg)
     cpd = complaints_per_day if complaints_per_day is not None else 0.025 * n_cells
     complaints, ctruth, rising = _make_complaints(
-        r_compl, cells, truth, test_counts=test_counts, days=days, start=t0, complaints_per_day=cpd)
-
-    paths = {
-        "cells": out / "cells.csv",
-        "tests": out / ("app_tests.parquet" if tests_format == "parquet" else "app_tests.csv"),
-        "kpis": out / "cell_kpis.csv",
-        "complaints": out / "complaints.csv",
-        "subscribers": out / "subscribers.csv",
-        "truth": out / "truth.csv",
-        "complaint_truth": out / "complaint_truth.csv",
-        "expected_rejects": out / "expected_rejects.csv",
-    }
-    rejects: list[tuple[str, int, str]] = []
-
-    cells_out = cells.select("cell_id", "site_id", "cell_name", "lat", "lon", "azimuth",
-                             "beamwidth", "vendor", "region", "tech")
-    if chinese_headers:
-        cells_out = cells_out.rename(_CELLS_ZH)
-    _write_text(paths["cells"], _csv_text(cells_out), encoding)
-
-    if tests_format == "parquet":
-        tests_pq = tests
-        if corrupt:
-            bad = pl.DataFrame([
-                {**tests.row(0, named=True), "stall_ratio": 1.7, "service": "video"},
-                {**tests.row(1, named=True), "cell_id": "460-00-999999-9"},
-                {**tests.row(2, named=True), "service": "voice_call"},
-            ], schema=tests.schema)
-            at = [tests.height // 4, tests.height // 2, 3 * tests.height // 4]
-            parts, prev = [], 0
-            for k, a in enumerate(at):
-                parts.extend([tests.slice(prev, a - prev), bad.slice(k, 1)])
-                # parquet has no header line: line = 1-based row number (as ingest reports it)
-                rejects.append(("app_tests", a + k + 1, ("range", "unknown_cell", "service")[k]))
-                prev = a
-            parts.append(tests.slice(prev))
-            tests_pq = pl.concat(parts)
-        with atomic_path(paths["tests"]) as tmp:
-            tests_pq.with_columns(pl.col("ts").dt.replace_time_zone("UTC")).write_parquet(
-                tmp, compression="zstd", statistics=True)
-    elif corrupt:
-        lines = _csv_text(tests).splitlines()
-        lines, rj = _inject(lines, _corrupt_tests(tests), r_corrupt, "app_tests")
-        rejects.extend(rj)
-        _write_text(paths["tests"], "\n".join(lines) + "\n", encoding)
-    else:
-        _write_df(paths["tests"], tests, encoding)
-
-    _write_df(paths["kpis"], kpis, encoding)
-
-    comp_out = complaints.rename(_COMPLAINTS_ZH) if chinese_headers else complaints
-    lines = _csv_text(comp_out).splitlines()
-    if corrupt and complaints.height:
-        lines, rj = _inject(lines, _corrupt_complaints(complaints, lines), r_corrupt, "complaints")
-        rejects.extend(rj)
-    _write_text(paths["complaints"], "\n".join(lines) + "\n", encoding)
-
-    subs = pl.DataFrame({
-        "cell_id": cells["cell_id"],
-        "subscribers": np.round(400 + test_counts.sum(axis=1) * r_compl.uniform(8, 20, cells.height)).astype(np.int64),
-    })
-    _write_text(paths["subscribers"], _csv_text(subs), encoding)
-
-    truth_df = pl.DataFrame({
-        "cell_id": cells["cell_id"],
-        "poor_services": truth["poor_services"].tolist(),
-        "cause": truth["cause"].tolist(),
-        "secondary": truth["secondary"].tolist(),
-        "isd_class": cells["isd_class"],
-        "isd_m": cells["isd_m"].round(1),
-        "complaints_rising": rising,
-    }, schema_overrides={"poor_services": pl.String, "cause": pl.String, "secondary": pl.String})
-    _write_text(paths["truth"], _csv_text(truth_df), "utf-8")
-    _write_text(paths["complaint_truth"], _csv_text(ctruth), "utf-8")
-    rejects_df = pl.DataFrame(sorted(rejects, key=lambda r: (r[0], r[1])),
-                              schema={"feed": pl.String, "line": pl.Int64, "reason": pl.String},
-                              orient="row")
-    _write_text(paths["expected_rejects"], _csv_text(rejects_df), "utf-8")
+        r["complaints"], cells, truth, test_counts=base.counts, days=days, start=t0,
+        complaints_per_day=cpd)
+    subs = _subscribers(r["complaints"], cells, base.counts)
+    truth_df = _truth_frame(cells, truth, rising)
+    paths, rejects_df = _write_week(
+        out, cells=cells, tests=tests, kpis=kpis, complaints=complaints, ctruth=ctruth, subs=subs,
+        truth_df=truth_df, r_corrupt=r["corrupt"], encoding=encoding,
+        chinese_headers=chinese_headers, tests_format=tests_format, corrupt=corrupt)
     log.info("synthetic city: %d cells, %d tests, %d KPI rows, %d complaints, %d poor cells in %s",
              cells.height, tests.height, kpis.height, complaints.height,
              int((truth["poor_services"] != "").sum()), out)
     return City(out_dir=out, **paths, truth_df=truth_df, complaint_truth_df=ctruth,
                 rejects_df=rejects_df, cells_df=cells)
+
+
+# --------------------------------------------------------------------------------------------
+# the follow-up weeks
+# --------------------------------------------------------------------------------------------
+
+#: what happens to a cell after week 0 (``followup_truth.csv`` ``outcome``)
+OUTCOMES: tuple[str, ...] = ("fixed", "not_fixed", "worse", "sparse", "new_poor", "healthy")
+#: the verdict a verification of a week-0 order should reach, by outcome
+EXPECTED_VERDICTS: dict[str, str] = {
+    "fixed": "recovered", "not_fixed": "not_recovered", "worse": "worse",
+    "sparse": "insufficient_data",
+}
+#: largest network-wide shift of the good-test probability: healthy cells stay above threshold
+MAX_NETWORK_SHIFT = 0.05
+#: a worse cell's good-rate falls this much below week 0 (a significant drop at its test count)
+_WORSE_DROP = (0.15, 0.25)
+#: complaint rate multipliers of worse and new poor cells
+_BOOST_WORSE, _BOOST_NEW = 3.0, 2.0
+
+_FOLLOWUP_SCHEMA = {
+    "cell_id": pl.String, "poor_week0": pl.String, "cause_week0": pl.String, "outcome": pl.String,
+    "poor_services": pl.String, "cause": pl.String, "expected_verdict": pl.String,
+}
+
+
+def _followup_plan(rng: np.random.Generator, cells: pl.DataFrame, truth0: dict[str, np.ndarray],
+                   p0: np.ndarray, *, fix_share: float, worse_share: float, sparse_share: float,
+                   new_poor_share: float, config: Config) -> dict[str, np.ndarray]:
+    """The state of every week after week 0: outcome per cell, the planted truth (cause,
+    poor_services, secondary) and the good-rate per cell x service before any network shift."""
+    n = cells.height
+    poor0 = _poor_matrix(truth0["poor_services"])
+    poor_idx = np.flatnonzero(poor0.any(axis=1))
+    k = poor_idx.size
+    n_sparse = min(round(sparse_share * k), k)
+    n_fixed = min(round(fix_share * k), k - n_sparse)
+    n_worse = min(round(worse_share * k), k - n_sparse - n_fixed)
+    outcome = np.full(n, "healthy", dtype=object)
+    outcome[poor_idx] = "not_fixed"
+    order = rng.permutation(poor_idx)
+    outcome[order[:n_sparse]] = "sparse"
+    outcome[order[n_sparse:n_sparse + n_fixed]] = "fixed"
+    outcome[order[n_sparse + n_fixed:n_sparse + n_fixed + n_worse]] = "worse"
+
+    cause = truth0["cause"].copy()
+    poor_services = truth0["poor_services"].copy()
+    secondary = truth0["secondary"].copy()
+    fixed = outcome == "fixed"
+    cause[fixed] = ""
+    poor_services[fixed] = ""
+    secondary[fixed] = ""
+
+    # new poor cells among week 0's healthy ones, their causes and services as in the case
+    healthy0 = outcome == "healthy"
+    n_new = round(new_poor_share * int(healthy0.sum()))
+    n_unknown = max(1, round(0.03 * n_new)) if n_new >= 10 else 0
+    causes = _apportion(n_new - n_unknown, CASE_CAUSES, minimum=1) if n_new else {}
+    causes["unknown"] = n_unknown
+    core = (cells["isd_class"] == "core").to_numpy()
+    pref = {"high_load": np.where(core, 3.0, 1.0), "weak_coverage": np.where(core, 1.0, 4.0)}
+    free = healthy0.copy()
+    for c in (*CASE_CAUSES, "unknown"):
+        m = min(causes.get(c, 0), int(free.sum()))
+        if not m:
+            continue
+        w = pref.get(c, np.ones(n)) * free
+        chosen = rng.choice(n, size=m, replace=False, p=w / w.sum())
+        cause[chosen] = c
+        outcome[chosen] = "new_poor"
+        free[chosen] = False
+    new_idx = np.flatnonzero(outcome == "new_poor")
+    svc_counts = _apportion(new_idx.size, CASE_SERVICES) if new_idx.size else {}
+    svc_list = np.repeat(np.array(list(svc_counts), dtype=object), list(svc_counts.values()))
+    svc_list = svc_list[rng.permutation(svc_list.size)]
+    for i, s in zip(new_idx, svc_list, strict=True):
+        poor_services[i] = s
+        if cause[i] in _PARTNERS and rng.random() < 0.15:
+            opts = _PARTNERS[cause[i]]
+            secondary[i] = opts[int(rng.integers(len(opts)))]
+
+    # good-rates: week 0's, except fixed services (healthy again), worse ones (a drop) and
+    # the new poor services (below threshold as week 0's poor ones)
+    p = p0.copy()
+    poor_now = _poor_matrix(poor_services)
+    worse = (outcome == "worse")[:, None] & poor0
+    new = (outcome == "new_poor")[:, None] & poor_now
+    for j, s in enumerate(SERVICES):
+        t = config.kqi.thresholds.for_service(s)
+        healthy = rng.uniform(*_healthy_range(s, t), n)
+        drop = rng.uniform(*_WORSE_DROP, n)
+        gap = rng.uniform(0.08, _poor_gap_max(s), n)
+        p[:, j] = np.where(fixed & poor0[:, j], healthy, p[:, j])
+        p[:, j] = np.where(worse[:, j], np.maximum(p0[:, j] - drop, 0.05), p[:, j])
+        p[:, j] = np.where(new[:, j], t - gap, p[:, j])
+    return {"outcome": outcome, "cause": cause, "poor_services": poor_services,
+            "secondary": secondary, "p_good": p, "poor0": poor0, "poor_now": poor_now}
+
+
+def _followup_frame(cells: pl.DataFrame, truth0: dict[str, np.ndarray],
+                    state: dict[str, np.ndarray], plan: dict[str, np.ndarray]) -> pl.DataFrame:
+    return pl.DataFrame({
+        "cell_id": cells["cell_id"],
+        "poor_week0": truth0["poor_services"].tolist(),
+        "cause_week0": truth0["cause"].tolist(),
+        "outcome": plan["outcome"].tolist(),
+        "poor_services": state["poor_services"].tolist(),
+        "cause": state["cause"].tolist(),
+        "expected_verdict": [EXPECTED_VERDICTS.get(o, "") for o in plan["outcome"]],
+    }, schema=_FOLLOWUP_SCHEMA)
+
+
+def make_followup(
+    out_dir: str | Path,
+    *,
+    seed: int = 7,
+    n_cells: int = 1600,
+    days: int = 7,
+    week: int = 1,
+    fix_share: float = 0.6,
+    worse_share: float = 0.05,
+    sparse_share: float = 0.03,
+    new_poor_share: float = 0.02,
+    network_shift: float = 0.0,
+    tests_per_cell_day: float = 30.0,
+    start: str = "2026-11-02",
+    noise_floor_dbm: float = -116.0,
+    suburban_share: float = 0.35,
+    poor_share: float = 0.10,
+    complaints_per_day: float | None = None,
+    encoding: str = "utf-8",
+    chinese_headers: bool = False,
+    tests_format: Literal["csv", "parquet"] = "csv",
+    corrupt: bool = False,
+    config: Config | None = None,
+) -> City:
+    """Write week ``week`` of the network :func:`make_city` builds, with the truth of what was
+    fixed after week 0.
+
+    Week 0 is :func:`make_city` with the same arguments (byte-identical files). Week ``w >= 1``
+    covers the ``days`` days from ``start + w x days``: same cells, subscribers and cell
+    positions; of week 0's poor cells ``fix_share`` are fixed (healthy services, no KPI
+    evidence), ``worse_share`` get worse (good-rate 0.15-0.25 below week 0), ``sparse_share``
+    report fewer than ``min(config.kqi.min_tests, config.followup.min_tests_after)`` tests, the
+    rest stay poor as in week 0; ``new_poor_share`` of week 0's healthy cells turn poor with
+    causes of their own. The outcomes are the same in every week ``>= 1``; the draws (tests,
+    KPIs, complaints) differ per week.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into (created if missing; existing files of the same names replaced).
+    seed, n_cells, days, tests_per_cell_day, start, noise_floor_dbm, suburban_share, poor_share
+        As for :func:`make_city`, and the same for every week of one network.
+    week
+        0 = :func:`make_city`'s week; 1 = the ``days`` days right after it; and so on.
+    fix_share, worse_share, sparse_share
+        Shares of week 0's poor cells fixed, worse, and with too few tests to verify (their sum
+        at most 1; the others stay poor).
+    new_poor_share
+        Share of week 0's healthy cells poor from week 1 on.
+    network_shift
+        Added to every cell's good-test probability in weeks ``>= 1`` (an app update, a
+        holiday), at most ``MAX_NETWORK_SHIFT`` either way so healthy cells stay healthy;
+        ignored in week 0, the reference week.
+    complaints_per_day, encoding, chinese_headers, tests_format, corrupt, config
+        As for :func:`make_city`.
+
+    Returns
+    -------
+    City
+        As :func:`make_city`, plus ``week``, ``followup_truth`` (the path of
+        ``followup_truth.csv``) and ``followup_truth_df``: one row per cell with cell_id,
+        poor_week0, cause_week0, outcome, poor_services and cause (this week's planted state;
+        in week 0, week 0's), expected_verdict (for week 0's poor cells, else empty). Week 0's
+        file already names the outcomes planned for the later weeks. ``truth.csv`` lists the
+        week's poor cells a flagging can find (sparse cells count as healthy there).
+
+    Raises
+    ------
+    ValueError
+        On an argument out of range.
+    """
+    cfg = config if config is not None else Config()
+    _check_city_args(n_cells, days, suburban_share, poor_share, tests_format=tests_format,
+                     encoding=encoding)
+    if week < 0:
+        raise ValueError(f"week must be at least 0, got {week}")
+    shares = {"fix_share": fix_share, "worse_share": worse_share, "sparse_share": sparse_share,
+              "new_poor_share": new_poor_share}
+    for name, v in shares.items():
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {v}")
+    if fix_share + worse_share + sparse_share > 1.0 + 1e-9:
+        raise ValueError("fix_share + worse_share + sparse_share must be at most 1")
+    if not abs(network_shift) <= MAX_NETWORK_SHIFT:
+        raise ValueError(f"network_shift must be within ±{MAX_NETWORK_SHIFT}, got {network_shift}")
+    out = Path(out_dir)
+    # week 0 as make_city draws it; the outcomes from one stream for all weeks >= 1, apart
+    # from make_city's six
+    base = _week0(seed, n_cells=n_cells, days=days, tests_per_cell_day=tests_per_cell_day,
+                  suburban_share=suburban_share, poor_share=poor_share, config=cfg)
+    cells, truth0 = base.cells, base.truth
+    plan = _followup_plan(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(100,))),
+                          cells, truth0, base.p_good, fix_share=fix_share, worse_share=worse_share,
+                          sparse_share=sparse_share, new_poor_share=new_poor_share, config=cfg)
+    ftruth_path = out / "followup_truth.csv"
+
+    if week == 0:
+        city = make_city(out, seed=seed, n_cells=n_cells, days=days,
+                         tests_per_cell_day=tests_per_cell_day, start=start,
+                         noise_floor_dbm=noise_floor_dbm, suburban_share=suburban_share,
+                         poor_share=poor_share, complaints_per_day=complaints_per_day,
+                         encoding=encoding, chinese_headers=chinese_headers,
+                         tests_format=tests_format, corrupt=corrupt, config=cfg)
+        ftruth = _followup_frame(cells, truth0, truth0, plan)
+        _write_text(ftruth_path, _csv_text(ftruth), "utf-8")
+        return dataclasses.replace(city, week=0, followup_truth=ftruth_path, followup_truth_df=ftruth)
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = datetime.strptime(start, "%Y-%m-%d")
+    tw = t0 + timedelta(days=days * week)
+    cpd = complaints_per_day if complaints_per_day is not None else 0.025 * n_cells
+    # week 0's subscribers (their draw follows week 0's complaints)
+    _make_complaints(base.rngs["complaints"], cells, truth0, test_counts=base.counts, days=days,
+                     start=t0, complaints_per_day=cpd)
+    subs = _subscribers(base.rngs["complaints"], cells, base.counts)
+    outcome = plan["outcome"]
+    r_tests, r_kpis, r_compl, r_corrupt = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(200, week)).spawn(4))
+
+    # tests: enough on every week-0 poor service to verify it (more on worse cells, whose
+    # drop must be significant), on the new poor services to flag them; sparse cells few
+    enough = 4.0 * max(cfg.kqi.min_tests, cfg.followup.min_tests_after)
+    poor0, poor_now = plan["poor0"], plan["poor_now"]
+    need = np.where(poor0 & (outcome != "sparse")[:, None], enough, 0.0)
+    need = np.where(poor0 & (outcome == "worse")[:, None], 1.5 * enough, need)
+    need = np.where(poor_now & (outcome == "new_poor")[:, None], enough, need)
+    counts = _test_counts(r_tests, need, days=days, tests_per_cell_day=tests_per_cell_day)
+    few = min(cfg.kqi.min_tests, cfg.followup.min_tests_after)
+    sparse_idx = np.flatnonzero(outcome == "sparse")
+    if sparse_idx.size:
+        totals = r_tests.integers(min(3, few - 1), few, sparse_idx.size)
+        counts[sparse_idx] = r_tests.multinomial(totals, [0.6, 0.25, 0.15])
+    p_week = np.clip(plan["p_good"] + network_shift, 0.0, 1.0)
+    tests = _make_tests(r_tests, cells, counts=counts, p_good=p_week, days=days, start=tw, config=cfg)
+
+    state = {"cause": plan["cause"], "poor_services": plan["poor_services"],
+             "secondary": plan["secondary"]}
+    kpis = _make_kpis(r_kpis, cells, state, days=days, start=tw, noise_floor_dbm=noise_floor_dbm,
+                      config=cfg)
+    boost = np.where(outcome == "worse", _BOOST_WORSE, np.where(outcome == "new_poor", _BOOST_NEW, 1.0))
+    complaints, ctruth, rising = _make_complaints(
+        r_compl, cells, state, test_counts=counts, days=days, start=tw, complaints_per_day=cpd,
+        boost=boost)
+
+    # truth.csv: the poor cells this week's tests can show (sparse ones cannot be judged)
+    seen = outcome != "sparse"
+    judged = {k: np.where(seen, v, "").astype(object) for k, v in state.items()}
+    truth_df = _truth_frame(cells, judged, rising)
+    paths, rejects_df = _write_week(
+        out, cells=cells, tests=tests, kpis=kpis, complaints=complaints, ctruth=ctruth, subs=subs,
+        truth_df=truth_df, r_corrupt=r_corrupt, encoding=encoding,
+        chinese_headers=chinese_headers, tests_format=tests_format, corrupt=corrupt)
+    ftruth = _followup_frame(cells, truth0, state, plan)
+    _write_text(ftruth_path, _csv_text(ftruth), "utf-8")
+    log.info("synthetic follow-up week %d: %d tests, %d complaints; of %d week-0 poor cells "
+             "%d fixed, %d worse, %d sparse; %d new poor cells in %s",
+             week, tests.height, complaints.height, int(poor0.any(axis=1).sum()),
+             int((outcome == "fixed").sum()), int((outcome == "worse").sum()), sparse_idx.size,
+             int((outcome == "new_poor").sum()), out)
+    return City(out_dir=out, **paths, truth_df=truth_df, complaint_truth_df=ctruth,
+                rejects_df=rejects_df, cells_df=cells, week=week, followup_truth=ftruth_path,
+                followup_truth_df=ftruth)
