@@ -132,6 +132,14 @@ def _report(result: Any, quiet: bool) -> None:
     if comp:
         _out.print(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
                    f"silent poor cells {comp['silent_poor_cells']}")
+    prog = (s.get("programme") or {}).get("orders")
+    if prog:
+        verdicts = (s.get("programme") or {}).get("verdicts") or {}
+        _out.print(f"follow-up of {prog.get('verified', 0)} earlier orders: "
+                   + ", ".join(f"{k} {v}" for k, v in verdicts.items())
+                   + f"; orders now: {prog.get('opened', 0)} new, {prog.get('persisting', 0)} "
+                     f"persisting, {prog.get('escalated', 0)} escalated, {prog.get('reopened', 0)} "
+                     f"reopened, {prog.get('closed_recovered', 0)} closed as recovered")
     _out.print(f"\nwrote to [bold]{result.out}[/bold]:")
     for p in sorted({*result.files}):
         try:
@@ -158,19 +166,39 @@ def _report(result: Any, quiet: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
          config_path: Path | None) -> None:
-    """Make a synthetic city in OUT/input and run the whole analysis on it."""
+    """Make a synthetic city, run two weeks of it with one history file, and show the follow-up.
+
+    Week 1 is analysed into OUT/week1, week 2 (some poor cells fixed, some not, some new) into
+    OUT; both are recorded in OUT/history.duckdb.
+    """
     from kqi.config import load_config
-    from kqi.synth import make_city
+    from kqi.synth import make_followup
 
     cfg = load_config(config_path)
     quiet = ctx.obj["quiet"]
+    history = out / "history.duckdb"
+    if history.exists():  # the demo's own file from an earlier demo: start the two weeks afresh
+        history.unlink()
+    net = {"seed": seed, "n_cells": n_cells, "days": days}
     if not quiet:
-        _err.print(f"generating a synthetic city of {n_cells} cells over {days} days in {out / 'input'} ...")
-    city = make_city(out / "input", seed=seed, n_cells=n_cells, days=days)
-    result = _run_pipeline(ctx, cells=city.cells, tests=city.tests, kpis=city.kpis,
-                           complaints=city.complaints, subscribers=city.subscribers,
-                           out=out, config=cfg)
+        _err.print(f"generating a synthetic city of {n_cells} cells, two periods of {days} days, "
+                   f"in {out / 'input'} and {out / 'input-week2'} ...")
+    week1 = make_followup(out / "input", week=0, **net)
+    week2 = make_followup(out / "input-week2", week=1, **net)
+    if not quiet:
+        _err.print("[bold]week 1[/bold]")
+    first = _run_pipeline(ctx, cells=week1.cells, tests=week1.tests, kpis=week1.kpis,
+                          complaints=week1.complaints, subscribers=week1.subscribers,
+                          out=out / "week1", config=cfg, history=history)
+    if not quiet:
+        _out.print(f"week 1: {first.work_orders.height} work orders opened -> {out / 'week1'}")
+        _err.print("[bold]week 2[/bold]")
+    result = _run_pipeline(ctx, cells=week2.cells, tests=week2.tests, kpis=week2.kpis,
+                           complaints=week2.complaints, subscribers=week2.subscribers,
+                           out=out, config=cfg, history=history)
     _report(result, quiet)
+    if not quiet:
+        _out.print(f"history of both weeks: {history} (kqi history --history {history} runs)")
 
 
 @cli.command("run")
@@ -186,15 +214,19 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="TOML config overriding the defaults.")
+@click.option("--history", "history", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="DuckDB run history (created when missing): follow up earlier orders, record "
+                   "this run.")
 @click.pass_context
 def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints: Path | None,
-            subscribers: Path | None, out: Path, config_path: Path | None) -> None:
+            subscribers: Path | None, out: Path, config_path: Path | None,
+            history: Path | None) -> None:
     """Analyse input files and write the results into OUT."""
     from kqi.config import load_config
 
     cfg = load_config(config_path)
     result = _run_pipeline(ctx, cells=cells, tests=tests, kpis=kpis, complaints=complaints,
-                           subscribers=subscribers, out=out, config=cfg)
+                           subscribers=subscribers, out=out, config=cfg, history=history)
     _report(result, ctx.obj["quiet"])
 
 
@@ -205,13 +237,20 @@ def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints
 @click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True, help="Days of data.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
 @click.option("--gbk", is_flag=True, help="Write cells and complaints in GBK with Chinese headers.")
+@click.option("--week", type=click.IntRange(0, 52), default=0, show_default=True,
+              help="A follow-up period of the same network (1 = the next DAYS days): some poor "
+                   "cells fixed, some not, some new; the truth in followup_truth.csv.")
 @click.pass_context
-def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk: bool) -> None:
+def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk: bool,
+         week: int) -> None:
     """Only generate a synthetic city (input files and the planted truth)."""
-    from kqi.synth import make_city
+    from kqi.synth import make_city, make_followup
 
     kw: dict[str, Any] = {"encoding": "gbk", "chinese_headers": True} if gbk else {}
-    c = make_city(out, seed=seed, n_cells=n_cells, days=days, **kw)
+    if week:
+        c = make_followup(out, seed=seed, n_cells=n_cells, days=days, week=week, **kw)
+    else:
+        c = make_city(out, seed=seed, n_cells=n_cells, days=days, **kw)
     if not ctx.obj["quiet"]:
         _out.print(f"wrote a synthetic city to {out}: {c.cells.name}, {c.tests.name}, {c.kpis.name}, "
                    f"{c.complaints.name}, {c.truth.name}")

@@ -394,7 +394,7 @@ def _linked_network(links: pl.DataFrame) -> pl.DataFrame:
 
 def _periods(ts: pl.Series, period_days: int) -> tuple[date, date, date] | None:
     """(previous start, last start, end) of the two last whole-day periods, or None if too short."""
-    days = ts.drop_nulls().cast(pl.Date)
+    days = ts.drop_nulls().dt.date()
     if days.len() == 0 or period_days < 1:
         return None
     first: date = days.min()  # type: ignore[assignment]
@@ -468,6 +468,7 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
     config: Config,
     kpis: pl.DataFrame | None = None,
     subscribers: pl.DataFrame | None = None,
+    previous: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """TOP-N complaint hotspots by volume, increase, per 10,000 subscribers, and spatial clusters.
 
@@ -486,6 +487,10 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
         Cell KPIs (``ts``, ``cell_id``, ``rrc_users_max``): subscriber estimate when no file.
     subscribers : polars.DataFrame, optional
         From :meth:`kqi.ingest.Ingest.subscribers`: ``cell_id`` or ``region``, and ``subscribers``.
+    previous : polars.DataFrame, optional
+        The previous run's linked complaints per cell (``cell_id, complaints``, from the history):
+        the increase ranking then compares this run with that run's period, instead of the last
+        ``period_days`` of this run's complaints with the ones before.
 
     Returns
     -------
@@ -505,7 +510,20 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
               .sort(["complaints", "cell_id"], descending=[True, False]).head(top))
     parts.append(_conform(volume, "volume"))
 
-    if "ts" in complaints.columns and linked.height:
+    if previous is not None and linked.height:
+        prev = previous.select(pl.col("cell_id").cast(pl.String),
+                               pl.col("complaints").cast(pl.Int64).alias("previous"))
+        inc = (
+            linked.group_by("cell_id").agg(pl.len().cast(pl.Int64).alias("complaints"))
+            .join(prev, on="cell_id", how="left")
+            .with_columns(pl.col("previous").fill_null(0))
+            .with_columns((pl.col("complaints") - pl.col("previous")).alias("increase"))
+            .filter(pl.col("increase") > 0)
+            .sort(["increase", "complaints", "cell_id"], descending=[True, True, False])
+            .head(top)
+        )
+        parts.append(_conform(inc, "increase"))
+    elif "ts" in complaints.columns and linked.height:
         stamped = linked.join(complaints.select(pl.col("complaint_id").cast(pl.String), "ts")
                               .unique("complaint_id", keep="first", maintain_order=True),
                               on="complaint_id", how="left")

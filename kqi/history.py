@@ -55,7 +55,7 @@ __all__ = [
 #: value of ``kqi_meta.format``: marks a DuckDB file as a kqi history
 FORMAT = "kqi-history"
 #: the schema this kqi writes (and the newest it reads)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ORDER_STATES: tuple[str, ...] = ("open", "escalated", "closed")            # orders.status
 ORDER_STATUSES: tuple[str, ...] = ("new", "persisting", "reopened", "escalated")  # order_status
@@ -183,6 +183,13 @@ CREATE TABLE evidence_values (
 ALTER TABLE followup ADD COLUMN extra JSON;
 """
 
+_SCHEMA_3 = """
+ALTER TABLE orders ADD COLUMN before_first DATE;
+ALTER TABLE orders ADD COLUMN before_last DATE;
+ALTER TABLE orders ADD COLUMN poor_streak INTEGER;
+ALTER TABLE orders ADD COLUMN times_reopened INTEGER;
+"""
+
 
 def _sql_steps(script: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def step(con: duckdb.DuckDBPyConnection) -> None:
@@ -196,6 +203,8 @@ def _sql_steps(script: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "initial schema", _sql_steps(_SCHEMA_1)),
     (2, "evidence_values table; followup.extra (JSON of extra columns)", _sql_steps(_SCHEMA_2)),
+    (3, "orders: before_first, before_last (the window verified against), poor_streak, "
+        "times_reopened", _sql_steps(_SCHEMA_3)),
 )
 
 #: tables holding one run's rows (all keyed by run_id), in the order they are written
@@ -224,7 +233,9 @@ _COLUMNS: dict[str, tuple[tuple[str, Any, bool], ...]] = {
                ("runs_poor", pl.Int32, False), ("runs_open", pl.Int32, False),
                ("cause_at_open", pl.String, False), ("poor_services_at_open", pl.String, False),
                ("opened_run", pl.String, False), ("closed_run", pl.String, False),
-               ("last_verdict", pl.String, False)),
+               ("last_verdict", pl.String, False), ("before_first", pl.Date, False),
+               ("before_last", pl.Date, False), ("poor_streak", pl.Int32, False),
+               ("times_reopened", pl.Int32, False)),
     "followup": (("order_id", pl.String, True), ("cell_id", pl.String, True),
                  ("opened", pl.Date, False), ("cause_at_open", pl.String, False),
                  ("good_rate_before", pl.Float64, False), ("good_rate_after", pl.Float64, False),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -27,6 +27,9 @@ from kqi.errors import InputError
 from kqi.ingest._sources import source_name
 from kqi.io import write_csv, write_json, write_parquet, write_text
 
+if TYPE_CHECKING:
+    from kqi.closedloop import Loop
+
 log = logging.getLogger(__name__)
 
 #: every file a run may write into ``out`` (besides rejects/): removed first, so that a file left by
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES = (
     "cell_kqi.csv", "cell_kqi.parquet", "cell_kqi_daily.csv", "diagnosis.csv", "diagnosis.parquet",
     "clusters.csv", "areas.csv", "work_orders.csv", "work_orders.xlsx", "complaint_links.csv",
-    "hotspots.csv", "summary.json", "summary.md", "map.html", "manifest.json",
+    "hotspots.csv", "followup.csv", "summary.json", "summary.md", "map.html", "manifest.json",
 )
 
 #: progress callback: (stage name, event) with event "start" or "done"
@@ -140,6 +143,7 @@ def run(
     complaints: Source | None = None,
     subscribers: Source | None = None,
     config: Config | None = None,
+    history: str | Path | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
     """Run the whole analysis: ingest, flag, diagnose, link complaints, rank work orders.
@@ -157,6 +161,10 @@ def run(
         returns everything on the result.
     config : Config, optional
         Run configuration; defaults when ``None``.
+    history : str or Path, optional
+        A DuckDB history file (created when missing; else ``config.history.path`` when set):
+        earlier orders are followed up (``result.followup``, ``followup.csv``), work orders carry
+        order ids and statuses, and the run is recorded there (docs/history.md).
     progress : callable, optional
         Called as ``progress(stage, "start" | "done")`` for a progress display.
 
@@ -189,8 +197,25 @@ def run(
         _clear_stale_outputs(out_dir, rejects_dir)
     st = _Stages(progress)
     started = dt.datetime.now(dt.UTC)
-    result = _analyse(cfg, st, rejects_dir, cells=cells, tests=tests, kpis=kpis,
-                      complaints=complaints, subscribers=subscribers)
+    history_path = history if history is not None else (cfg.history.path or None)
+    loop = None
+    if history_path is not None:
+        from kqi.closedloop import Loop
+
+        with st.stage("open history"):
+            loop = Loop.open(history_path, cfg)
+    try:
+        result = _analyse(cfg, st, rejects_dir, cells=cells, tests=tests, kpis=kpis,
+                          complaints=complaints, subscribers=subscribers, loop=loop)
+        if loop is not None:
+            with st.stage("follow-up"):
+                loop.follow_up(result)
+                result.summary["programme"] = loop.programme
+            with st.stage("record history"):
+                loop.record(result)
+    finally:
+        if loop is not None:
+            loop.close()
     result.out = out_dir
     if out_dir is not None and rejects_dir is not None:
         with st.stage("write outputs"):
@@ -218,7 +243,8 @@ def run(
 
 
 def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Source, tests: Source,
-             kpis: Source, complaints: Source | None, subscribers: Source | None) -> RunResult:
+             kpis: Source, complaints: Source | None, subscribers: Source | None,
+             loop: Loop | None = None) -> RunResult:
     """Every stage but the writing: the tables of a run, on a :class:`RunResult`."""
     from kqi.diagnosis import diagnose
     from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize
@@ -247,6 +273,11 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
         for batch in feed.batches:
             acc.add(batch)
         check_kqi_columns(feed, acc, cfg)
+        if loop is not None:
+            loop.start(acc.daily(cell_df["cell_id"]))
+            stored = loop.trailing_counts(cell_df)
+            if stored is not None:
+                acc.add(stored)
         r.cell_kqi = acc.cell_kqi(cell_df["cell_id"])
         r.daily = acc.daily(cell_df["cell_id"])
     r.cells, r.kpis, r.complaints = cell_df, kpi_df, complaint_df
@@ -263,7 +294,11 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
             from kqi.complaints import hotspots, link_complaints, silent_poor_cells
 
             r.links = link_complaints(complaint_df, cell_df, r.cell_kqi, r.isd, cfg)
-            r.hotspots = hotspots(r.links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs)
+            previous = None
+            if loop is not None and loop.previous_run is not None:
+                previous = loop.history.complaints(loop.previous_run).drop("run_id")
+            r.hotspots = hotspots(r.links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs,
+                                  previous=previous)
             r.silent = silent_poor_cells(r.cell_kqi, r.links)
 
     with st.stage("work orders"):
@@ -298,6 +333,8 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         files.append(write_csv(out_dir / f"{name}.csv", table))
     files.append(write_parquet(out_dir / "diagnosis.parquet", r.diagnosis))
     files.append(write_csv(out_dir / "work_orders.csv", r.work_orders))
+    if r.followup is not None:
+        files.append(write_csv(out_dir / "followup.csv", r.followup))
     if r.links is not None and r.hotspots is not None:
         files.append(write_csv(out_dir / "complaint_links.csv", r.links))
         files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))

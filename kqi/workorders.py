@@ -135,6 +135,13 @@ def _gap_expr(config: Config) -> pl.Expr:
     return pl.sum_horizontal(terms)
 
 
+def _cause_weight(config: Config) -> pl.Expr:
+    w = config.workorders
+    return pl.col("primary_cause").replace_strict(
+        {c: float(v) for c, v in w.cause_weight.items()}, default=w.cause_weight.get("unknown", 1.0),
+        return_dtype=pl.Float64)
+
+
 def priority_expr(config: Config) -> pl.Expr:
     """The priority score as a polars expression over the work-order working columns.
 
@@ -153,10 +160,7 @@ def priority_expr(config: Config) -> pl.Expr:
              / users_full).clip(upper_bound=1.0)
     compl = ((pl.col("complaints").cast(pl.Float64) + 1.0).log10() / log_compl).clip(upper_bound=1.0)
     services = pl.col("n_poor_services").cast(pl.Float64) / len(SERVICES)
-    default_weight = w.cause_weight.get("unknown", 1.0)
-    cause_w = pl.col("primary_cause").replace_strict(
-        {c: float(v) for c, v in w.cause_weight.items()}, default=default_weight,
-        return_dtype=pl.Float64)
+    cause_w = _cause_weight(config)
     raw = (w.w_gap * gap + w.w_tests * tests + w.w_users * users + w.w_complaints * compl
            + w.w_services * services)
     # rounded so that the ranking and the CSV do not depend on float summation order
@@ -300,3 +304,51 @@ def work_order_summary(work_orders: pl.DataFrame) -> dict[str, object]:
         "silent_poor_cells": len(silent),
         "silent_cell_ids": silent,
     }
+
+
+#: work-order columns the closed loop adds (with a history), after the contract's
+ORDER_COLUMNS: tuple[str, ...] = ("order_id", "order_status", "first_seen", "runs_poor")
+
+
+def apply_order_state(work_orders: pl.DataFrame, state: pl.DataFrame, config: Config
+                      ) -> pl.DataFrame:
+    """Give each work order its order across runs, and rank persisting orders above new ones.
+
+    Parameters
+    ----------
+    work_orders : polars.DataFrame
+        From :func:`build_work_orders`.
+    state : polars.DataFrame
+        The order state after this run (:func:`kqi.followup.advance_orders`): ``cell_id``,
+        ``order_id``, ``order_status`` (null for cells not poor this run), ``first_seen``,
+        ``runs_poor``.
+    config : kqi.config.Config
+        ``config.followup.w_persist`` and ``persist_full``.
+
+    Returns
+    -------
+    polars.DataFrame
+        The work orders with ``order_id``, ``order_status``, ``first_seen``, ``runs_poor`` after
+        the contract's columns; ``priority_score`` raised by
+        ``cause_weight * w_persist * min(1, (runs_poor - 1) / (persist_full - 1))`` for an order
+        poor in an earlier run too (persisting, reopened, escalated), then re-ranked. A new order
+        gets no bonus, so of two orders of equal severity the older ranks first.
+    """
+    f = config.followup
+    span = max(f.persist_full - 1, 1)
+    st = state.filter(pl.col("order_status").is_not_null()).select(
+        pl.col("cell_id").cast(pl.String), pl.col("order_id").cast(pl.String),
+        pl.col("order_status").cast(pl.String), pl.col("first_seen").cast(pl.Date),
+        pl.col("runs_poor").cast(pl.Int64))
+    df = work_orders.join(st, on="cell_id", how="left")
+    missing = df.filter(pl.col("order_id").is_null()).height
+    if missing:  # pragma: no cover - advance_orders gives every poor cell an order
+        raise KqiError(f"{missing} work order(s) have no order state")
+    bonus = (_cause_weight(config) * f.w_persist
+             * ((pl.col("runs_poor") - 1).cast(pl.Float64) / span).clip(0.0, 1.0))
+    df = df.with_columns((pl.col("priority_score") + bonus).round(4).alias("priority_score"))
+    df = df.sort(["priority_score", "cell_id"], descending=[True, False]).with_columns(
+        pl.int_range(1, df.height + 1, dtype=pl.Int32).alias("rank"))
+    contract = [f.name for f in WORK_ORDERS]
+    rest = [c for c in df.columns if c not in contract and c not in ORDER_COLUMNS]
+    return df.select([*contract, *ORDER_COLUMNS, *rest])

@@ -1,0 +1,169 @@
+"""The closed loop inside a run: what a run reads from the history and what it records there.
+
+A run with a history (``--history F.duckdb`` or ``[history] path``):
+
+1. opens the history and holds it for the whole run (a second run on the same file waits,
+   then stops with one line);
+2. after the app tests are read, knows its window (first and last day of the new tests) and
+   asks the history whether it is a new run or a re-run of the newest one (an older window is
+   refused before any output is written);
+3. with ``[history] window_days``, adds the stored day counts of the trailing window's earlier
+   days to the flag stage, so a weekly run reads one week of tests;
+4. verifies every order open before it (:func:`kqi.followup.verify_orders`), advances the
+   order state (:func:`kqi.followup.advance_orders`), gives the work orders their order ids and
+   ranks persisting orders above new ones (:func:`kqi.workorders.apply_order_state`);
+5. records the run (day counts, cell_kqi, diagnosis and evidence, complaints per cell,
+   hotspots, orders, follow-up) in one transaction.
+
+See docs/history.md and docs/followup.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kqi import __version__
+from kqi.config import Config
+from kqi.history import History, RunRecord
+from kqi.schema import SERVICE_CODE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Window:
+    """The days of a run's new tests (local calendar days, as the day counts)."""
+
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.first_day, dt.time(0, 0), tzinfo=dt.UTC)
+
+    @property
+    def end(self) -> dt.datetime:
+        return dt.datetime.combine(self.last_day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+
+    @property
+    def run_id(self) -> str:
+        return History.run_id_for(self.start, self.end)
+
+    @classmethod
+    def of(cls, daily: pl.DataFrame) -> Window:
+        """The window of per-day counts (``day`` column)."""
+        if daily.height == 0:
+            raise ValueError("no tests: a run without tests has no window")
+        first: dt.date = daily["day"].min()  # type: ignore[assignment]
+        last: dt.date = daily["day"].max()  # type: ignore[assignment]
+        return cls(first, last)
+
+
+@dataclass
+class Loop:
+    """One run's use of the history file."""
+
+    history: History
+    config: Config
+    window: Window | None = None
+    mode: str = ""
+    previous_run: str | None = None
+    state: pl.DataFrame = field(default_factory=pl.DataFrame)
+    followup: pl.DataFrame | None = None
+    programme: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | Path, config: Config) -> Loop:
+        return cls(History.open(path, lock_wait_s=config.history.lock_wait_s), config)
+
+    def close(self) -> None:
+        self.history.close()
+
+    def start(self, new_daily: pl.DataFrame) -> Window:
+        """Fix the run's window from its new tests and check it may be recorded."""
+        self.window = Window.of(new_daily)
+        self.mode = self.history.plan(self.window.start, self.window.end)
+        prev = self.history.newest_run(exclude=self.window.run_id)
+        self.previous_run = None if prev is None else str(prev["run_id"])
+        log.info("history %s: run %s (%s), previous run %s", self.history.path,
+                 self.window.run_id, self.mode, self.previous_run)
+        return self.window
+
+    def trailing_counts(self, cells: pl.DataFrame) -> pl.DataFrame | None:
+        """Stored day counts of the trailing window's days before this run's tests, as an
+        aggregated flag batch (``cell_code, service_code, tests, good_tests, period``); None
+        when no trailing window is configured or nothing is stored."""
+        days = self.config.history.window_days
+        if days <= 0 or self.window is None:
+            return None
+        first = self.window.last_day - dt.timedelta(days=days - 1)
+        last = self.window.first_day - dt.timedelta(days=1)
+        if first > last:
+            return None
+        stored = self.history.day_counts(first, last, before_run=self.window.run_id)
+        if stored.height == 0:
+            return None
+        codes = cells.select(pl.col("cell_id").cast(pl.String), pl.col("cell_code").cast(pl.Int32))
+        batch = stored.join(codes, on="cell_id", how="inner").select(
+            "cell_code",
+            pl.col("service").replace_strict(SERVICE_CODE, return_dtype=pl.Int8).alias("service_code"),
+            pl.col("tests").cast(pl.Int64), pl.col("good_tests").cast(pl.Int64),
+            pl.col("day").cast(pl.Date).alias("period"))
+        log.info("trailing window: %d stored day counts from %s to %s", batch.height, first, last)
+        return batch
+
+    def follow_up(self, r: Any) -> None:
+        """Verify the orders open before this run, advance the state, number the work orders."""
+        from kqi.followup import advance_orders, programme_table, verify_orders
+        from kqi.workorders import apply_order_state, linked_complaint_counts
+
+        assert self.window is not None
+        w = self.window
+        previous = self.history.orders_state(before_run=w.run_id)
+        open_orders = (previous.filter(pl.col("status").is_in(("open", "escalated")))
+                       if previous.height else previous)
+        self.followup = None
+        if open_orders.height:
+            first = open_orders["before_first"].min()
+            stored = self.history.day_counts(first, w.first_day - dt.timedelta(days=1),  # type: ignore[arg-type]
+                                             before_run=w.run_id).drop("run_id")
+            new = r.daily.filter(pl.col("day").is_between(w.first_day, w.last_day))
+            counts = pl.concat([stored, new.select(stored.columns)], how="vertical_relaxed")
+            before_c = (self.history.complaints(self.previous_run).drop("run_id")
+                        if self.previous_run else None)
+            after_c = (linked_complaint_counts(r.links, 0).select("cell_id", "complaints")
+                       if r.links is not None else None)
+            self.followup = verify_orders(open_orders, counts, r.cells, r.isd,
+                                          (w.first_day, w.last_day), self.config,
+                                          complaints_before=before_c, complaints_after=after_c)
+        poor = r.work_orders.select("cell_id", "primary_cause", "poor_services").with_columns(
+            pl.lit(w.first_day).alias("first_day"), pl.lit(w.last_day).alias("last_day"))
+        self.state = advance_orders(previous if previous.height else None, self.followup, poor,
+                                    w.first_day, w.run_id, self.config)
+        r.work_orders = apply_order_state(r.work_orders, self.state, self.config)
+        r.followup = self.followup
+        self.programme = programme_table(self.followup, self.state, r.cells)
+
+    def record(self, r: Any) -> None:
+        """Store the run (replacing the newest run of the same window)."""
+        from kqi.workorders import linked_complaint_counts
+
+        assert self.window is not None
+        w = self.window
+        new = r.daily.filter(pl.col("day").is_between(w.first_day, w.last_day))
+        self.history.record_run(RunRecord(
+            window_start=w.start, window_end=w.end, run_id=w.run_id,
+            inputs={k: rep.sha256 for k, rep in r.reports.items()},
+            config=self.config, kqi_version=__version__,
+            day_counts=new, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
+            complaints=(linked_complaint_counts(r.links, 0).select("cell_id", "complaints")
+                        if r.links is not None else None),
+            hotspots=r.hotspots, orders=self.state, followup=self.followup,
+        ))
+        log.info("history %s: recorded run %s", self.history.path, w.run_id)
