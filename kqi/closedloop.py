@@ -150,6 +150,26 @@ class Loop:
         r.followup = self.followup
         self.programme = programme_table(self.followup, self.state, r.cells)
 
+    def trend(self, r: Any) -> pl.DataFrame:
+        """Per order, run and service: the cell's good-rate in every recorded run (for the
+        workbook's chart and the map's sparklines). Call after :meth:`record`."""
+        orders = self.state.select("order_id", "cell_id")
+        if orders.height == 0:
+            return pl.DataFrame(schema={"order_id": pl.String, "cell_id": pl.String,
+                                        "run_id": pl.String, "last_day": pl.Date,
+                                        "service": pl.String, "good_rate": pl.Float64})
+        con = self.history.con
+        con.register("_kqi_trend_orders", orders.to_arrow())
+        try:
+            df = con.sql("""
+                SELECT o.order_id, k.cell_id, k.run_id, r.last_day, k.service, k.good_rate
+                FROM cell_kqi k JOIN runs r USING (run_id)
+                JOIN _kqi_trend_orders o ON o.cell_id = k.cell_id
+                ORDER BY o.order_id, r.seq, k.service""").pl()
+        finally:
+            con.unregister("_kqi_trend_orders")
+        return df
+
     def record(self, r: Any) -> None:
         """Store the run (replacing the newest run of the same window)."""
         from kqi.workorders import linked_complaint_counts

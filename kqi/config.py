@@ -190,7 +190,7 @@ class HistoryConfig:
 
 @dataclass(frozen=True)
 class FollowupConfig:
-    """Verification of open orders in later runs (docs/history.md, "Follow-up")."""
+    """Verification of open orders in later runs (docs/followup.md)."""
 
     min_tests_after: int = 30       # fewer tests of a service after the order: insufficient_data
     alpha: float = 0.05             # significance of the difference-in-differences test

@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 
 SUMMARY_SHEET = "Summary"
 ALL_SHEET = "All orders"
+FOLLOWUP_SHEET = "Follow-up"
+TRENDS_SHEET = "Trends"
+#: follow-up verdict -> cell fill (Excel's good / bad / neutral styles, and grey for no data)
+VERDICT_FILLS: dict[str, str] = {
+    "recovered": "C6EFCE",
+    "worse": "FFC7CE",
+    "not_recovered": "FFEB9C",
+    "insufficient_data": "D9D9D9",
+}
+#: orders drawn in the trend chart (the highest-ranked ones)
+TREND_ORDERS = 10
 #: long free-text columns, wrapped rather than cut off
 _WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids")
 UNKNOWN_VENDOR = "Unknown vendor"
@@ -247,6 +258,10 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
         row = end + 2
         skip = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "by_vendor",
                 "by_region"}
+    programme = summary.get("programme")
+    if isinstance(programme, Mapping):
+        row = _programme_block(ws, programme, row, widths)
+        skip.add("programme")   # shown as tables above, not as programme.* dotted rows
     other = _other_figures({k: v for k, v in summary.items() if k not in skip})
     for k, (item, value) in enumerate(other, start=row):
         _put(ws, k, 1, item)
@@ -279,6 +294,82 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
     _fit_widths(ws, widths)
 
 
+_PROGRAMME_DIMS = (("by_cause", "cause"), ("by_vendor", "vendor"), ("by_region", "region"))
+_PROGRAMME_COUNTS = ("orders", "recovered", "not_recovered", "worse", "insufficient_data",
+                     "orders_with_tests")
+_SIGNED_PERCENT = "+0.0%;-0.0%;0.0%"
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _programme_table(programme: Mapping[str, Any]) -> pl.DataFrame:
+    """Before / after rows of the follow-up programme: all orders, then each cause, vendor and
+    region (the ``by_*`` lists of ``summary["programme"]``)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(scope: str, rec: Mapping[str, Any]) -> None:
+        before, after = _num(rec.get("good_rate_before")), _num(rec.get("good_rate_after"))
+        row: dict[str, Any] = {"scope": scope}
+        for key in _PROGRAMME_COUNTS:
+            value = rec.get(key)
+            row[key.replace("_", " ")] = int(value) if _num(value) is not None else None
+        row.update({"good rate before": before, "good rate after": after,
+                    "change": after - before if before is not None and after is not None else None,
+                    "mean effect": _num(rec.get("mean_effect"))})
+        rows.append(row)
+
+    verdicts = programme.get("verdicts")
+    overall = programme.get("all") if isinstance(programme.get("all"), Mapping) else None
+    if overall is not None:
+        add("all", overall)
+    elif isinstance(verdicts, Mapping):
+        counts = {k: v for k, v in verdicts.items() if _num(v) is not None}
+        add("all", {**counts, "orders": sum(counts.values())})
+    for key, dim in _PROGRAMME_DIMS:
+        for rec in programme.get(key) or []:
+            if isinstance(rec, Mapping):
+                add(f"{dim}: {rec.get('name')}", rec)
+    schema: dict[str, Any] = {"scope": pl.String,
+                              **{k.replace("_", " "): pl.Int64 for k in _PROGRAMME_COUNTS},
+                              "good rate before": pl.Float64, "good rate after": pl.Float64,
+                              "change": pl.Float64, "mean effect": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
+                     widths: dict[int, int]) -> int:
+    """The closed loop on the summary sheet: orders by state, then the before / after table.
+    Returns the next free row."""
+    from openpyxl.styles import Font, PatternFill
+
+    _put(ws, row, 1, "Follow-up programme (closed loop)").font = Font(bold=True, size=13)
+    row += 1
+    orders = programme.get("orders")
+    if isinstance(orders, Mapping) and orders:
+        states = pl.DataFrame({"order state": [str(k) for k in orders],
+                               "orders": [int(v) if _num(v) is not None else None
+                                          for v in orders.values()]},
+                              schema={"order state": pl.String, "orders": pl.Int64})
+        end, _ = _write_table(ws, states, top=row, left=1, widths=widths)
+        row = end + 2
+    table = _programme_table(programme)
+    if table.height:
+        end, _ = _write_table(ws, table, top=row, left=1, widths=widths)
+        for j, name in enumerate(table.columns, start=1):
+            fmt = {"good rate before": "0.0%", "good rate after": "0.0%",
+                   "change": _SIGNED_PERCENT, "mean effect": _SIGNED_PERCENT}.get(name)
+            if fmt is not None:
+                for r in range(row + 1, end + 1):
+                    ws.cell(row=r, column=j).number_format = fmt
+            colour = VERDICT_FILLS.get(name.replace(" ", "_"))
+            if colour is not None:   # the verdict headers in the verdict colours
+                ws.cell(row=row, column=j).fill = PatternFill("solid", fgColor=colour)
+        row = end + 2
+    return row
+
+
 def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float]) -> None:
     """A list of work orders: header, filters, frozen rank and cell, widths, wrapped long text."""
     from openpyxl.styles import Alignment
@@ -297,13 +388,135 @@ def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float
                 row[0].alignment = wrap
 
 
+def _followup_sheet(sheet: Any, followup: pl.DataFrame) -> None:
+    """The follow-up verdicts as a table: frozen header, filters, verdict cells in colour."""
+    from openpyxl.styles import PatternFill
+
+    widths: dict[int, int] = {}
+    _write_table(sheet, followup, widths=widths)
+    _fit_widths(sheet, widths)
+    sheet.freeze_panes = "B2" if followup.columns[:1] == ["order_id"] else "A2"
+    if followup.height:
+        sheet.auto_filter.ref = sheet.dimensions
+    if "verdict" not in followup.columns:
+        return
+    col = followup.columns.index("verdict") + 1
+    fills = {v: PatternFill("solid", fgColor=c) for v, c in VERDICT_FILLS.items()}
+    for r, verdict in enumerate(followup["verdict"].cast(pl.String).to_list(), start=2):
+        if verdict in fills:
+            sheet.cell(row=r, column=col).fill = fills[verdict]
+
+
+def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
+                  limit: int = TREND_ORDERS) -> pl.DataFrame:
+    """Wide table for the chart: ``last_day`` and one good-rate column per order (the ``limit``
+    best-ranked orders; orders no longer on the list come after, by id), one row per run.
+
+    Each order is one series: its first poor service (work-order ``poor_services``) that has a
+    trend, else the service it starts worst in.
+    """
+    t = trend.select(
+        pl.col("order_id").cast(pl.String), pl.col("cell_id").cast(pl.String),
+        pl.col("run_id").cast(pl.String), pl.col("last_day").cast(pl.Date),
+        pl.col("service").cast(pl.String), pl.col("good_rate").cast(pl.Float64).fill_nan(None),
+    ).filter(pl.col("order_id").is_not_null() & pl.col("last_day").is_not_null())
+    if t.height == 0:
+        return pl.DataFrame()
+    cols = [c for c in ("order_id", "rank", "poor_services") if c in work_orders.columns]
+    if "order_id" in cols and "rank" in cols:
+        wo = (work_orders.select(pl.col("order_id").cast(pl.String),
+                                 pl.col("rank").cast(pl.Int64),
+                                 (pl.col("poor_services").cast(pl.String) if "poor_services" in cols
+                                  else pl.lit(None, pl.String)).alias("poor_services"))
+              .filter(pl.col("order_id").is_not_null())
+              .sort("rank").unique("order_id", keep="first"))
+    else:
+        wo = pl.DataFrame(schema={"order_id": pl.String, "rank": pl.Int64,
+                                  "poor_services": pl.String})
+    # one service per order: its first listed poor service with a trend, else its worst start
+    pos = (wo.select("order_id", pl.col("poor_services").fill_null("").str.split(";")
+                     .alias("service"))
+           .with_columns(pl.int_ranges(pl.col("service").list.len()).alias("_pos"))
+           .explode("service", "_pos")
+           .with_columns(pl.col("service").str.strip_chars())
+           .filter(pl.col("service") != "")
+           .unique(["order_id", "service"], keep="first"))
+    first = (t.sort("last_day").group_by("order_id", "service", maintain_order=True)
+             .agg(pl.col("good_rate").drop_nulls().first().alias("first_rate"))
+             .join(pos, on=["order_id", "service"], how="left")
+             .join(wo.select("order_id", "rank"), on="order_id", how="left"))
+    pick = (first.sort("order_id", "_pos", "first_rate", "service", nulls_last=True)
+            .unique("order_id", keep="first")
+            .sort("rank", "order_id", nulls_last=True)
+            .head(limit))
+    chosen = t.join(pick.select("order_id", "service", "rank"), on=["order_id", "service"])
+    labels = {r["order_id"]: f"{r['order_id']} ({r['service']})" for r in pick.iter_rows(named=True)}
+    wide = (chosen.sort("last_day").group_by("last_day", "order_id", maintain_order=True)
+            .agg(pl.col("good_rate").last())
+            .pivot(on="order_id", index="last_day", values="good_rate")
+            .sort("last_day"))
+    order = [o for o in pick["order_id"].to_list() if o in wide.columns]
+    return wide.select("last_day", *order).rename(labels)
+
+
+def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame) -> int:
+    """The good-rate per run of the top orders: a data block (A1) and a line chart beside it.
+    Returns the number of series drawn."""
+    from openpyxl.chart import LineChart, Reference
+    from openpyxl.chart.axis import DateAxis
+
+    wide = _trend_series(trend, work_orders)
+    if wide.width < 2 or wide.height == 0:
+        _put(sheet, 1, 1, "no trend for the listed orders")
+        return 0
+    widths: dict[int, int] = {}
+    end, last_col = _write_table(sheet, wide, widths=widths)
+    for r in range(2, end + 1):
+        sheet.cell(row=r, column=1).number_format = "yyyy-mm-dd"
+        for c in range(2, last_col + 1):
+            sheet.cell(row=r, column=c).number_format = "0.0%"
+    widths[1] = max(widths.get(1, 0), 10)
+    _fit_widths(sheet, widths)
+    sheet.freeze_panes = "B2"
+
+    chart = LineChart()
+    chart.title = f"Good rate per run, top {wide.width - 1} work orders"
+    chart.style = 12
+    chart.height, chart.width = 10, 22
+    chart.y_axis.title = "good rate"
+    chart.y_axis.scaling.min = 0.0
+    chart.y_axis.scaling.max = 1.0
+    chart.y_axis.majorUnit = 0.2
+    chart.y_axis.number_format = "0%"
+    chart.y_axis.crossAx = 500
+    chart.x_axis = DateAxis(crossAx=100)
+    chart.x_axis.number_format = "yyyy-mm-dd"
+    chart.x_axis.majorTimeUnit = "days"
+    chart.x_axis.title = "run (last day)"
+    # openpyxl >= 3.1 hides axes unless told otherwise
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    data = Reference(sheet, min_col=2, max_col=last_col, min_row=1, max_row=end)
+    chart.add_data(data, titles_from_data=True)
+    chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=end))
+    for series in chart.series:
+        series.smooth = False
+        series.marker.symbol = "circle"
+    from openpyxl.utils import get_column_letter
+
+    sheet.add_chart(chart, f"{get_column_letter(last_col + 2)}2")
+    return wide.width - 1
+
+
 def write_work_orders_xlsx(
     path: str | Path,
     work_orders: pl.DataFrame,
     summary: Mapping[str, Any] | None,
-    hotspots: pl.DataFrame | None,
+    hotspots: pl.DataFrame | None = None,
     *,
     vendor_columns: Sequence[str] | None = None,
+    followup: pl.DataFrame | None = None,
+    trend: pl.DataFrame | None = None,
 ) -> Path:
     """Write ``work_orders.xlsx`` atomically.
 
@@ -319,6 +532,14 @@ def write_work_orders_xlsx(
         Output of :func:`kqi.complaints.hotspots`; all-empty columns are left out.
     vendor_columns : sequence of str, optional
         Columns of the vendor sheets, in order; default all work-order columns except ``vendor``.
+    followup : polars.DataFrame, optional
+        The follow-up verdicts (``followup.csv`` content, ``verdict`` column coloured): written as
+        the ``Follow-up`` sheet as they are.
+    trend : polars.DataFrame, optional
+        ``order_id, cell_id, run_id, last_day`` (date), ``service, good_rate``: one row per order
+        x run x service. The ``Trends`` sheet charts the good rate per run of the
+        :data:`TREND_ORDERS` best-ranked orders (``rank``/``order_id`` of ``work_orders``; one
+        series per order, its first poor service), from a data block on the same sheet.
 
     Returns
     -------
@@ -327,8 +548,9 @@ def write_work_orders_xlsx(
 
     Notes
     -----
-    Sheets: ``Summary`` (case table, work orders per cause, silent cells, hotspots), ``All orders``
-    in rank order, then one sheet per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
+    Sheets: ``Summary`` (case table, the follow-up programme's before / after table when
+    ``summary["programme"]`` exists, work orders per cause, silent cells, hotspots), ``All orders``
+    in rank order, ``Follow-up`` and ``Trends`` when given, then one sheet per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
     region, then rank, for dispatch.
     """
     from openpyxl import Workbook
@@ -339,11 +561,21 @@ def write_work_orders_xlsx(
     _summary_sheet(ws, work_orders, summary or {}, hotspots)
 
     thresholds = (summary or {}).get("rule", {}).get("thresholds", {}) if summary else {}
-    taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower()}
+    taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower(), FOLLOWUP_SHEET.lower(),
+             TRENDS_SHEET.lower()}
     if work_orders.height:
         # the whole list in priority order, for whoever plans the week before dispatch by vendor
         sheet = wb.create_sheet(ALL_SHEET)
         _order_sheet(sheet, work_orders, thresholds)
+    if followup is not None and followup.width:
+        _followup_sheet(wb.create_sheet(FOLLOWUP_SHEET), followup)
+    needed = {"order_id", "cell_id", "run_id", "last_day", "service", "good_rate"}
+    if trend is not None and trend.height:
+        missing = sorted(needed - set(trend.columns))
+        if missing:
+            log.warning("workbook: trend has no column %s; no trend chart", missing[0])
+        else:
+            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders)
     cols = list(vendor_columns) if vendor_columns is not None else [
         c for c in work_orders.columns if c != "vendor"]
     wo = work_orders.with_columns(pl.col("vendor").fill_null(""))

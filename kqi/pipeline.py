@@ -74,6 +74,8 @@ class RunResult:
         The ranked work orders.
     followup : polars.DataFrame or None
         The follow-up of earlier orders (only with a history).
+    trend : polars.DataFrame or None
+        Per order, run and service the cell's good-rate in every recorded run (with a history).
     reports : dict
         Per feed :class:`kqi.ingest.FeedReport` (rows read, accepted, rejected, checksum).
     rejects : dict of polars.DataFrame
@@ -99,6 +101,7 @@ class RunResult:
     silent: pl.DataFrame | None = None
     work_orders: pl.DataFrame = field(default_factory=pl.DataFrame)
     followup: pl.DataFrame | None = None
+    trend: pl.DataFrame | None = None
     reports: dict[str, Any] = field(default_factory=dict)
     rejects: dict[str, pl.DataFrame] = field(default_factory=dict)
 
@@ -213,6 +216,7 @@ def run(
                 result.summary["programme"] = loop.programme
             with st.stage("record history"):
                 loop.record(result)
+                result.trend = loop.trend(result)
     finally:
         if loop is not None:
             loop.close()
@@ -414,6 +418,11 @@ def _summary_md(summary: dict[str, Any], case_md: Callable[[dict[str, Any]], str
             f"- silent poor cells (poor, no complaint yet): {comp['silent_poor_cells']}",
             "",
         ]
+    programme = summary.get("programme")
+    if programme:
+        from kqi.followup import programme_markdown
+
+        lines += [programme_markdown(programme).rstrip(), ""]
     wo = summary.get("work_orders") or {}
     if wo:
         lines += ["## Work orders", "", f"- orders: {wo.get('work_orders')}", ""]
