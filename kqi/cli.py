@@ -179,7 +179,7 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
     history = out / "history.duckdb"
     if history.exists():  # the demo's own file from an earlier demo: start the two weeks afresh
         history.unlink()
-    net = {"seed": seed, "n_cells": n_cells, "days": days}
+    net: dict[str, Any] = {"seed": seed, "n_cells": n_cells, "days": days}
     if not quiet:
         _err.print(f"generating a synthetic city of {n_cells} cells, two periods of {days} days, "
                    f"in {out / 'input'} and {out / 'input-week2'} ...")

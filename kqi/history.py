@@ -519,6 +519,13 @@ class History:
         row = self._one("SELECT value FROM kqi_meta WHERE key = 'schema_version'")
         return int(row[0]) if row else 0
 
+    def _first(self, sql: str, params: list[Any] | None = None) -> Any:
+        """The first value of a query that always returns a row."""
+        row = self._one(sql, params)
+        if row is None:  # pragma: no cover - the queries above always give a row
+            raise HistoryError(f"{self.path}: the history is inconsistent ({sql.split()[0]} gave no row)")
+        return row[0]
+
     def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
         """The first row of a query (DuckDB 2 refuses new work while a result is half read)."""
         rows = self.con.execute(sql, params or []).fetchall()
@@ -612,11 +619,11 @@ class History:
             mode = self.plan(record.window_start, record.window_end)
             run_id = record.run_id
             if mode == "replace":
-                seq = self._one("SELECT seq FROM runs WHERE run_id = ?", [run_id])[0]
+                seq = self._first("SELECT seq FROM runs WHERE run_id = ?", [run_id])
                 for table in (*_RUN_TABLES, "runs"):
                     con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             else:
-                seq = self._one("SELECT coalesce(max(seq), 0) + 1 FROM runs")[0]
+                seq = self._first("SELECT coalesce(max(seq), 0) + 1 FROM runs")
             cfg = record.config.to_dict() if hasattr(record.config, "to_dict") else record.config
             con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 run_id, seq, _utc(record.recorded_utc or dt.datetime.now(dt.UTC)),
