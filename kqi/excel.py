@@ -259,8 +259,10 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
         skip = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "by_vendor",
                 "by_region"}
     programme = summary.get("programme")
+    left_width = case.width if case is not None else 0
     if isinstance(programme, Mapping):
-        row = _programme_block(ws, programme, row, widths)
+        row, width = _programme_block(ws, programme, row, widths)
+        left_width = max(left_width, width)
         skip.add("programme")   # shown as tables above, not as programme.* dotted rows
     other = _other_figures({k: v for k, v in summary.items() if k not in skip})
     for k, (item, value) in enumerate(other, start=row):
@@ -269,7 +271,8 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
         widths[1] = max(widths.get(1, 0), len(item))
         widths[2] = max(widths.get(2, 0), min(len(str(value)), _MAX_WIDTH))
 
-    left = _SUMMARY_RIGHT_COLUMN if case is None else case.width + 2
+    # the right-hand block starts after the widest table on the left
+    left = _SUMMARY_RIGHT_COLUMN if left_width == 0 else max(_SUMMARY_RIGHT_COLUMN, left_width + 2)
     _put(ws, 1, left, "Work orders by primary cause").font = title
     figures = work_order_summary(work_orders)
     counts: dict[str, int] = figures["causes"]  # type: ignore[assignment]
@@ -313,8 +316,8 @@ def _programme_table(programme: Mapping[str, Any]) -> pl.DataFrame:
         before, after = _num(rec.get("good_rate_before")), _num(rec.get("good_rate_after"))
         row: dict[str, Any] = {"scope": scope}
         for key in _PROGRAMME_COUNTS:
-            value = rec.get(key)
-            row[key.replace("_", " ")] = int(value) if _num(value) is not None else None
+            value = _num(rec.get(key))
+            row[key.replace("_", " ")] = int(value) if value is not None else None
         row.update({"good rate before": before, "good rate after": after,
                     "change": after - before if before is not None and after is not None else None,
                     "mean effect": _num(rec.get("mean_effect"))})
@@ -326,7 +329,11 @@ def _programme_table(programme: Mapping[str, Any]) -> pl.DataFrame:
         add("all", overall)
     elif isinstance(verdicts, Mapping):
         counts = {k: v for k, v in verdicts.items() if _num(v) is not None}
-        add("all", {**counts, "orders": sum(counts.values())})
+        by_cause = [r for r in programme.get("by_cause") or [] if isinstance(r, Mapping)]
+        tested = [v for r in by_cause if (v := _num(r.get("orders_with_tests"))) is not None]
+        # each order has one cause: the causes' orders with tests add up to all of them
+        with_tests = int(sum(tested)) if by_cause and len(tested) == len(by_cause) else None
+        add("all", {**counts, "orders": sum(counts.values()), "orders_with_tests": with_tests})
     for key, dim in _PROGRAMME_DIMS:
         for rec in programme.get(key) or []:
             if isinstance(rec, Mapping):
@@ -339,9 +346,9 @@ def _programme_table(programme: Mapping[str, Any]) -> pl.DataFrame:
 
 
 def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
-                     widths: dict[int, int]) -> int:
+                     widths: dict[int, int]) -> tuple[int, int]:
     """The closed loop on the summary sheet: orders by state, then the before / after table.
-    Returns the next free row."""
+    Returns the next free row and the number of columns used."""
     from openpyxl.styles import Font, PatternFill
 
     _put(ws, row, 1, "Follow-up programme (closed loop)").font = Font(bold=True, size=13)
@@ -355,7 +362,9 @@ def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
         end, _ = _write_table(ws, states, top=row, left=1, widths=widths)
         row = end + 2
     table = _programme_table(programme)
+    used = 2
     if table.height:
+        used = table.width
         end, _ = _write_table(ws, table, top=row, left=1, widths=widths)
         for j, name in enumerate(table.columns, start=1):
             fmt = {"good rate before": "0.0%", "good rate after": "0.0%",
@@ -367,7 +376,7 @@ def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
             if colour is not None:   # the verdict headers in the verdict colours
                 ws.cell(row=row, column=j).fill = PatternFill("solid", fgColor=colour)
         row = end + 2
-    return row
+    return row, used
 
 
 def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float]) -> None:
@@ -408,12 +417,12 @@ def _followup_sheet(sheet: Any, followup: pl.DataFrame) -> None:
 
 
 def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
-                  limit: int = TREND_ORDERS) -> pl.DataFrame:
+                  followup: pl.DataFrame | None = None, limit: int = TREND_ORDERS) -> pl.DataFrame:
     """Wide table for the chart: ``last_day`` and one good-rate column per order (the ``limit``
     best-ranked orders; orders no longer on the list come after, by id), one row per run.
 
     Each order is one series: its first poor service (work-order ``poor_services``) that has a
-    trend, else the service it starts worst in.
+    trend, else the service its follow-up judged, else the service it starts worst in.
     """
     t = trend.select(
         pl.col("order_id").cast(pl.String), pl.col("cell_id").cast(pl.String),
@@ -439,8 +448,13 @@ def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
            .with_columns(pl.int_ranges(pl.col("service").list.len()).alias("_pos"))
            .explode("service", "_pos")
            .with_columns(pl.col("service").str.strip_chars())
-           .filter(pl.col("service") != "")
-           .unique(["order_id", "service"], keep="first"))
+           .filter(pl.col("service") != ""))
+    if followup is not None and {"order_id", "service"} <= set(followup.columns):
+        # the service a follow-up judged (closed orders are no longer on the work-order list)
+        pos = pl.concat([pos, followup.select(
+            pl.col("order_id").cast(pl.String), pl.col("service").cast(pl.String),
+            pl.lit(10_000, pl.Int64).alias("_pos")).drop_nulls()])
+    pos = pos.sort("_pos").unique(["order_id", "service"], keep="first")
     first = (t.sort("last_day").group_by("order_id", "service", maintain_order=True)
              .agg(pl.col("good_rate").drop_nulls().first().alias("first_rate"))
              .join(pos, on=["order_id", "service"], how="left")
@@ -459,13 +473,14 @@ def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
     return wide.select("last_day", *order).rename(labels)
 
 
-def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame) -> int:
+def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame,
+                  followup: pl.DataFrame | None = None) -> int:
     """The good-rate per run of the top orders: a data block (A1) and a line chart beside it.
     Returns the number of series drawn."""
     from openpyxl.chart import LineChart, Reference
     from openpyxl.chart.axis import DateAxis
 
-    wide = _trend_series(trend, work_orders)
+    wide = _trend_series(trend, work_orders, followup)
     if wide.width < 2 or wide.height == 0:
         _put(sheet, 1, 1, "no trend for the listed orders")
         return 0
@@ -575,7 +590,7 @@ def write_work_orders_xlsx(
         if missing:
             log.warning("workbook: trend has no column %s; no trend chart", missing[0])
         else:
-            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders)
+            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders, followup)
     cols = list(vendor_columns) if vendor_columns is not None else [
         c for c in work_orders.columns if c != "vendor"]
     wo = work_orders.with_columns(pl.col("vendor").fill_null(""))

@@ -523,7 +523,7 @@ class History:
         """The first value of a query that always returns a row."""
         row = self._one(sql, params)
         if row is None:  # pragma: no cover - the queries above always give a row
-            raise HistoryError(f"{self.path}: the history is inconsistent ({sql.split()[0]} gave no row)")
+            raise HistoryError(f"{self.path}: the history is inconsistent ({sql.split(maxsplit=1)[0]} gave no row)")
         return row[0]
 
     def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:

@@ -348,7 +348,7 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         from kqi.excel import write_work_orders_xlsx
 
         files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", r.work_orders, r.summary,
-                                            r.hotspots))
+                                            r.hotspots, followup=r.followup, trend=r.trend))
 
 
 def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
@@ -356,7 +356,8 @@ def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
 
     return render_map(path, cells=r.cells, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
                       areas=r.areas, complaints=r.complaints, links=r.links,
-                      work_orders=r.work_orders, isd=r.isd, config=cfg)
+                      work_orders=r.work_orders, isd=r.isd, config=cfg, trend=r.trend,
+                      followup=r.followup)
 
 
 def _clear_stale_outputs(out_dir: Path, rejects_dir: Path) -> None:

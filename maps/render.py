@@ -74,7 +74,15 @@ COMPLAINT_STYLE = {"radius": 5, "color": "#222222", "weight": 1, "fillColor": "#
                    "fillOpacity": 0.9}
 HEAT_OPTIONS = {"radius": 18, "blur": 14, "min_opacity": 0.35}
 
+RECOVERED_STYLE = {"color": "#1a7f37", "weight": 2.5, "opacity": 0.95, "fillColor": "#2ca02c",
+                   "fillOpacity": 0.35}
+#: the sparkline of a cell's good rate: the last runs, at most this many services (lines)
+SPARK_RUNS = 8
+SPARK_SERVICES = 3
+SPARK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
 HEALTHY_LAYER = "Cells, not poor"
+RECOVERED_LAYER = "Recovered (closed) orders"
 AREA_LAYER = "Poor-quality areas"
 HEAT_LAYER = "Complaints (heat)"
 POINT_LAYER = "Complaints (points)"
@@ -110,6 +118,8 @@ def render_map(
     work_orders: pl.DataFrame | None = None,
     isd: pl.DataFrame | None = None,
     config: Config | None = None,
+    trend: pl.DataFrame | None = None,
+    followup: pl.DataFrame | None = None,
 ) -> Path:
     """Write the folium map of cells, poor cells by cause, complaints and areas to ``path``.
 
@@ -133,13 +143,22 @@ def render_map(
     links : polars.DataFrame, optional
         COMPLAINT_LINKS rows: counted and listed in the linked cell's popup.
     work_orders : polars.DataFrame, optional
-        WORK_ORDERS rows: the work-order ``rank`` of a cell.
+        WORK_ORDERS rows: the work-order ``rank`` of a cell; ``order_id`` and ``order_status``
+        (and ``runs_poor``) go into the popup when present.
     isd : polars.DataFrame, optional
         ``cell_id``, ``isd_m``: scales each wedge; computed with :func:`kqi.geo.site_isd` when
         omitted.
     config : kqi.config.Config, optional
         Uses ``output.map_tiles`` ("OpenStreetMap", another folium tile name, a URL template or
         "none") and ``output.map_assets`` (see :mod:`maps.assets`).
+    trend : polars.DataFrame, optional
+        ``cell_id, last_day`` (or ``run_id``), ``service, good_rate``: the good rate of a cell per
+        run (``order_id`` ignored here). A cell with rows gets a sparkline of its last
+        :data:`SPARK_RUNS` runs in its popup, one line per poor service (the work order's
+        ``poor_services`` and the follow-up's ``service``; all services when neither names one).
+    followup : polars.DataFrame, optional
+        ``cell_id, verdict`` (``order_id, status, service, good_rate_before, good_rate_after``
+        optional): cells with a ``recovered`` verdict form the layer "Recovered (closed) orders".
 
     Returns
     -------
@@ -155,7 +174,8 @@ def render_map(
     # resolve the assets first: a bad option must fail before any work is done
     assets = head_html(cfg.output.map_assets)
     table = _cell_table(cells, cell_kqi=cell_kqi, diagnosis=diagnosis, links=links,
-                        complaints=complaints, work_orders=work_orders, isd=isd, cfg=cfg)
+                        complaints=complaints, work_orders=work_orders, isd=isd, cfg=cfg,
+                        trend=trend, followup=followup)
     rings = geometry.sector_polygons(
         table["lat"].to_numpy(), table["lon"].to_numpy(), table["azimuth"].to_numpy(),
         table["beamwidth"].to_numpy(), table["radius_m"].to_numpy(),
@@ -188,12 +208,14 @@ def render_map(
         _CanvasGeoJson(_feature_collection(table, coords, mask), style,
                        name=f"{CAUSE_LABELS[cause]} ({n:,})", kind="cells").add_to(fmap)
         counts[cause] = n
+    n_recovered = _add_recovered(fmap, followup, table, coords)
+    counts["recovered"] = n_recovered
 
     n_areas = _add_areas(fmap, areas, table, rings)
     n_complaints = _add_complaints(fmap, complaints, links)
 
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
-    fmap.add_child(_Legend(counts, n_areas, n_complaints))
+    fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered))
     lats = np.concatenate([r[:, 1] for r in rings])
     lons = np.concatenate([r[:, 0] for r in rings])
     fmap.fit_bounds([[float(lats.min()), float(lons.min())], [float(lats.max()), float(lons.max())]])
@@ -232,7 +254,8 @@ def _opt(df: pl.DataFrame | None, needed: tuple[str, ...], what: str) -> pl.Data
 def _cell_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None,
                 diagnosis: pl.DataFrame | None, links: pl.DataFrame | None,
                 complaints: pl.DataFrame | None, work_orders: pl.DataFrame | None,
-                isd: pl.DataFrame | None, cfg: Config) -> pl.DataFrame:
+                isd: pl.DataFrame | None, cfg: Config, trend: pl.DataFrame | None = None,
+                followup: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per drawable cell: position, wedge, cause (null = not poor), tooltip and popup."""
     if not isinstance(cells, pl.DataFrame) or cells.height == 0:
         raise MapError("cells table is empty: nothing to map")
@@ -335,11 +358,22 @@ def _cell_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None,
     # work-order rank
     wo = _opt(work_orders, ("rank", "cell_id"), "work_orders")
     if wo is not None:
+        def wcol(c: str) -> pl.Expr:
+            return (pl.col(c).cast(pl.String) if c in wo.columns
+                    else pl.lit(None, pl.String)).alias(f"wo_{c}")
+
         t = t.join(wo.select(pl.col("cell_id").cast(pl.String),
-                             pl.col("rank").cast(pl.Int64).alias("wo_rank"))
+                             pl.col("rank").cast(pl.Int64).alias("wo_rank"),
+                             wcol("order_id"), wcol("order_status"), wcol("runs_poor"))
                    .sort("wo_rank").unique("cell_id", keep="first"), on="cell_id", how="left")
     else:
-        t = t.with_columns(pl.lit(None, pl.Int64).alias("wo_rank"))
+        t = t.with_columns(pl.lit(None, pl.Int64).alias("wo_rank"),
+                           *[pl.lit(None, pl.String).alias(f"wo_{c}")
+                             for c in ("order_id", "order_status", "runs_poor")])
+
+    # sparkline of the good rate over the last runs (raw SVG markup built from numbers and
+    # escaped text only)
+    t = t.join(_sparklines(trend, wo, followup), on="cell_id", how="left")
 
     return t.with_columns(_tooltip_expr().alias("tip"), _popup_expr().alias("lines"))
 
@@ -414,7 +448,123 @@ def _popup_expr() -> pl.Expr:
               + pl.lit(" — ") + pl.col("complaints_text"))
         .otherwise(pl.lit("")),
         line("work order #", pl.col("wo_rank").cast(pl.String)),
+        line("order ", pl.concat_str(
+            pl.col("wo_order_id"),
+            pl.when(pl.col("wo_order_status").is_not_null())
+            .then(pl.lit(" · ") + pl.col("wo_order_status")).otherwise(pl.lit("")),
+            pl.when(pl.col("wo_runs_poor").is_not_null())
+            .then(pl.lit(" · poor in ") + pl.col("wo_runs_poor") + pl.lit(" runs"))
+            .otherwise(pl.lit("")))),
+        line("", pl.col("spark"), escaped=True),   # SVG from numbers and escaped text only
     )
+
+
+def _num_text(x: float) -> str:
+    """A finite number as plain digits for SVG attributes (never text from the inputs)."""
+    return f"{float(x):.1f}"
+
+
+def _spark_svg(series: list[tuple[str, list[float]]]) -> str:
+    """One inline SVG: a row per service with its name, first value, the line and last value.
+
+    Rates are drawn on a 0.5-1 scale (lower when a value is lower), so that the same height
+    means the same rate in every row. Only numbers and escaped service names enter the markup,
+    and it has no line break (the popup splits lines on newlines).
+    """
+    row_h, top_pad = 20, 2
+    x0, x1 = 96.0, 176.0            # the line's extent; labels left and right of it
+    lo = min([0.5, *[v for _, vals in series for v in vals]])
+    lo = float(np.floor(lo * 10) / 10)
+    height = row_h * len(series) + top_pad
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="226" height="{height}" '
+             f'viewBox="0 0 226 {height}" style="display:block;margin-top:3px" role="img">']
+    for k, (service, vals) in enumerate(series):
+        colour = SPARK_COLOURS[k % len(SPARK_COLOURS)]
+        y_top, y_bot = top_pad + row_h * k + 3.0, top_pad + row_h * (k + 1) - 3.0
+        base = y_bot - 2.0
+
+        def y(v: float, y_top: float = y_top, y_bot: float = y_bot) -> float:
+            return y_bot - (v - lo) / (1.0 - lo) * (y_bot - y_top) if lo < 1.0 else y_bot
+
+        step = (x1 - x0) / (len(vals) - 1) if len(vals) > 1 else 0.0
+        xs = [x0 + step * i if len(vals) > 1 else (x0 + x1) / 2 for i in range(len(vals))]
+        pts = " ".join(f"{_num_text(a)},{_num_text(y(v))}" for a, v in zip(xs, vals, strict=True))
+        parts.append(f'<text x="0" y="{_num_text(base)}" font-size="11" fill="#333">'
+                     f"{html.escape(service[:14])}</text>")
+        parts.append(f'<text x="{_num_text(x0 - 4)}" y="{_num_text(base)}" font-size="11" '
+                     f'text-anchor="end" fill="{colour}">{vals[0] * 100:.0f}%</text>')
+        if len(vals) > 1:
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
+                         f'stroke-width="1.6"/>')
+        parts.append(f'<circle cx="{_num_text(xs[-1])}" cy="{_num_text(y(vals[-1]))}" r="2.2" '
+                     f'fill="{colour}"/>')
+        parts.append(f'<text x="{_num_text(x1 + 5)}" y="{_num_text(base)}" font-size="11" '
+                     f'fill="{colour}">{vals[-1] * 100:.0f}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sparklines(trend: pl.DataFrame | None, work_orders: pl.DataFrame | None,
+                followup: pl.DataFrame | None) -> pl.DataFrame:
+    """``cell_id``, ``spark``: the SVG sparkline of each cell with a trend."""
+    empty = pl.DataFrame(schema={"cell_id": pl.String, "spark": pl.String})
+    tr = _opt(trend, ("cell_id", "service", "good_rate"), "trend")
+    if tr is None:
+        return empty
+    when = next((c for c in ("last_day", "run_id") if c in tr.columns), None)
+    if when is None:
+        log.warning("map: trend has no column last_day or run_id; no sparklines")
+        return empty
+    t = (tr.select(pl.col("cell_id").cast(pl.String), pl.col(when).alias("_when"),
+                   pl.col("service").cast(pl.String),
+                   pl.col("good_rate").cast(pl.Float64).fill_nan(None))
+         .filter(pl.col("cell_id").is_not_null() & pl.col("service").is_not_null()
+                 & pl.col("_when").is_not_null() & pl.col("good_rate").is_not_null()
+                 & pl.col("good_rate").is_between(0.0, 1.0))
+         .unique(["cell_id", "service", "_when"], keep="last", maintain_order=True))
+    if t.height == 0:
+        return empty
+    # the services each cell is poor for: its work order's list, then its follow-ups' service
+    named: list[pl.DataFrame] = []
+    if work_orders is not None and "poor_services" in work_orders.columns:
+        named.append(work_orders.select(
+            pl.col("cell_id").cast(pl.String),
+            pl.col("poor_services").cast(pl.String).str.split(";").alias("service"))
+            .explode("service"))
+    if followup is not None and {"cell_id", "service"} <= set(followup.columns):
+        named.append(followup.select(pl.col("cell_id").cast(pl.String),
+                                     pl.col("service").cast(pl.String)))
+    poor = (pl.concat(named).with_columns(pl.col("service").str.strip_chars())
+            .filter(pl.col("service").is_not_null() & (pl.col("service") != ""))
+            .unique(maintain_order=True)
+            .with_columns(pl.int_range(pl.len()).over("cell_id").alias("_pos")) if named
+            else pl.DataFrame(schema={"cell_id": pl.String, "service": pl.String,
+                                      "_pos": pl.Int64}))
+    has_trend = t.select("cell_id", "service").unique()
+    listed = poor.join(has_trend, on=["cell_id", "service"], how="semi")
+    # cells whose poor services have no trend show every service they have (by name)
+    shown = pl.concat([listed.with_columns(pl.col("_pos").cast(pl.Int64)),
+                       has_trend.join(listed, on="cell_id", how="anti")
+                       .with_columns(pl.lit(None, pl.Int64).alias("_pos"))])
+    t = t.join(shown, on=["cell_id", "service"], how="inner")
+    groups = (t.sort("cell_id", "_pos", "service", "_when", nulls_last=True)
+              .group_by("cell_id", "service", maintain_order=True)
+              .agg(pl.col("good_rate").tail(SPARK_RUNS))
+              .select("cell_id", "service", "good_rate"))
+    out_ids: list[str] = []
+    out_svg: list[str] = []
+    current: str | None = None
+    series: list[tuple[str, list[float]]] = []
+    for cid, service, vals in [*groups.iter_rows(), (None, "", [])]:
+        if cid != current:
+            if current is not None and series:
+                out_ids.append(current)
+                out_svg.append(_spark_svg(series[:SPARK_SERVICES]))
+            current, series = cid, []
+        if cid is not None:
+            series.append((service, [float(v) for v in vals]))
+    return pl.DataFrame({"cell_id": out_ids, "spark": out_svg},
+                        schema={"cell_id": pl.String, "spark": pl.String})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -573,7 +723,8 @@ class _Legend(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, counts: dict[str, int], n_areas: int, n_complaints: int) -> None:
+    def __init__(self, counts: dict[str, int], n_areas: int, n_complaints: int,
+                 n_recovered: int = 0) -> None:
         super().__init__()
         self._name = "KqiLegend"
 
@@ -592,6 +743,9 @@ class _Legend(MacroElement):
         if len(rows) == 1:
             rows.append("<div>none</div>")
         rows.append(swatch(str(HEALTHY_STYLE["fillColor"]), f"not poor ({counts.get('not_poor', 0):,})"))
+        if n_recovered:
+            rows.append(swatch(str(RECOVERED_STYLE["fillColor"]),
+                               f"recovered, order closed ({n_recovered:,})"))
         if n_areas:
             rows.append(swatch("#333333", f"poor-quality area ({n_areas:,})", outline=True))
         if n_complaints:
@@ -748,6 +902,57 @@ def _add_complaints(fmap: folium.Map, complaints: pl.DataFrame | None,
     _ComplaintPoints(js_json({"type": "FeatureCollection", "features": features}),
                      name=f"{POINT_LAYER} ({df.height:,})").add_to(fmap)
     return df.height
+
+
+def _add_recovered(fmap: folium.Map, followup: pl.DataFrame | None, table: pl.DataFrame,
+                   coords: list[list[list[float]]]) -> int:
+    """The cells whose follow-up verdict is ``recovered``: green wedges, a popup with the good
+    rate before and after. Returns the number of cells drawn."""
+    fu = _opt(followup, ("cell_id", "verdict"), "followup")
+    if fu is None:
+        return 0
+
+    def col(c: str, dtype: Any = pl.String) -> pl.Expr:
+        return (pl.col(c).cast(dtype) if c in fu.columns else pl.lit(None, dtype)).alias(c)
+
+    rec = (fu.select(pl.col("cell_id").cast(pl.String), pl.col("verdict").cast(pl.String),
+                     col("order_id"), col("status"), col("service"),
+                     col("good_rate_before", pl.Float64), col("good_rate_after", pl.Float64))
+           .filter(pl.col("verdict") == "recovered")
+           .sort("cell_id", "order_id", nulls_last=True)
+           .unique("cell_id", keep="last", maintain_order=True))
+    row_of = {cid: i for i, cid in enumerate(table["cell_id"].to_list())}
+    missing = rec.filter(~pl.col("cell_id").is_in(list(row_of)))
+    if missing.height:
+        log.info("map: %d recovered cells have no position; not drawn", missing.height)
+    rec = rec.filter(pl.col("cell_id").is_in(list(row_of)))
+    if rec.height == 0:
+        return 0
+    names = dict(zip(table["cell_id"].to_list(),
+                     table.select(pl.coalesce("cell_name", "cell_id"))
+                     .to_series().to_list(), strict=True))
+
+    def pct(x: float | None) -> str | None:
+        return f"{x * 100:.0f} %" if x is not None and np.isfinite(x) else None
+
+    features = []
+    for r in rec.iter_rows(named=True):
+        before, after = pct(r["good_rate_before"]), pct(r["good_rate_after"])
+        change = html.escape(f"recovered: {before} -> {after}") if before and after else "recovered"
+        service = f" ({html.escape(r['service'])})" if r["service"] else ""
+        name = html.escape(str(names[r["cell_id"]]))
+        lines = [name, "cell " + html.escape(r["cell_id"])]
+        if r["order_id"]:
+            lines.append("order " + html.escape(r["order_id"])
+                         + (" · " + html.escape(r["status"]) if r["status"] else ""))
+        lines.append(change + service)
+        features.append({"type": "Feature",
+                         "properties": {"t": f"{name} · {change}", "l": "\n".join(lines)},
+                         "geometry": {"type": "Polygon",
+                                      "coordinates": [coords[row_of[r["cell_id"]]]]}})
+    _CanvasGeoJson(js_json({"type": "FeatureCollection", "features": features}), RECOVERED_STYLE,
+                   name=f"{RECOVERED_LAYER} ({len(features):,})", kind="recovered").add_to(fmap)
+    return len(features)
 
 
 def _renumber(root: Element) -> None:
