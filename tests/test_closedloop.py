@@ -47,7 +47,7 @@ def scored(followup: pl.DataFrame, city: City) -> pl.DataFrame:
 
 
 def test_orders_open_then_follow_up_in_the_next_week(two_weeks) -> None:
-    root, _w0, w1, _hist, r0, r1 = two_weeks
+    root, _w0, _w1, _hist, r0, r1 = two_weeks
     wo0 = pl.read_csv(root / "out0" / "work_orders.csv")
     assert set(wo0["order_status"]) == {"new"}
     assert wo0.columns[:13] == [f.name for f in kqi.schema.WORK_ORDERS]
