@@ -23,7 +23,7 @@ import polars as pl
 from kqi import __version__
 from kqi.config import Config
 from kqi.errors import InputError
-from kqi.io import write_csv, write_json, write_parquet, write_text
+from kqi.io import md_safe, write_csv, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,8 @@ def run(
             files.append(write_csv(out_dir / "complaint_links.csv", links))
             files.append(write_csv(out_dir / "hotspots.csv", hotspot_df))
         files.append(write_json(out_dir / "summary.json", summary))
-        files.append(write_text(out_dir / "summary.md", _summary_md(summary, summary_markdown)))
+        files.append(write_text(out_dir / "summary.md",
+                                _summary_md(md_safe(summary), summary_markdown)))
         if cfg.output.excel:
             from kqi.excel import write_work_orders_xlsx
 
