@@ -183,6 +183,7 @@ class _Run:
                 raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})",
                                  column=missing[0])
             if isinstance(self.src, ParquetSource):
+                self.src.check_types(self.mapping, schema)
                 self.src.select(list(dict.fromkeys(self.mapping.values())))
                 reject_cols = list(dict.fromkeys(self.mapping.values()))
             else:
