@@ -27,8 +27,8 @@ from kqi.io import md_safe, write_csv, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
-#: every file a run may write into ``out`` (besides rejects/): removed first, so that a file left by
-#: an earlier run (say complaint_links.csv from a run with complaints) never passes for this run's
+#: every file a run may write into ``out`` (besides rejects/ and run_info.json); a file an earlier
+#: run wrote and this one does not is removed when the outputs are swapped in (kqi/outdir.py)
 OUTPUT_FILES = (
     "cell_kqi.csv", "cell_kqi.parquet", "cell_kqi_daily.csv", "diagnosis.csv", "diagnosis.parquet",
     "clusters.csv", "areas.csv", "work_orders.csv", "work_orders.xlsx", "complaint_links.csv",
@@ -107,11 +107,9 @@ def run(
     ------
     kqi.errors.InputError
         An input cannot be used at all (missing file, missing required column, no rows, undecodable).
+    kqi.errors.OutputError
+        ``out`` cannot be written (full disk, read-only, under a file) or another run holds it.
     """
-    from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
-    from kqi.ingest import Ingest
-    from kqi.workorders import build_work_orders, work_order_summary
-
     cfg = config or Config()
     # fail before any work when an input is missing, rather than after the first stages
     for feed, path in (("cells", cells), ("tests", tests), ("kpis", kpis),
@@ -122,10 +120,28 @@ def run(
             raise InputError(path, f"{feed} input is a folder, not a file")
         if not Path(path).is_file():
             raise InputError(path, f"{feed} file not found")
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from kqi.outdir import OutputDir, os_errors
+
+    # all or nothing: outputs are written into a staging folder inside ``out`` (locked), then
+    # swapped in, manifest.json last (kqi/outdir.py)
+    with OutputDir(out) as od, os_errors(od.path, "write the outputs"):
+        result = _run_stages(od.staging, cells=cells, tests=tests, kpis=kpis,
+                             complaints=complaints, subscribers=subscribers, cfg=cfg,
+                             progress=progress)
+        result.files = od.commit(result.files)
+        result.out = od.path
+    return result
+
+
+def _run_stages(out_dir: Path, *, cells: str | Path, tests: str | Path, kpis: str | Path,
+                complaints: str | Path | None, subscribers: str | Path | None, cfg: Config,
+                progress: Progress | None) -> RunResult:
+    """Every stage of :func:`run`, its outputs written into ``out_dir`` (the staging folder)."""
+    from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize, summary_markdown
+    from kqi.ingest import Ingest
+    from kqi.workorders import build_work_orders, work_order_summary
+
     rejects_dir = out_dir / "rejects"
-    _clear_stale_outputs(out_dir, rejects_dir)
     st = _Stages(progress)
     result = RunResult(out=out_dir)
     started = dt.datetime.now(dt.UTC)
@@ -226,30 +242,31 @@ def run(
             ))
 
     files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
+    # manifest.json depends on the inputs and the config only (byte-identical for the same run);
+    # times and timings go to run_info.json
+    feeds = {name: rep.to_dict() for name, rep in ing.reports.items()}
+    feed_seconds = {name: f.pop("seconds") for name, f in feeds.items()}
+    for f in feeds.values():
+        if f.get("rejects_path"):
+            f["rejects_path"] = Path(f["rejects_path"]).relative_to(out_dir).as_posix()
+    files.append(write_json(out_dir / "run_info.json", {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "timings_s": st.timings,
+        "feed_seconds": feed_seconds,
+    }))
     manifest = {
         "kqi_version": __version__,
-        "started_utc": started.isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "feeds": {name: rep.to_dict() for name, rep in ing.reports.items()},
+        "feeds": feeds,
         "inputs": {k: str(v) for k, v in {
             "cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
             "subscribers": subscribers}.items() if v is not None},
         "config": cfg.to_dict(),
-        "timings_s": st.timings,
-        "outputs": sorted(str(p.relative_to(out_dir)) for p in files),
+        "outputs": sorted(p.relative_to(out_dir).as_posix() for p in files),
     }
     result.manifest = manifest
     files.append(write_json(out_dir / "manifest.json", manifest))
     return result
-
-
-def _clear_stale_outputs(out_dir: Path, rejects_dir: Path) -> None:
-    """An output from an earlier run into the same folder must not pass for this run's."""
-    for name in OUTPUT_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    if rejects_dir.is_dir():
-        for p in rejects_dir.glob("*.csv"):
-            p.unlink()
 
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
