@@ -648,6 +648,16 @@ class CsvSource:
                         line, kept, f"{name}: field of {longest} characters, over the limit of "
                         f"{MAX_FIELD_CHARS} (kept its first {_KEPT_CHARS})"))
                     continue
+                if len(rec) != ncol and reader.line_num - (line - base) > 1:
+                    # a record over several lines with the wrong field count: a stray quote that
+                    # swallowed the lines after it. Its first line is the bad record; the lines
+                    # after are read again as records of their own
+                    malformed.append(Malformed(line, rec[:1], "row: unbalanced quote (a quoted "
+                                               "field not closed on this line)"))
+                    start = offset + _nth_line_start(text[offset:], line - base)
+                    nl = text.find("\n", start)
+                    restart = (nl + 1, line + 1) if nl >= 0 and nl + 1 < len(text) else None
+                    break
                 if len(rec) != ncol:
                     malformed.append(Malformed(line, rec, f"row: has {len(rec)} fields, the header has {ncol}"))
                     continue
