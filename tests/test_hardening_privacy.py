@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import hostile_cases as H
+import hostile_cases as hc
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -20,17 +20,18 @@ from kqi.ingest import Ingest
 from kqi.config import Config
 from kqi.privacy import is_phone_header, scrub_series, scrub_text
 
-CASES = H.phone_cases()
+CASES = hc.phone_cases()
 
 
 @pytest.mark.parametrize(("form", "digits"), CASES, ids=[c[0] for c in CASES])
 def test_every_typed_form_is_masked(form: str, digits: str) -> None:
     out = scrub_text(f"请回电 {form} 谢谢")
-    assert not H.leaks(out, digits), out
-    assert out.startswith("请回电 ") and out.endswith(" 谢谢")
+    assert not hc.leaks(out, digits), out
+    assert out.startswith("请回电 ")
+    assert out.endswith(" 谢谢")
 
 
-@pytest.mark.parametrize("text", H.NOT_PHONES)
+@pytest.mark.parametrize("text", hc.NOT_PHONES)
 def test_ids_times_coordinates_and_counts_survive(text: str) -> None:
     assert scrub_text(text) == text
     assert scrub_series(pl.Series([text])).to_list() == [text]
@@ -45,14 +46,14 @@ _FULL = str.maketrans("0123456789+", "０１２３４５６７８９＋")
        prefix=st.sampled_from(["", "+86 ", "+86", "86", "0086 ", "(+86) ", "86-"]),
        full=st.booleans(), before=st.sampled_from(["", "tel:", "电话", "call ", "("]),
        after=st.sampled_from(["", "。", " ok", ")", ",", "谢谢"]))
-def test_generated_mobile_numbers_are_masked(second: int, rest: str, sep: str, prefix: str,
+def test_generated_mobile_numbers_are_masked(*, second: int, rest: str, sep: str, prefix: str,
                                              full: bool, before: str, after: str) -> None:
     digits = f"1{second}{rest}"
     typed = prefix + sep.join([digits[:3], digits[3:7], digits[7:]])
     if full:
         typed = typed.translate(_FULL)
     out = scrub_text(before + typed + after)
-    assert not H.leaks(out, digits), out
+    assert not hc.leaks(out, digits), out
 
 
 @settings(max_examples=200, deadline=None)
@@ -94,7 +95,7 @@ def test_phone_columns_of_every_feed_are_masked_in_rejects(tmp_path: Path, heade
     ing.cells(p)
     text = _text(tmp_path / "rejects")
     assert ing.reports["cells"].rows_rejected == len(CASES)
-    leaked = [form for form, digits in CASES if H.leaks(text, digits)]
+    leaked = [form for form, digits in CASES if hc.leaks(text, digits)]
     assert not leaked
 
 
@@ -106,7 +107,7 @@ def test_numbers_as_ids_categories_and_names_are_masked(tmp_path: Path) -> None:
     row = cells.row(0, named=True)
     assert (row["vendor"], row["region"], row["cell_name"]) == ("ZTE ***78", "***23", "call ***78")
     rows = ["complaint_id,ts,lat,lon,category,msisdn,description"]
-    for k, (form, _) in enumerate(CASES):
+    for form, _ in CASES:
         rows.append(f'"{form}",2026-11-02 08:00:00,31.0,121.0,"{form}",,"x"')
     (tmp_path / "complaints.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     ing = Ingest(Config(), tmp_path / "rejects")
@@ -114,6 +115,6 @@ def test_numbers_as_ids_categories_and_names_are_masked(tmp_path: Path) -> None:
     assert out.height == len(CASES)  # masked ids stay unique (line number appended)
     assert out["complaint_id"].n_unique() == len(CASES)
     text = out.write_csv()
-    assert not [form for form, digits in CASES if H.leaks(text, digits)]
+    assert not [form for form, digits in CASES if hc.leaks(text, digits)]
     assert out["ts"].null_count() == 0
     assert out["lat"].to_list() == [31.0] * len(CASES)
