@@ -143,7 +143,7 @@ class OutputDir:
                 with contextlib.suppress(OSError, ValueError):
                     names = json.loads(mark.read_text(encoding="utf-8"))
                     log.warning("%s: completing the output swap of an interrupted run", self.path)
-                    self._swap(stage, [n for n in names if (stage / n).is_file()])
+                    self._swap(stage, [n for n in names if isinstance(n, str)])
             log.info("removing %s, left by an interrupted run", stage)
             with os_errors(stage, "remove a stale staging folder"):
                 shutil.rmtree(stage)
@@ -184,6 +184,8 @@ class OutputDir:
         previous = self._previous_outputs()
         for name in names:
             target = self._inside(name)
+            if not (stage / name).is_file():
+                continue  # moved before an interruption (a swap being completed)
             with os_errors(target, "move an output into place"):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.is_dir() and not target.is_symlink():
