@@ -6,9 +6,10 @@ run's; a file from an older run that this run does not write (say ``complaint_li
 removed only if the previous ``manifest.json`` lists it: kqi never deletes a file it did not write,
 and never follows a symlink out of ``<out>``.
 
-* **Lock.** ``<out>/.kqi.lock`` is held with ``flock`` for the whole run; a second run into the same
-  folder stops at once with one line naming the other run's pid and start time. The kernel drops
-  the lock when a process dies, even by ``kill -9``.
+* **Lock.** ``<out>/.kqi.lock`` is held with ``flock`` for the whole run (and removed at its end);
+  a second run into the same folder stops at once with one line naming the other run's pid and
+  start time. The kernel drops the lock when a process dies, even by ``kill -9`` (the file then
+  stays, unlocked, and the next run takes it).
 * **Crash recovery.** A staging folder left by a killed run is removed by the next run (under the
   lock, no other run can own it), and so are hidden ``.*.tmp`` files of interrupted writes. A
   staging folder that holds ``.commit`` (the swap had begun) is rolled forward instead: its files
@@ -104,18 +105,28 @@ class OutputDir:
         import fcntl
 
         lock = self.path / LOCK_NAME
-        with os_errors(lock, "open the lock file"):
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-                holder = f" (pid {info.get('pid')}, started {info.get('started_utc')})"
+        while True:
+            with os_errors(lock, "open the lock file"):
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = ""
+                with contextlib.suppress(OSError, ValueError):
+                    info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+                    holder = f" (pid {info.get('pid')}, started {info.get('started_utc')})"
+                os.close(fd)
+                raise OutputError(self.path, f"another kqi run is writing here{holder}; wait for "
+                                  "it or choose another --out") from None
+            # the holder before us removes the file when it ends: make sure we locked the file
+            # that is there now, not one just unlinked
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise OutputError(self.path, f"another kqi run is writing here{holder}; wait for it "
-                              "or choose another --out") from None
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with os_errors(lock, "write the lock file"):
             os.ftruncate(fd, 0)
@@ -125,7 +136,7 @@ class OutputDir:
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
-                os.ftruncate(self._lock_fd, 0)
+                (self.path / LOCK_NAME).unlink()  # while still locked (see _lock)
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
 
