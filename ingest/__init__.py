@@ -11,7 +11,7 @@ See ``docs/input-formats.md`` for the accepted files, headers and the checks app
 
 from __future__ import annotations
 
-from ._sources import norm_header, resolve_columns
+from ._sources import norm_header, resolve_columns, source_name
 from ._text import detect_encoding
 from .core import (
     AGG_BATCH_COLUMNS,
@@ -36,4 +36,5 @@ __all__ = [
     "norm_header",
     "read_table",
     "resolve_columns",
+    "source_name",
 ]

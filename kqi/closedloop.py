@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -32,6 +32,9 @@ from kqi import __version__
 from kqi.config import Config
 from kqi.history import History, RunRecord
 from kqi.schema import SERVICE_CODE
+
+if TYPE_CHECKING:
+    from kqi.pipeline import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ class Loop:
     window: Window | None = None
     mode: str = ""
     previous_run: str | None = None
+    #: this run's own (new) day counts, before any stored days are added
+    new_daily: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: linked complaints per cell of the previous run (cell_id, complaints), None without one
+    previous_complaints: pl.DataFrame | None = None
     state: pl.DataFrame = field(default_factory=pl.DataFrame)
     followup: pl.DataFrame | None = None
     programme: dict[str, Any] = field(default_factory=dict)
@@ -88,9 +95,12 @@ class Loop:
     def start(self, new_daily: pl.DataFrame) -> Window:
         """Fix the run's window from its new tests and check it may be recorded."""
         self.window = Window.of(new_daily)
+        self.new_daily = new_daily
         self.mode = self.history.plan(self.window.start, self.window.end)
         prev = self.history.newest_run(exclude=self.window.run_id)
         self.previous_run = None if prev is None else str(prev["run_id"])
+        if self.previous_run is not None:
+            self.previous_complaints = self.history.complaints(self.previous_run).drop("run_id")
         log.info("history %s: run %s (%s), previous run %s", self.history.path,
                  self.window.run_id, self.mode, self.previous_run)
         return self.window
@@ -118,10 +128,10 @@ class Loop:
         log.info("trailing window: %d stored day counts from %s to %s", batch.height, first, last)
         return batch
 
-    def follow_up(self, r: Any) -> None:
+    def follow_up(self, r: RunResult) -> None:
         """Verify the orders open before this run, advance the state, number the work orders."""
         from kqi.followup import advance_orders, programme_table, verify_orders
-        from kqi.workorders import apply_order_state, linked_complaint_counts
+        from kqi.workorders import apply_order_state
 
         assert self.window is not None
         w = self.window
@@ -133,15 +143,12 @@ class Loop:
             first = open_orders["before_first"].min()
             stored = self.history.day_counts(first, w.first_day - dt.timedelta(days=1),  # type: ignore[arg-type]
                                              before_run=w.run_id).drop("run_id")
-            new = r.daily.filter(pl.col("day").is_between(w.first_day, w.last_day))
-            counts = pl.concat([stored, new.select(stored.columns)], how="vertical_relaxed")
-            before_c = (self.history.complaints(self.previous_run).drop("run_id")
-                        if self.previous_run else None)
-            after_c = (linked_complaint_counts(r.links, 0).select("cell_id", "complaints")
-                       if r.links is not None else None)
+            counts = pl.concat([stored, self.new_daily.select(stored.columns)],
+                               how="vertical_relaxed")
             self.followup = verify_orders(open_orders, counts, r.cells, r.isd,
                                           (w.first_day, w.last_day), self.config,
-                                          complaints_before=before_c, complaints_after=after_c)
+                                          complaints_before=self.previous_complaints,
+                                          complaints_after=_complaints_per_cell(r))
         poor = r.work_orders.select("cell_id", "primary_cause", "poor_services").with_columns(
             pl.lit(w.first_day).alias("first_day"), pl.lit(w.last_day).alias("last_day"))
         self.state = advance_orders(previous if previous.height else None, self.followup, poor,
@@ -150,40 +157,30 @@ class Loop:
         r.followup = self.followup
         self.programme = programme_table(self.followup, self.state, r.cells)
 
-    def trend(self, r: Any) -> pl.DataFrame:
+    def trend(self) -> pl.DataFrame:
         """Per order, run and service: the cell's good-rate in every recorded run (for the
         workbook's chart and the map's sparklines). Call after :meth:`record`."""
-        orders = self.state.select("order_id", "cell_id")
-        if orders.height == 0:
-            return pl.DataFrame(schema={"order_id": pl.String, "cell_id": pl.String,
-                                        "run_id": pl.String, "last_day": pl.Date,
-                                        "service": pl.String, "good_rate": pl.Float64})
-        con = self.history.con
-        con.register("_kqi_trend_orders", orders.to_arrow())
-        try:
-            df = con.sql("""
-                SELECT o.order_id, k.cell_id, k.run_id, r.last_day, k.service, k.good_rate
-                FROM cell_kqi k JOIN runs r USING (run_id)
-                JOIN _kqi_trend_orders o ON o.cell_id = k.cell_id
-                ORDER BY o.order_id, r.seq, k.service""").pl()
-        finally:
-            con.unregister("_kqi_trend_orders")
-        return df
+        return self.history.cell_kqi_trend(self.state.select("order_id", "cell_id"))
 
-    def record(self, r: Any) -> None:
+    def record(self, r: RunResult) -> None:
         """Store the run (replacing the newest run of the same window)."""
-        from kqi.workorders import linked_complaint_counts
-
         assert self.window is not None
         w = self.window
-        new = r.daily.filter(pl.col("day").is_between(w.first_day, w.last_day))
         self.history.record_run(RunRecord(
             window_start=w.start, window_end=w.end, run_id=w.run_id,
             inputs={k: rep.sha256 for k, rep in r.reports.items()},
             config=self.config, kqi_version=__version__,
-            day_counts=new, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
-            complaints=(linked_complaint_counts(r.links, 0).select("cell_id", "complaints")
-                        if r.links is not None else None),
+            day_counts=self.new_daily, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
+            complaints=_complaints_per_cell(r),
             hotspots=r.hotspots, orders=self.state, followup=self.followup,
         ))
         log.info("history %s: recorded run %s", self.history.path, w.run_id)
+
+
+def _complaints_per_cell(r: RunResult) -> pl.DataFrame | None:
+    """This run's linked network complaints per cell (``cell_id, complaints``)."""
+    from kqi.workorders import linked_complaint_counts
+
+    if r.links is None:
+        return None
+    return linked_complaint_counts(r.links, 0).select("cell_id", "complaints")

@@ -44,7 +44,7 @@ from kqi._link_kernels import COVERAGE, link_candidates
 from kqi.clustering import spatial_clusters
 from kqi.config import Config
 from kqi.errors import KqiError
-from kqi.frames import DType, column_or_null
+from kqi.frames import DType, column_or_null, require_columns
 from kqi.schema import CELLS, COMPLAINT_LINKS, SERVICE_CODE, SERVICES
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ _DEFAULT_BEAMWIDTH = float(CELLS.column("beamwidth").default or 65.0)
 _LINK_COLUMNS = [f.name for f in COMPLAINT_LINKS]
 
 
-def _require(df: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise KqiError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
 def classify(category: pl.Series, config: Config) -> pl.DataFrame:
@@ -118,7 +114,7 @@ def _poor_matrix(cell_kqi: pl.DataFrame | None, cell_ids: pl.Series) -> np.ndarr
     poor = np.zeros((cell_ids.len(), len(SERVICES)), dtype=np.int8)
     if cell_kqi is None or cell_kqi.height == 0:
         return poor
-    _require(cell_kqi, ("cell_id", "service", "poor"), "cell_kqi")
+    require_columns(cell_kqi, ("cell_id", "service", "poor"), "cell_kqi")
     pos = pl.DataFrame({"cell_id": cell_ids, "_row": pl.int_range(cell_ids.len(), eager=True)})
     hits = (
         cell_kqi.filter(pl.col("poor").fill_null(False))
@@ -132,7 +128,7 @@ def _poor_matrix(cell_kqi: pl.DataFrame | None, cell_ids: pl.Series) -> np.ndarr
 
 
 def _cells_frame(cells: pl.DataFrame) -> pl.DataFrame:
-    _require(cells, ("cell_id", "lat", "lon", "azimuth"), "cells")
+    require_columns(cells, ("cell_id", "lat", "lon", "azimuth"), "cells")
     bw = column_or_null(cells.columns, "beamwidth", pl.Float64)
     site = column_or_null(cells.columns, "site_id", pl.String)
     out = cells.select(
@@ -208,7 +204,7 @@ def link_complaints(
         ``score`` is set for spatial links only.
     """
     cc = config.complaints
-    _require(complaints, ("complaint_id", "category"), "complaints")
+    require_columns(complaints, ("complaint_id", "category"), "complaints")
     cf = _cells_frame(cells)
     n_cells = cf.height
 
@@ -255,7 +251,7 @@ def link_complaints(
     if n_cells and spatial.any():
         if isd is None:
             isd = geo.site_isd(cells, config)
-        _require(isd, ("cell_id", "isd_m"), "isd")
+        require_columns(isd, ("cell_id", "isd_m"), "isd")
         cell_isd = (cf.select("cell_id")
                     .join(isd.select(pl.col("cell_id").cast(pl.String),
                                      pl.col("isd_m").cast(pl.Float64)).unique("cell_id"),
@@ -334,7 +330,7 @@ def silent_poor_cells(cell_kqi: pl.DataFrame, links: pl.DataFrame | None) -> pl.
         ``cell_id``, ``poor_services`` (``;``-joined, in ``SERVICES`` order), ``tests`` (of the
         poor services), ``bad_tests`` (not good, of the poor services); sorted by cell_id.
     """
-    _require(cell_kqi, ("cell_id", "service", "tests", "good_tests", "poor"), "cell_kqi")
+    require_columns(cell_kqi, ("cell_id", "service", "tests", "good_tests", "poor"), "cell_kqi")
     order = {s: i for i, s in enumerate(SERVICES)}
     poor = (
         cell_kqi.filter(pl.col("poor").fill_null(False))
@@ -349,7 +345,7 @@ def silent_poor_cells(cell_kqi: pl.DataFrame, links: pl.DataFrame | None) -> pl.
              (pl.col("tests") - pl.col("good_tests")).sum().alias("bad_tests"))
     )
     if links is not None and links.height:
-        _require(links, ("cell_id", "network", "method"), "complaint links")
+        require_columns(links, ("cell_id", "network", "method"), "complaint links")
         heard = links.filter(pl.col("network") & pl.col("method").is_in(("crm", "spatial"))
                              ).select(pl.col("cell_id").cast(pl.String)).unique()
         poor = poor.join(heard, on="cell_id", how="anti")
@@ -387,7 +383,7 @@ def _conform(df: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 
 def _linked_network(links: pl.DataFrame) -> pl.DataFrame:
-    _require(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
+    require_columns(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
     return links.filter(pl.col("network") & pl.col("method").is_in(("crm", "spatial"))
                         & pl.col("cell_id").is_not_null())
 
@@ -407,7 +403,7 @@ def _periods(ts: pl.Series, period_days: int) -> tuple[date, date, date] | None:
 
 def _subscriber_estimate(kpis: pl.DataFrame, config: Config) -> pl.DataFrame:
     """Per cell: mean over days of the daily max of RRC users, times the configured ratio."""
-    _require(kpis, ("ts", "cell_id", "rrc_users_max"), "cell_kpis")
+    require_columns(kpis, ("ts", "cell_id", "rrc_users_max"), "cell_kpis")
     return (
         kpis.select(pl.col("cell_id").cast(pl.String), pl.col("ts").dt.date().alias("_d"),
                     pl.col("rrc_users_max").cast(pl.Float64))
@@ -510,19 +506,13 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
               .sort(["complaints", "cell_id"], descending=[True, False]).head(top))
     parts.append(_conform(volume, "volume"))
 
+    counts: pl.DataFrame | None = None    # per cell: complaints now and in the period before
     if previous is not None and linked.height:
         prev = previous.select(pl.col("cell_id").cast(pl.String),
                                pl.col("complaints").cast(pl.Int64).alias("previous"))
-        inc = (
-            linked.group_by("cell_id").agg(pl.len().cast(pl.Int64).alias("complaints"))
-            .join(prev, on="cell_id", how="left")
-            .with_columns(pl.col("previous").fill_null(0))
-            .with_columns((pl.col("complaints") - pl.col("previous")).alias("increase"))
-            .filter(pl.col("increase") > 0)
-            .sort(["increase", "complaints", "cell_id"], descending=[True, True, False])
-            .head(top)
-        )
-        parts.append(_conform(inc, "increase"))
+        counts = (linked.group_by("cell_id").agg(pl.len().cast(pl.Int64).alias("complaints"))
+                  .join(prev, on="cell_id", how="left")
+                  .with_columns(pl.col("previous").fill_null(0)))
     elif "ts" in complaints.columns and linked.height:
         stamped = linked.join(complaints.select(pl.col("complaint_id").cast(pl.String), "ts")
                               .unique("complaint_id", keep="first", maintain_order=True),
@@ -538,17 +528,15 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
         else:
             prev_start, last_start, end = window
             day = pl.col("ts").dt.date()
-            inc = (
-                stamped.group_by("cell_id").agg(
-                    ((day >= last_start) & (day < end)).sum().cast(pl.Int64).alias("complaints"),
-                    ((day >= prev_start) & (day < last_start)).sum().cast(pl.Int64)
-                    .alias("previous"))
-                .with_columns((pl.col("complaints") - pl.col("previous")).alias("increase"))
-                .filter(pl.col("increase") > 0)
-                .sort(["increase", "complaints", "cell_id"], descending=[True, True, False])
-                .head(top)
-            )
-            parts.append(_conform(inc, "increase"))
+            counts = stamped.group_by("cell_id").agg(
+                ((day >= last_start) & (day < end)).sum().cast(pl.Int64).alias("complaints"),
+                ((day >= prev_start) & (day < last_start)).sum().cast(pl.Int64).alias("previous"))
+    if counts is not None:
+        inc = (counts.with_columns((pl.col("complaints") - pl.col("previous")).alias("increase"))
+               .filter(pl.col("increase") > 0)
+               .sort(["increase", "complaints", "cell_id"], descending=[True, True, False])
+               .head(top))
+        parts.append(_conform(inc, "increase"))
 
     per_cell = linked.group_by("cell_id").agg(pl.len().cast(pl.Int64).alias("complaints"))
     per10k: pl.DataFrame | None = None

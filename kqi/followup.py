@@ -29,6 +29,7 @@ import polars.selectors as cs
 from kqi.config import Config, FollowupConfig
 from kqi.errors import ConfigError, KqiError
 from kqi.flagging import flag_counts
+from kqi.frames import require_columns
 from kqi.geo import GridIndex, site_isd
 from kqi.schema import SERVICE_CODE, SERVICES
 
@@ -89,10 +90,6 @@ class FollowupError(KqiError):
 # Input checks
 # --------------------------------------------------------------------------------------------
 
-def _require(df: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise FollowupError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
 def _as_date(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -121,7 +118,7 @@ def _check_config(f: FollowupConfig) -> None:
 
 
 def _orders_frame(orders: pl.DataFrame) -> pl.DataFrame:
-    _require(orders, _ORDER_COLUMNS, "orders")
+    require_columns(orders, _ORDER_COLUMNS, "orders", FollowupError)
     schema = orders.schema
     df = orders.select(
         pl.col("order_id").cast(pl.String), pl.col("cell_id").cast(pl.String),
@@ -147,7 +144,8 @@ def _orders_frame(orders: pl.DataFrame) -> pl.DataFrame:
 
 
 def _day_counts_frame(day_counts: pl.DataFrame) -> pl.DataFrame:
-    _require(day_counts, ("cell_id", "service", "day", "tests", "good_tests"), "day_counts")
+    require_columns(day_counts, ("cell_id", "service", "day", "tests", "good_tests"), "day_counts",
+                    FollowupError)
     df = day_counts.select(
         pl.col("cell_id").cast(pl.String), pl.col("service").cast(pl.String),
         _as_date("day", day_counts.schema["day"]),
@@ -238,7 +236,7 @@ def _control_pairs(orders: pl.DataFrame, cells: pl.DataFrame, isd: pl.DataFrame 
     diagnosis floors it); a cell without position or ISD gets no local candidates.
     """
     out_schema = {"order_id": pl.String, "control_id": pl.String, "rank": pl.Int64}
-    _require(cells, ("cell_id", "lat", "lon"), "cells")
+    require_columns(cells, ("cell_id", "lat", "lon"), "cells", FollowupError)
     pos = (cells.select(pl.col("cell_id").cast(pl.String), pl.col("lat").cast(pl.Float64),
                         pl.col("lon").cast(pl.Float64))
            .drop_nulls().unique("cell_id", keep="first").sort("cell_id"))
@@ -247,7 +245,7 @@ def _control_pairs(orders: pl.DataFrame, cells: pl.DataFrame, isd: pl.DataFrame 
         return pl.DataFrame(schema=out_schema)
     if isd is None:
         isd = site_isd(cells, config)
-    _require(isd, ("cell_id", "isd_m"), "isd")
+    require_columns(isd, ("cell_id", "isd_m"), "isd", FollowupError)
     isd_lut = isd.select(pl.col("cell_id").cast(pl.String), pl.col("isd_m").cast(pl.Float64)
                          ).unique("cell_id", keep="first")
     q = (orders.select("order_id", "cell_id")
@@ -512,7 +510,7 @@ def _status_expr(fcfg: FollowupConfig) -> pl.Expr:
 def _with_complaints(out: pl.DataFrame, frame: pl.DataFrame | None, name: str) -> pl.DataFrame:
     if frame is None:
         return out.with_columns(pl.lit(None, pl.Int64).alias(name))
-    _require(frame, ("cell_id", "complaints"), name)
+    require_columns(frame, ("cell_id", "complaints"), name, FollowupError)
     per_cell = (frame.select(pl.col("cell_id").cast(pl.String),
                              pl.col("complaints").cast(pl.Int64).fill_null(0))
                 .group_by("cell_id").agg(pl.col("complaints").sum().alias(name)))
@@ -532,7 +530,7 @@ def _previous_rows(previous: pl.DataFrame | None) -> list[dict[str, Any]]:
     if previous is None or previous.height == 0:
         return []
     required = [c for c in ORDER_STATE_COLUMNS if c not in (*_STATE_DEFAULTS, "order_status")]
-    _require(previous, required, "previous order state")
+    require_columns(previous, required, "previous order state", FollowupError)
     df = previous
     for c, default in _STATE_DEFAULTS.items():
         if c not in df.columns:
@@ -600,7 +598,8 @@ def advance_orders(  # noqa: PLR0917 - positional order is the brief's API
     """
     fcfg = config.followup
     _check_config(fcfg)
-    _require(poor_cells, ("cell_id", "primary_cause", "poor_services"), "poor_cells")
+    require_columns(poor_cells, ("cell_id", "primary_cause", "poor_services"), "poor_cells",
+                    FollowupError)
     if poor_cells.height and "last_day" not in poor_cells.columns:
         raise FollowupError("poor_cells: missing column last_day (last day of this run's window)")
     pc = poor_cells.select(
@@ -619,7 +618,7 @@ def advance_orders(  # noqa: PLR0917 - positional order is the brief's API
     rows = _previous_rows(previous)
     verdicts: dict[str, tuple[str, str]] = {}
     if followup is not None and followup.height:
-        _require(followup, ("order_id", "verdict", "status"), "followup")
+        require_columns(followup, ("order_id", "verdict", "status"), "followup", FollowupError)
         verdicts = {oid: (v, s) for oid, v, s in
                     followup.select("order_id", "verdict", "status").iter_rows()}
     known = {r["order_id"] for r in rows}
@@ -758,11 +757,13 @@ def programme_table(followup: pl.DataFrame | None, work_orders_state: pl.DataFra
         mean_effect is the plain mean of the orders' effects (null when none).
     """
     st = work_orders_state
-    _require(st, ("order_id", "cell_id", "status", "order_status"), "work_orders_state")
+    require_columns(st, ("order_id", "cell_id", "status", "order_status"), "work_orders_state",
+                    FollowupError)
     os_ = pl.col("order_status")
     fu = followup if followup is not None else pl.DataFrame(schema=FOLLOWUP_COLUMNS)
-    _require(fu, ("order_id", "cell_id", "cause_at_open", "verdict", "status", "tests_before",
-                  "good_tests_before", "tests_after", "good_tests_after", "effect"), "followup")
+    require_columns(fu, ("order_id", "cell_id", "cause_at_open", "verdict", "status",
+                         "tests_before", "good_tests_before", "tests_after", "good_tests_after",
+                         "effect"), "followup", FollowupError)
     orders = {
         "opened": st.filter(os_ == "new").height,
         "reopened": st.filter(os_ == "reopened").height,

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from kqi.errors import KqiError
+
 #: a polars dtype as code writes it: an instance (``pl.Datetime("us", "UTC")``) or a class
 #: (``pl.Float64``)
 DType = pl.DataType | type[pl.DataType]
@@ -30,3 +32,11 @@ def column_or_null(columns: Iterable[str], name: str, dtype: DType) -> pl.Expr:
 def with_columns_or_null(df: pl.DataFrame, wanted: dict[str, DType]) -> pl.DataFrame:
     """``df`` with every column of ``wanted`` present: cast when there, typed nulls when not."""
     return df.with_columns([column_or_null(df.columns, name, dtype) for name, dtype in wanted.items()])
+
+
+def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str,
+                    error: type[KqiError] = KqiError) -> None:
+    """Raise ``error`` naming ``what`` and every column of ``columns`` that ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise error(f"{what}: missing column(s) {', '.join(missing)}")

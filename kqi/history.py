@@ -834,6 +834,35 @@ class History:
         good_rate, poor``, sorted by cell_id, service."""
         return self._run_rows("cell_kqi", run_id)
 
+    def cell_kqi_trend(self, orders: pl.DataFrame) -> pl.DataFrame:
+        """The good-rate of each order's cell in every recorded run.
+
+        Parameters
+        ----------
+        orders : polars.DataFrame
+            ``order_id, cell_id``.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``order_id, cell_id, run_id, last_day, service, good_rate``, one row per order x
+            run x service with tests, sorted by order_id, run order, service.
+        """
+        if orders.height == 0:
+            return pl.DataFrame(schema={"order_id": pl.String, "cell_id": pl.String,
+                                        "run_id": pl.String, "last_day": pl.Date,
+                                        "service": pl.String, "good_rate": pl.Float64})
+        con = self.con
+        con.register("_kqi_trend_orders", orders.select("order_id", "cell_id").to_arrow())
+        try:
+            return con.sql("""
+                SELECT o.order_id, k.cell_id, k.run_id, r.last_day, k.service, k.good_rate
+                FROM cell_kqi k JOIN runs r USING (run_id)
+                JOIN _kqi_trend_orders o ON o.cell_id = k.cell_id
+                ORDER BY o.order_id, r.seq, k.service""").pl()
+        finally:
+            con.unregister("_kqi_trend_orders")
+
     def diagnosis(self, run_id: str) -> pl.DataFrame:
         """The run's diagnoses: ``run_id, cell_id, poor_services, primary_cause,
         secondary_causes, evidence``, sorted by cell_id."""

@@ -24,7 +24,7 @@ import pyarrow as pa
 from kqi import __version__
 from kqi.config import Config
 from kqi.errors import InputError
-from kqi.ingest._sources import source_name
+from kqi.ingest import source_name
 from kqi.io import write_csv, write_json, write_parquet, write_text
 
 if TYPE_CHECKING:
@@ -190,13 +190,13 @@ def run(
     >>> result.work_orders.head()                                                         # doctest: +SKIP
     """
     cfg = config or Config()
-    _check_inputs({"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
-                   "subscribers": subscribers})
+    inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
+              "subscribers": subscribers}
+    _check_inputs(inputs)
     out_dir = None if out is None else Path(out)
-    rejects_dir = None
-    if out_dir is not None:
+    rejects_dir = None if out_dir is None else out_dir / "rejects"
+    if out_dir is not None and rejects_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        rejects_dir = out_dir / "rejects"
         _clear_stale_outputs(out_dir, rejects_dir)
     st = _Stages(progress)
     started = dt.datetime.now(dt.UTC)
@@ -216,7 +216,7 @@ def run(
                 result.summary["programme"] = loop.programme
             with st.stage("record history"):
                 loop.record(result)
-                result.trend = loop.trend(result)
+                result.trend = loop.trend()
     finally:
         if loop is not None:
             loop.close()
@@ -228,8 +228,6 @@ def run(
             with st.stage("map"):
                 result.files.append(_render_map(result, out_dir / "map.html", cfg))
         result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
-    inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
-              "subscribers": subscribers}
     result.manifest = {
         "kqi_version": __version__,
         "started_utc": started.isoformat(timespec="seconds"),
@@ -277,13 +275,14 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
         for batch in feed.batches:
             acc.add(batch)
         check_kqi_columns(feed, acc, cfg)
-        if loop is not None:
-            loop.start(acc.daily(cell_df["cell_id"]))
-            stored = loop.trailing_counts(cell_df)
-            if stored is not None:
-                acc.add(stored)
-        r.cell_kqi = acc.cell_kqi(cell_df["cell_id"])
         r.daily = acc.daily(cell_df["cell_id"])
+        if loop is not None:
+            loop.start(r.daily)
+            stored = loop.trailing_counts(cell_df)
+            if stored is not None:  # the analysed window: the stored days, then the new ones
+                acc.add(stored)
+                r.daily = acc.daily(cell_df["cell_id"])
+        r.cell_kqi = acc.cell_kqi(cell_df["cell_id"])
     r.cells, r.kpis, r.complaints = cell_df, kpi_df, complaint_df
 
     with st.stage("inter-site distance"):
@@ -298,11 +297,8 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
             from kqi.complaints import hotspots, link_complaints, silent_poor_cells
 
             r.links = link_complaints(complaint_df, cell_df, r.cell_kqi, r.isd, cfg)
-            previous = None
-            if loop is not None and loop.previous_run is not None:
-                previous = loop.history.complaints(loop.previous_run).drop("run_id")
             r.hotspots = hotspots(r.links, complaint_df, cell_df, cfg, kpis=kpi_df, subscribers=subs,
-                                  previous=previous)
+                                  previous=None if loop is None else loop.previous_complaints)
             r.silent = silent_poor_cells(r.cell_kqi, r.links)
 
     with st.stage("work orders"):

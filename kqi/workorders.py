@@ -26,7 +26,7 @@ import polars as pl
 
 from kqi.config import Config
 from kqi.errors import KqiError
-from kqi.frames import column_or_null
+from kqi.frames import column_or_null, require_columns
 from kqi.schema import CAUSES, SERVICES, WORK_ORDERS
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ EXTRA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _require(df: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise KqiError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
 def linked_complaint_counts(links: pl.DataFrame | None, max_ids: int) -> pl.DataFrame:
@@ -70,7 +66,7 @@ def linked_complaint_counts(links: pl.DataFrame | None, max_ids: int) -> pl.Data
                                  "complaint_ids": pl.String})
     if links is None or links.height == 0:
         return empty
-    _require(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
+    require_columns(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
     linked = links.filter(
         pl.col("network") & pl.col("method").is_in(LINKED_METHODS) & pl.col("cell_id").is_not_null()
     )
@@ -96,7 +92,8 @@ def linked_complaint_counts(links: pl.DataFrame | None, max_ids: int) -> pl.Data
 
 def _per_cell_kqi(cell_kqi: pl.DataFrame) -> pl.DataFrame:
     """Wide per-cell view of the cell x service table: good-rates, poor services, poor tests."""
-    _require(cell_kqi, ("cell_id", "service", "tests", "good_tests", "good_rate", "poor"), "cell_kqi")
+    require_columns(cell_kqi, ("cell_id", "service", "tests", "good_tests", "good_rate", "poor"),
+                    "cell_kqi")
     kq = cell_kqi.select(
         pl.col("cell_id").cast(pl.String),
         pl.col("service").cast(pl.String),
@@ -206,7 +203,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
     w = config.workorders
     per_cell = _per_cell_kqi(cell_kqi).filter(pl.col("_any_poor")).drop("_any_poor")
 
-    _require(cells, ("cell_id",), "cells")
+    require_columns(cells, ("cell_id",), "cells")
     cell_info = cells.select(pl.col("cell_id").cast(pl.String),
                              *[column_or_null(cells.columns, c, pl.String)
                                for c in ("cell_name", "site_id", "vendor", "region")])
@@ -217,7 +214,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
 
     diag_cols = ["primary_cause", "secondary_causes", "evidence"]
     if diagnosis_table is not None and diagnosis_table.height:
-        _require(diagnosis_table, ("cell_id", *diag_cols), "diagnosis")
+        require_columns(diagnosis_table, ("cell_id", *diag_cols), "diagnosis")
         extra = ["rrc_users_busy"] if "rrc_users_busy" in diagnosis_table.columns else []
         diag = diagnosis_table.select(
             pl.col("cell_id").cast(pl.String),
@@ -228,7 +225,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
         diag = pl.DataFrame(schema={"cell_id": pl.String, **dict.fromkeys(diag_cols, pl.String)})
     diag = diag.with_columns(column_or_null(diag.columns, "rrc_users_busy", pl.Float64))
     if evidence is not None and "rrc_users_busy" in evidence.columns:
-        _require(evidence, ("cell_id",), "evidence")
+        require_columns(evidence, ("cell_id",), "evidence")
         ev = evidence.select(pl.col("cell_id").cast(pl.String),
                              pl.col("rrc_users_busy").cast(pl.Float64).alias("_rrc_ev")
                              ).unique("cell_id", keep="first", maintain_order=True)

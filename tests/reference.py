@@ -12,6 +12,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import polars as pl
+
 from kqi.config import Config
 
 SERVICES = ("browsing", "video", "gaming")
@@ -122,3 +124,18 @@ def ref_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     y = math.sin(dl) * math.cos(p2)
     x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
     return math.degrees(math.atan2(y, x)) % 360.0
+
+
+def good_expr(config: Config) -> pl.Expr:
+    """The default test verdict as a plain polars expression over the feed's columns (service
+    by name, success 0/1, the six KQIs); a null KQI is not good."""
+    tg = config.kqi.targets
+    ok = pl.col("success") == 1
+    return (
+        pl.when(pl.col("service") == "browsing").then(ok & (pl.col("page_load_ms") <= tg.page_load_ms))
+        .when(pl.col("service") == "video").then(
+            ok & (pl.col("initial_buffer_ms") <= tg.initial_buffer_ms) & (pl.col("stall_ratio") <= tg.stall_ratio))
+        .otherwise(ok & (pl.col("rtt_ms") <= tg.rtt_ms) & (pl.col("jitter_ms") <= tg.jitter_ms)
+                   & (pl.col("loss_pct") <= tg.loss_pct))
+        .fill_null(False)
+    )

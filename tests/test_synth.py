@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from reference import good_expr
 
 from kqi import geo
 from kqi.config import Config
@@ -49,16 +50,7 @@ def kpis_df(city: City) -> pl.DataFrame:
 
 def reference_good_rates(tests: pl.DataFrame, cfg: Config) -> pl.DataFrame:
     """Plain polars verdicts per the data contract's default rules; null KQI = not good."""
-    tg = cfg.kqi.targets
-    ok = pl.col("success") == 1
-    good = (
-        pl.when(pl.col("service") == "browsing").then(ok & (pl.col("page_load_ms") <= tg.page_load_ms))
-        .when(pl.col("service") == "video").then(
-            ok & (pl.col("initial_buffer_ms") <= tg.initial_buffer_ms) & (pl.col("stall_ratio") <= tg.stall_ratio))
-        .otherwise(ok & (pl.col("rtt_ms") <= tg.rtt_ms) & (pl.col("jitter_ms") <= tg.jitter_ms)
-                   & (pl.col("loss_pct") <= tg.loss_pct))
-        .fill_null(False)
-    )
+    good = good_expr(cfg)
     th = {s: cfg.kqi.thresholds.for_service(s) for s in ("browsing", "video", "gaming")}
     return (
         tests.with_columns(good=good)

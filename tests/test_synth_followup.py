@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from reference import good_expr
 
 from kqi.config import Config
 from kqi.schema import CAUSES
@@ -34,16 +35,7 @@ def read_tests(city: City) -> pl.DataFrame:
 
 def good_rates(city: City, cfg: Config = CFG) -> pl.DataFrame:
     """cell_id, service, tests, good_rate from the tests file (null KQI = not good)."""
-    tg = cfg.kqi.targets
-    ok = pl.col("success") == 1
-    good = (
-        pl.when(pl.col("service") == "browsing").then(ok & (pl.col("page_load_ms") <= tg.page_load_ms))
-        .when(pl.col("service") == "video").then(
-            ok & (pl.col("initial_buffer_ms") <= tg.initial_buffer_ms) & (pl.col("stall_ratio") <= tg.stall_ratio))
-        .otherwise(ok & (pl.col("rtt_ms") <= tg.rtt_ms) & (pl.col("jitter_ms") <= tg.jitter_ms)
-                   & (pl.col("loss_pct") <= tg.loss_pct))
-        .fill_null(False)
-    )
+    good = good_expr(cfg)
     return (read_tests(city).with_columns(good=good).group_by("cell_id", "service")
             .agg(tests=pl.len(), good_rate=pl.col("good").mean()))
 
