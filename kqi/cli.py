@@ -177,8 +177,7 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
     cfg = load_config(config_path)
     quiet = ctx.obj["quiet"]
     history = out / "history.duckdb"
-    if history.exists():  # the demo's own file from an earlier demo: start the two weeks afresh
-        history.unlink()
+    _clear_demo_history(history, days)
     net: dict[str, Any] = {"seed": seed, "n_cells": n_cells, "days": days}
     if not quiet:
         _err.print(f"generating a synthetic city of {n_cells} cells, two periods of {days} days, "
@@ -199,6 +198,28 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
     _report(result, quiet)
     if not quiet:
         _out.print(f"history of both weeks: {history} (kqi history --history {history} runs)")
+
+
+def _clear_demo_history(path: Path, days: int) -> None:
+    """An earlier demo's history is removed so the two weeks start afresh; any other file at
+    that path is left alone and the demo stops (it never deletes a file it did not write)."""
+    if not path.exists():
+        return
+    import datetime as dt
+
+    from kqi.history import History
+    from kqi.synth import DEFAULT_START
+
+    start = dt.date.fromisoformat(DEFAULT_START)
+    demo_runs = {History.run_id_for(start + dt.timedelta(days=k * days),
+                                    start + dt.timedelta(days=(k + 1) * days - 1)) for k in (0, 1)}
+    with History.open(path, create=False) as h:
+        recorded = set(h.runs()["run_id"].to_list())
+    if recorded <= demo_runs:
+        path.unlink()
+        return
+    raise KqiError(f"{path}: a history that an earlier kqi demo did not write; "
+                   "choose another --out for the demo")
 
 
 @cli.command("run")

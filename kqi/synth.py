@@ -990,6 +990,9 @@ def _write_week(out: Path, *, cells: pl.DataFrame, tests: pl.DataFrame, kpis: pl
     return paths, rejects_df
 
 
+#: first day of a synthetic city's week 0 (``YYYY-MM-DD``)
+DEFAULT_START = "2026-11-02"
+
 # --------------------------------------------------------------------------------------------
 # public entry points
 # --------------------------------------------------------------------------------------------
@@ -1002,7 +1005,7 @@ def make_city(
     n_cells: int = 1600,
     days: int = 7,
     tests_per_cell_day: float = 30.0,
-    start: str = "2026-11-02",
+    start: str = DEFAULT_START,
     noise_floor_dbm: float = -116.0,
     suburban_share: float = 0.35,
     poor_share: float = 0.10,
@@ -1211,7 +1214,7 @@ def make_followup(
     new_poor_share: float = 0.02,
     network_shift: float = 0.0,
     tests_per_cell_day: float = 30.0,
-    start: str = "2026-11-02",
+    start: str = DEFAULT_START,
     noise_floor_dbm: float = -116.0,
     suburban_share: float = 0.35,
     poor_share: float = 0.10,

@@ -140,3 +140,30 @@ def test_trailing_window_reads_stored_days(two_weeks, tmp_path: Path) -> None:
     with History.open(hist) as h:
         days = h.day_counts_of("20261109-20261115")["day"]
         assert str(days.min()) == "2026-11-09"
+
+
+def test_demo_replaces_only_its_own_history(tmp_path: Path) -> None:
+    from kqi.cli import main
+
+    def demo(out: Path) -> int:
+        try:
+            main(["-q", "demo", "--out", str(out), "--cells", "60", "--days", "2"])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert demo(tmp_path / "d") == 0
+    assert demo(tmp_path / "d") == 0               # an earlier demo's history starts afresh
+    other = tmp_path / "o"
+    other.mkdir()
+    import datetime as dt
+
+    from kqi.history import History, RunRecord
+
+    with History.open(other / "history.duckdb") as h:   # somebody's real history
+        t0 = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
+        h.record_run(RunRecord(window_start=t0, window_end=t0 + dt.timedelta(days=6),
+                               run_id=History.run_id_for(t0, t0 + dt.timedelta(days=6))))
+    before = (other / "history.duckdb").read_bytes()
+    assert demo(other) == 2
+    assert (other / "history.duckdb").read_bytes() == before
