@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             r = kqi.run(cells=last.cells, tests=last.tests, kpis=last.kpis,
                         complaints=last.complaints, out=None, history=h, config=cfg)
             times["trailing"].append(time.perf_counter() - t0)
-            stage["trailing"].append(r.manifest["timings_s"][flag])
+            stage["trailing"].append(r.run_info["timings_s"][flag])
             results["trailing"] = r.cell_kqi
             t0 = time.perf_counter()
             r = kqi.run(cells=last.cells, tests=all_tests, kpis=all_kpis,
                         complaints=last.complaints, out=None, config=cfg)
             times["reread"].append(time.perf_counter() - t0)
-            stage["reread"].append(r.manifest["timings_s"][flag])
+            stage["reread"].append(r.run_info["timings_s"][flag])
             results["reread"] = r.cell_kqi
         cols = ["cell_id", "service", "tests", "good_tests", "poor"]
         same = results["trailing"].select(cols).equals(results["reread"].select(cols))

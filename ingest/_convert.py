@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from kqi.io import CONTROL
 from kqi.schema import (
     COMPACT_TIMESTAMP_FORMATS,
     PLAUSIBLE_YEARS,
@@ -43,6 +44,9 @@ OFFSET_FORMATS: tuple[str, ...] = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S
 ID_COLUMNS = frozenset({"cell_id", "site_id"})
 _SERVICE_CODES: dict[str, int] = {k: SERVICE_CODE[v] for k, v in SERVICE_ALIASES.items()}
 _VALUE_CHARS = 40
+#: text columns that may hold line breaks
+MULTILINE = frozenset({"description"})
+_UNSAFE = CONTROL[:-1] + "\t\r\n]"
 
 DATETIME = pl.Datetime("us", "UTC")
 
@@ -273,6 +277,13 @@ def convert_string(col: Column, raw: pl.Series) -> pl.Series:
         ).to_series()
         return _text(s).alias(col.name)
     s = _text(raw)
+    if s.str.contains(_UNSAFE).any():
+        # control characters (NUL, ESC ...) and bidi overrides never reach an output; a line break
+        # in a name (a quoted newline) is a space: only descriptions keep their lines
+        s = s.str.replace_all(CONTROL, "")
+        if col.name not in MULTILINE:
+            s = s.str.replace_all(r"[\t\r\n]+", " ")
+        s = _text(s)
     if col.name in ID_COLUMNS and s.str.ends_with(".0").any():
         s = s.str.replace(r"^(\d+)\.0+$", "${1}")
     return s.alias(col.name)

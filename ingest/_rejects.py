@@ -10,8 +10,8 @@ from typing import BinaryIO
 import numpy as np
 import polars as pl
 
-from kqi.io import atomic_path, make_inert
-from kqi.privacy import mask_msisdn, scrub_series
+from kqi.io import atomic_path, inert_header, make_inert
+from kqi.privacy import is_phone_header, mask_msisdn, scrub_series, scrub_text
 
 from ._text import Malformed
 
@@ -29,25 +29,28 @@ class RejectSink:
     columns
         Source column names, in file order.
     private
-        Source columns holding personal data (masked).
+        Source columns holding personal data (masked whole); columns whose header names a phone
+        number (``phone``, ``contact``, 联系电话, 手机号 ...) are added to them.
     scrub
-        Free text may hold subscriber numbers (complaints): every other column's text has phone
-        numbers, and the row's own number, masked (:mod:`kqi.privacy`). This also covers a phone
-        column under an unrecognised header, and fields shifted in a malformed row.
+        Every other column's text, and the reason (which quotes the failing value), has phone
+        numbers and the row's own number masked (:mod:`kqi.privacy`). This also covers a phone
+        column under an unrecognised header, and fields shifted in a malformed row. On by default
+        for every feed: a rejected row is the raw input, whatever the feed.
     """
 
     def __init__(self, feed: str, directory: Path | None, columns: list[str], private: list[str],
-                 *, scrub: bool = False) -> None:
+                 *, scrub: bool = True) -> None:
         self.feed = feed
         self._scrub = scrub
         self.directory = directory
         self.count = 0
-        self._private = set(private)
+        self._private = set(private) | {c for c in columns if is_phone_header(c)}
         self._src = list(columns)
         taken = {"line", "reason"}
         self._out_names = []
         for c in self._src:
-            name = c
+            # a header is written as a CSV field too: formula-like or control text made inert
+            name = inert_header(scrub_text(c) or c)
             while name in taken:
                 name = f"{name} (source)"
             taken.add(name)
@@ -65,9 +68,12 @@ class RejectSink:
         """
         if len(lines) == 0:
             return
-        cols = [pl.Series("line", lines, dtype=pl.Int64), reasons.alias("reason").cast(pl.String)]
-        own = next((raw.get_column(p).cast(pl.String) for p in self._private if p in raw.columns),
-                   None)
+        own = next((raw.get_column(p).cast(pl.String) for p in sorted(self._private)
+                    if p in raw.columns), None)
+        reasons = reasons.alias("reason").cast(pl.String)
+        if self._scrub:
+            reasons = scrub_series(reasons, own)
+        cols = [pl.Series("line", lines, dtype=pl.Int64), reasons]
         for src, out in zip(self._src, self._out_names, strict=True):
             s = raw.get_column(src).cast(pl.String) if src in raw.columns else pl.Series(
                 src, [None] * len(lines), dtype=pl.String)

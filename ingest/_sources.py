@@ -22,6 +22,28 @@ from kqi.schema import FeedSchema
 from ._text import Coded, CsvSource, RawChunk, _prefetched
 
 _PARQUET_MAGIC = b"PAR1"
+
+
+def _texty(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+#: Parquet (Arrow) types each canonical kind accepts; anything else (list, struct, map, binary,
+#: bool where a number or a name is meant, durations ...) is refused when the file is opened
+_ACCEPTS = {
+    "string": lambda t: _texty(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+    or pa.types.is_null(t),
+    "service": lambda t: _texty(t) or pa.types.is_integer(t) or pa.types.is_null(t),
+    "float": lambda t: _numeric(t) or _texty(t) or pa.types.is_null(t),
+    "int": lambda t: _numeric(t) or _texty(t) or pa.types.is_null(t),
+    "flag": lambda t: _numeric(t) or _texty(t) or pa.types.is_boolean(t) or pa.types.is_null(t),
+    "timestamp": lambda t: pa.types.is_timestamp(t) or pa.types.is_date(t) or _numeric(t)
+    or _texty(t) or pa.types.is_null(t),
+}
 _SEP = re.compile(r"[\s_\-]+")
 
 
@@ -102,6 +124,17 @@ class ParquetSource:
         self._hasher: threading.Thread | None = None
         self._wanted: list[str] | None = None
         self._dictionary: list[str] = []
+
+    def check_types(self, mapping: Mapping[str, str], feed: FeedSchema) -> None:
+        """Refuse a mapped column whose Parquet type cannot hold its canonical kind (a list or
+        struct ``cell_id``, a bool ``lat`` ...): one line naming the file and the column.
+
+        Raises
+        ------
+        kqi.errors.InputError
+        """
+        with pq.ParquetFile(self.path) as pf:
+            _check_arrow_types(self.path, pf.schema_arrow, mapping, feed, "Parquet")
 
     def select(self, columns: list[str]) -> None:
         """Read only these columns (the mapped ones); the others are never decoded."""
@@ -209,6 +242,19 @@ def _aligned(frames: Iterator[pl.DataFrame], batches: Iterator[pa.RecordBatch]
         frame, rb = frame.slice(n), rb.slice(n)
 
 
+def _check_arrow_types(path: Path, schema: pa.Schema, mapping: Mapping[str, str],
+                       feed: FeedSchema, what: str) -> None:
+    """Refuse a mapped column whose type cannot hold its canonical kind (one line naming the
+    source and the column)."""
+    for canon, src in mapping.items():
+        kind = feed.column(canon).kind
+        t = schema.field(src).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if not _ACCEPTS[kind](t):
+            raise InputError(path, f"{what} type {t} cannot hold {canon} ({kind})", column=src)
+
+
 #: what the readers take besides a path: a table already in memory
 InMemory: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table
 
@@ -244,6 +290,11 @@ class FrameSource:
         self._wanted: list[str] | None = None
         self._hash = hashlib.sha256()
         self._sha: str | None = None
+
+    def check_types(self, mapping: Mapping[str, str], feed: FeedSchema) -> None:
+        """As :meth:`ParquetSource.check_types`, for the table's column types."""
+        schema = pl.DataFrame(schema=self._lf.collect_schema()).to_arrow().schema
+        _check_arrow_types(self.path, schema, mapping, feed, "column")
 
     def select(self, columns: list[str]) -> None:
         """Read only these columns (the mapped ones)."""

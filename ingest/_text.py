@@ -47,6 +47,13 @@ _UTF8_BOM = codecs.BOM_UTF8
 _NEWLINE = np.uint8(10)
 #: pieces of a chunk this small or smaller are parsed by Python's csv module when pyarrow balks
 _SLOW_PIECE_BYTES = 64 << 10
+#: a field longer than this (characters) rejects its row, and only its row
+MAX_FIELD_CHARS = 1 << 20
+#: what a rejected row keeps of an over-long field
+_KEPT_CHARS = 200
+#: Python's csv module refuses fields over 128 KiB by default, and stops there: lift it, and
+#: apply :data:`MAX_FIELD_CHARS` per row instead
+_CSV_FIELD_LIMIT = (1 << 31) - 1
 #: chunks that may fail typed conversion before a file is read as text only
 _TYPED_TRIES = 3
 #: values pyarrow reads as null in typed columns (text columns keep them as written)
@@ -148,6 +155,26 @@ def _first_record_end(buf: bytes) -> int:
     while pos >= 0 and buf.count(b'"', 0, pos) % 2:
         pos = buf.find(b"\n", pos + 1)
     return pos + 1 if pos >= 0 else -1
+
+
+def _too_long(table: pa.Table) -> bool:
+    """Whether a text column of ``table`` has a value over :data:`MAX_FIELD_CHARS` (bytes bound
+    characters from above: a value under the limit in bytes is under it in characters)."""
+    for col in table.columns:
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            longest = pc.max(pc.binary_length(col)).as_py()
+            if longest is not None and longest > MAX_FIELD_CHARS:
+                return True
+    return False
+
+
+def _nth_line_start(text: str, n: int) -> int:
+    """Offset in ``text`` just after its ``n``-th line break (0 for ``n == 0``)."""
+    pos = 0
+    for _ in range(n):
+        pos = text.index("\n", pos) + 1
+    return pos
 
 
 def _dedupe(names: list[str]) -> list[str]:
@@ -500,7 +527,7 @@ class CsvSource:
         n_lines = newlines + (0 if data.endswith(b"\n") else 1)
         if self._types and self._typed_failures < _TYPED_TRIES:
             table = self._read_arrow(data, self._types, list(self._types))
-            if table is not None and table.num_rows == n_lines:
+            if table is not None and table.num_rows == n_lines and not _too_long(table):
                 coded = {name: Coded.from_arrow(table.column(name)) for name in table.column_names
                          if pa.types.is_dictionary(table.schema.field(name).type)}
                 frame = pl.from_arrow(table.drop_columns(list(coded)) if coded else table)
@@ -513,7 +540,7 @@ class CsvSource:
     def _parse_text(self, data: bytes | bytearray, first_line: int, n_lines: int) -> RawChunk:
         """All columns as text; a piece with an anomaly is split so Python parses only small ones."""
         table = self._read_arrow(data, self._string_types, None)
-        if table is not None and table.num_rows == n_lines:
+        if table is not None and table.num_rows == n_lines and not _too_long(table):
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
             return RawChunk(frame, np.arange(first_line, first_line + n_lines, dtype=np.int64))
@@ -587,26 +614,58 @@ class CsvSource:
         cols: list[list[str]] = [[] for _ in range(ncol)]
         lines: list[int] = []
         malformed: list[Malformed] = []
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter, strict=False)
-        prev = 0
-        while True:
-            try:
-                rec = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                # only an unterminated quote at the end of the data gets here: one bad record
-                malformed.append(Malformed(first_line + prev, [], f"row: {exc}"))
-                break
-            line = first_line + prev
-            prev = reader.line_num
-            if not rec or (len(rec) == 1 and not rec[0].strip() and ncol > 1):
-                continue  # a blank line is not a record
-            if len(rec) != ncol:
-                malformed.append(Malformed(line, rec, f"row: has {len(rec)} fields, the header has {ncol}"))
-                continue
-            for dst, value in zip(cols, rec, strict=True):
-                dst.append(value)
-            lines.append(line)
+        if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+            csv.field_size_limit(_CSV_FIELD_LIMIT)
+        # where the reader started in ``text``, and the line it started at
+        offset: int | None = 0
+        base = first_line
+        while offset is not None:
+            reader = csv.reader(io.StringIO(text[offset:], newline=""), delimiter=self.delimiter,
+                                strict=False)
+            prev, restart = 0, None
+            while True:
+                try:
+                    rec = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    # an unterminated quote runs to the end of the data: that line is one bad
+                    # record, and reading goes on with the next line (no row is swallowed)
+                    line = base + prev
+                    malformed.append(Malformed(line, [], f"row: {exc}"))
+                    start = offset + _nth_line_start(text[offset:], prev)
+                    nl = text.find("\n", start)
+                    restart = (nl + 1, line + 1) if nl >= 0 and nl + 1 < len(text) else None
+                    break
+                line = base + prev
+                prev = reader.line_num
+                if not rec or (len(rec) == 1 and not rec[0].strip() and ncol > 1):
+                    continue  # a blank line is not a record
+                longest = max(len(v) for v in rec)
+                if longest > MAX_FIELD_CHARS:
+                    at = next(i for i, v in enumerate(rec) if len(v) == longest)
+                    name = self.columns[at] if at < ncol else f"field {at + 1}"
+                    kept = [v if len(v) <= _KEPT_CHARS else v[:_KEPT_CHARS] + "..." for v in rec]
+                    malformed.append(Malformed(
+                        line, kept, f"{name}: field of {longest} characters, over the limit of "
+                        f"{MAX_FIELD_CHARS} (kept its first {_KEPT_CHARS})"))
+                    continue
+                if len(rec) != ncol and reader.line_num - (line - base) > 1:
+                    # a record over several lines with the wrong field count: a stray quote that
+                    # swallowed the lines after it. Its first line is the bad record; the lines
+                    # after are read again as records of their own
+                    malformed.append(Malformed(line, rec[:1], "row: unbalanced quote (a quoted "
+                                               "field not closed on this line)"))
+                    start = offset + _nth_line_start(text[offset:], line - base)
+                    nl = text.find("\n", start)
+                    restart = (nl + 1, line + 1) if nl >= 0 and nl + 1 < len(text) else None
+                    break
+                if len(rec) != ncol:
+                    malformed.append(Malformed(line, rec, f"row: has {len(rec)} fields, the header has {ncol}"))
+                    continue
+                for dst, value in zip(cols, rec, strict=True):
+                    dst.append(value)
+                lines.append(line)
+            offset, base = restart if restart is not None else (None, base)
         frame = pl.DataFrame({c: pl.Series(c, v, dtype=pl.String) for c, v in zip(self.columns, cols, strict=True)})
         return RawChunk(frame, np.asarray(lines, dtype=np.int64), malformed)

@@ -61,6 +61,10 @@ from ._text import Coded, CsvSource, RawChunk
 
 log = logging.getLogger(__name__)
 
+#: text columns where a person may type a phone number: masked at ingest (kqi.privacy); ids,
+#: timestamps and numbers are never touched (``description`` is scrubbed with the row's msisdn)
+FREE_TEXT = frozenset({"cell_name", "vendor", "region", "category", "tech"})
+
 #: a 28-bit E-UTRAN cell id: eNB id in the top 20 bits, the cell in the low 8
 ECI_BITS = 28
 ECI_CELL_BITS = 8
@@ -196,6 +200,7 @@ class _Run:
                 raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})",
                                  column=missing[0])
             if isinstance(self.src, ParquetSource | FrameSource):
+                self.src.check_types(self.mapping, schema)
                 self.src.select(list(dict.fromkeys(self.mapping.values())))
                 reject_cols = list(dict.fromkeys(self.mapping.values()))
             else:
@@ -203,8 +208,7 @@ class _Run:
                 self.src.set_types({src: _ARROW_KIND[schema.column(canon).kind]
                                     for canon, src in self.mapping.items()})
             private = [self.mapping["msisdn"]] if "msisdn" in self.mapping else []
-            self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private,
-                                   scrub=feed == "complaints")
+            self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private)
         except BaseException:
             self.src.close()
             raise
@@ -248,6 +252,8 @@ class _Run:
                 continue
             if col.kind == "string":
                 v = convert_string(col, r)
+                if col.name in FREE_TEXT:
+                    v = scrub_series(v)  # a number typed into a name or category is masked
             elif col.kind == "float":
                 v = convert_float(col, r, checks, src in clean)
                 if col.default is not None and v.null_count():
@@ -514,7 +520,9 @@ class Ingest:
             )
             # a caller's number typed into the description must not outlive the msisdn column
             frame = frame.with_columns(scrub_series(frame.get_column("description"),
-                                                    frame.get_column("msisdn")))
+                                                    frame.get_column("msisdn")),
+                                       _pseudonymous_ids(frame.get_column("complaint_id"),
+                                                         raw.lines))
             ok = ~checks.failing()
             counts["msisdn"] += int(frame.get_column("msisdn").is_not_null().filter(ok).sum())
             counts["unknown_cell"] += int(unknown.filter(ok).sum())
@@ -713,6 +721,18 @@ def _service_coded(col: Column, raw: Coded, checks: Checks) -> pl.Series:
     if unknown.any():
         checks.add(pl.Series(raw.spread(unknown, False)), f"{col.name}: unknown service", raw.decode())
     return _nullable(raw.spread(code.fill_null(-1).to_numpy().astype(np.int8), -1), pl.Int8, "service_code")
+
+
+def _pseudonymous_ids(ids: pl.Series, lines: np.ndarray) -> pl.Series:
+    """Complaint ids with a phone number in them (a CRM that keys tickets by caller) masked, and
+    made unique again by the ticket's line number: ``13812345678`` -> ``***78@L12``."""
+    masked = scrub_series(ids)
+    changed = (masked != ids).fill_null(False)
+    if not changed.any():
+        return ids
+    idx = changed.arg_true()
+    tagged = masked.gather(idx) + pl.Series([f"@L{n}" for n in lines[idx.to_numpy()]])
+    return masked.scatter(idx, tagged).alias(ids.name)
 
 
 def _nullable(codes: np.ndarray, dtype: pl.DataType | type[pl.DataType], name: str) -> pl.Series:

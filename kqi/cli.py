@@ -62,6 +62,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
                         force=True)
+    from kqi.privacy import ScrubFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ScrubFilter())  # no subscriber number in a log line
 
 
 def _verbosity_option(fn: Any) -> Any:
@@ -293,6 +297,13 @@ def map_assets(ctx: click.Context, folder: Path | None) -> None:
         _out.print(f"map assets ready in {root}; maps made from now on carry them (work offline)")
 
 
+def _scrubbed(exc: BaseException) -> str:
+    """An error's message on one line, phone numbers masked."""
+    from kqi.privacy import scrub_text
+
+    return scrub_text(" ".join(str(exc).split())) or ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
@@ -305,12 +316,12 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KqiError as exc:
-        click.echo(f"kqi: error: {exc}", err=True)
+        click.echo(f"kqi: error: {_scrubbed(exc)}", err=True)
         sys.exit(2)
     except Exception as exc:  # last resort: one line, traceback only on request
         if verbose:
             traceback.print_exc()
-        click.echo(f"kqi: internal error: {type(exc).__name__}: {exc} (run with -v for details; "
+        click.echo(f"kqi: internal error: {type(exc).__name__}: {_scrubbed(exc)} (run with -v for details; "
                    "please report it)", err=True)
         sys.exit(3)
 

@@ -13,7 +13,7 @@ A run with a history (``--history F.duckdb`` or ``[history] path``):
    order state (:func:`kqi.followup.advance_orders`), gives the work orders their order ids and
    ranks persisting orders above new ones (:func:`kqi.workorders.apply_order_state`);
 5. records the run (day counts, cell_kqi, diagnosis and evidence, complaints per cell,
-   hotspots, orders, follow-up) in one transaction.
+   hotspots, orders, follow-up) in one transaction, once its outputs are written.
 
 See docs/history.md and docs/followup.md.
 """
@@ -157,10 +157,18 @@ class Loop:
         r.followup = self.followup
         self.programme = programme_table(self.followup, self.state, r.cells)
 
-    def trend(self) -> pl.DataFrame:
-        """Per order, run and service: the cell's good-rate in every recorded run (for the
-        workbook's chart and the map's sparklines). Call after :meth:`record`."""
-        return self.history.cell_kqi_trend(self.state.select("order_id", "cell_id"))
+    def trend(self, r: RunResult) -> pl.DataFrame:
+        """Per order, run and service: the cell's good-rate in every recorded run before this one
+        and in this run (for the workbook's chart and the map's sparklines)."""
+        assert self.window is not None
+        w = self.window
+        orders = self.state.select("order_id", "cell_id")
+        stored = self.history.cell_kqi_trend(orders).filter(pl.col("run_id") != w.run_id)
+        now = orders.join(r.cell_kqi.select("cell_id", "service", "good_rate"), on="cell_id").select(
+            "order_id", "cell_id", pl.lit(w.run_id).alias("run_id"),
+            pl.lit(w.last_day).alias("last_day"), "service", "good_rate")
+        return pl.concat([stored, now.select(stored.columns)]).sort(
+            "order_id", "last_day", "service", maintain_order=True)
 
     def record(self, r: RunResult) -> None:
         """Store the run (replacing the newest run of the same window)."""

@@ -31,3 +31,13 @@ class InputError(KqiError):
         if column is not None:
             where += f", column '{column}'"
         super().__init__(f"{where}: {problem}")
+
+
+class OutputError(KqiError):
+    """An output cannot be written (full disk, read-only folder, a path under a file, a folder
+    another run holds). The message names the path."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

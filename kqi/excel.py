@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from kqi.io import atomic_path, inert_text
+from kqi.io import CONTROL, inert_text, write_workbook
 from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def _display_width(text: str) -> int:
 def _sheet_title(name: str, taken: set[str]) -> str:
     """A valid, unique sheet name: no []:*?/\\, at most 31 characters, no apostrophe at either end
     (Excel repairs such a file), and never Excel's reserved "History"."""
-    base = _SHEET_BAD.sub("_", name).strip("'").strip() or UNKNOWN_VENDOR
+    base = _SHEET_BAD.sub("_", re.sub(CONTROL, "", " ".join(name.split()))).strip("'").strip() \
+        or UNKNOWN_VENDOR
     base = base[:31].rstrip("'").rstrip() or UNKNOWN_VENDOR
     title, k = base, 2
     while title.lower() in taken or title.lower() == "history":
@@ -603,7 +604,5 @@ def write_work_orders_xlsx(
     if not vendors:
         log.info("no work orders: the workbook has only the summary sheet")
 
-    target = Path(path)
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
-        wb.save(fh)
-    return target
+    # fixed zip and document times: the same inputs give the same bytes
+    return write_workbook(path, wb)

@@ -1,15 +1,22 @@
 """Writing outputs: atomically (temp file, then rename), deterministically, and safely.
 
 Text cells that a spreadsheet would run as a formula (starting with = + - @, or a tab / carriage
-return) are made inert by a leading apostrophe; numbers are left alone.
+return) are made inert by a leading apostrophe; numbers, also written as text (``-110.5``,
+``+5``, ``-1e3``), are left alone. Characters that corrupt a file or fool a reader are removed from
+every text cell: C0 control characters except tab, line feed and carriage return (NUL, ESC, form
+feed ...), DEL, and the Unicode bidirectional overrides (which can show a name backwards).
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
+import io
 import json
 import os
+import re
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,12 @@ from typing import Any
 import polars as pl
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: characters removed from every text cell written (see the module docstring)
+CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]"
+_CONTROL = re.compile(CONTROL)
+#: a plain number: not run by a spreadsheet, so not prefixed
+NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_NUMBER = re.compile(NUMBER)
 _UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
 os.umask(_UMASK)
 
@@ -25,9 +38,15 @@ def inert_text(value: str | None) -> str | None:
     """Return ``value`` made safe for CSV/Excel: formula-like text gets a leading apostrophe."""
     if value is None or value == "":
         return value
-    if value.startswith(_FORMULA_START):
+    value = _CONTROL.sub("", value)
+    if value.startswith(_FORMULA_START) and not _NUMBER.match(value):
         return "'" + value
     return value
+
+
+def inert_header(name: str) -> str:
+    """A column header made inert like a text cell, on one line (line breaks become spaces)."""
+    return inert_text(re.sub(r"[\r\n\t]+", " ", name)) or name
 
 
 def make_inert(df: pl.DataFrame) -> pl.DataFrame:
@@ -35,9 +54,9 @@ def make_inert(df: pl.DataFrame) -> pl.DataFrame:
     exprs = []
     for name, dtype in df.schema.items():
         if dtype == pl.String:
-            col = pl.col(name)
+            col = pl.col(name).str.replace_all(CONTROL, "")
             exprs.append(
-                pl.when(col.str.contains(r"^[=+\-@\t\r]"))
+                pl.when(col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(NUMBER))
                 .then(pl.lit("'") + col)
                 .otherwise(col)
                 .alias(name)
@@ -86,3 +105,56 @@ def write_parquet(path: str | Path, df: pl.DataFrame) -> Path:
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=True)
     return Path(path)
+
+
+#: the time stamped into a workbook's zip entries and document properties: outputs depend on the
+#: inputs and the config only, so two runs give the same bytes (run times are in run_info.json)
+FIXED_TIME = (2000, 1, 1, 0, 0, 0)
+_CORE_TIME = re.compile(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+
+
+def deterministic_zip(data: bytes) -> bytes:
+    """``data`` (a zip: xlsx) with fixed entry times and fixed document-property times."""
+    out = io.BytesIO()
+    stamp = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*FIXED_TIME)
+    with zipfile.ZipFile(io.BytesIO(data)) as src, \
+            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                body = _CORE_TIME.sub(lambda m: m.group(1) + stamp + m.group(2),
+                                      body.decode("utf-8")).encode("utf-8")
+            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, body)
+    return out.getvalue()
+
+
+def write_workbook(path: str | Path, workbook: Any) -> Path:
+    """Save an openpyxl workbook atomically and byte-deterministically."""
+    buf = io.BytesIO()
+    workbook.save(buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(deterministic_zip(buf.getvalue()))
+    return Path(path)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~#!])")
+
+
+def md_text(value: str) -> str:
+    """A name made inert in Markdown: one line, HTML escaped, markup characters backslashed."""
+    one_line = " ".join(_CONTROL.sub("", value).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
+def md_safe(data: Any) -> Any:
+    """A JSON-like structure with every string (keys too) passed through :func:`md_text`."""
+    if isinstance(data, str):
+        return md_text(data)
+    if isinstance(data, dict):
+        return {md_text(k) if isinstance(k, str) else k: md_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [md_safe(v) for v in data]
+    return data

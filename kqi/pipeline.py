@@ -25,20 +25,13 @@ from kqi import __version__
 from kqi.config import Config
 from kqi.errors import InputError
 from kqi.ingest import source_name
-from kqi.io import write_csv, write_json, write_parquet, write_text
+from kqi.io import md_safe, write_csv, write_json, write_parquet, write_text
 
 if TYPE_CHECKING:
     from kqi.closedloop import Loop
 
 log = logging.getLogger(__name__)
 
-#: every file a run may write into ``out`` (besides rejects/): removed first, so that a file left by
-#: an earlier run (say complaint_links.csv from a run with complaints) never passes for this run's
-OUTPUT_FILES = (
-    "cell_kqi.csv", "cell_kqi.parquet", "cell_kqi_daily.csv", "diagnosis.csv", "diagnosis.parquet",
-    "clusters.csv", "areas.csv", "work_orders.csv", "work_orders.xlsx", "complaint_links.csv",
-    "hotspots.csv", "followup.csv", "summary.json", "summary.md", "map.html", "manifest.json",
-)
 
 #: progress callback: (stage name, event) with event "start" or "done"
 Progress = Callable[[str, str], None]
@@ -80,6 +73,9 @@ class RunResult:
         Per feed :class:`kqi.ingest.FeedReport` (rows read, accepted, rejected, checksum).
     rejects : dict of polars.DataFrame
         Rejected rows per feed (held here when ``out`` is ``None``; in ``rejects/`` otherwise).
+    run_info : dict
+        When the run started and how long each stage took (``run_info.json``): kept apart from
+        the manifest so that the same inputs give the same manifest.
     """
 
     out: Path | None = None
@@ -104,6 +100,7 @@ class RunResult:
     trend: pl.DataFrame | None = None
     reports: dict[str, Any] = field(default_factory=dict)
     rejects: dict[str, pl.DataFrame] = field(default_factory=dict)
+    run_info: dict[str, Any] = field(default_factory=dict)
 
 
 class _Stages:
@@ -182,6 +179,8 @@ def run(
     kqi.InputError
         An input cannot be used at all (missing file, missing required column, no rows,
         undecodable).
+    kqi.errors.OutputError
+        ``out`` cannot be written (full disk, read-only, under a file) or another run holds it.
 
     Examples
     --------
@@ -193,14 +192,28 @@ def run(
     inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
               "subscribers": subscribers}
     _check_inputs(inputs)
-    out_dir = None if out is None else Path(out)
-    rejects_dir = None if out_dir is None else out_dir / "rejects"
-    if out_dir is not None and rejects_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _clear_stale_outputs(out_dir, rejects_dir)
+    history_path = history if history is not None else (cfg.history.path or None)
+    if out is None:
+        return _run(cfg, inputs, None, history_path, progress)
+    from kqi.outdir import OutputDir, os_errors
+
+    # all or nothing: outputs are written into a staging folder inside ``out`` (locked), then
+    # swapped in, manifest.json last (kqi/outdir.py)
+    with OutputDir(out) as od, os_errors(od.path, "write the outputs"):
+        result = _run(cfg, inputs, od.staging, history_path, progress)
+        result.files = od.commit(result.files)
+        result.out = od.path
+    return result
+
+
+def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
+         history_path: str | Path | None, progress: Progress | None) -> RunResult:
+    """Every stage of :func:`run`; the outputs written into ``out_dir`` (the staging folder)
+    when given. With a history, the run is recorded once its outputs are written, so a run
+    whose outputs fail leaves no trace in the history."""
     st = _Stages(progress)
     started = dt.datetime.now(dt.UTC)
-    history_path = history if history is not None else (cfg.history.path or None)
+    rejects_dir = None if out_dir is None else out_dir / "rejects"
     loop = None
     if history_path is not None:
         from kqi.closedloop import Loop
@@ -208,36 +221,48 @@ def run(
         with st.stage("open history"):
             loop = Loop.open(history_path, cfg)
     try:
-        result = _analyse(cfg, st, rejects_dir, cells=cells, tests=tests, kpis=kpis,
-                          complaints=complaints, subscribers=subscribers, loop=loop)
+        result = _analyse(cfg, st, rejects_dir, loop=loop, **inputs)
         if loop is not None:
             with st.stage("follow-up"):
                 loop.follow_up(result)
                 result.summary["programme"] = loop.programme
+                result.trend = loop.trend(result)
+        if out_dir is not None and rejects_dir is not None:
+            with st.stage("write outputs"):
+                _write_tables(result, out_dir, cfg)
+            if cfg.output.map:
+                with st.stage("map"):
+                    result.files.append(_render_map(result, out_dir / "map.html", cfg))
+            result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
+        if loop is not None:
             with st.stage("record history"):
                 loop.record(result)
-                result.trend = loop.trend()
     finally:
         if loop is not None:
             loop.close()
-    result.out = out_dir
-    if out_dir is not None and rejects_dir is not None:
-        with st.stage("write outputs"):
-            _write_tables(result, out_dir, cfg)
-        if cfg.output.map:
-            with st.stage("map"):
-                result.files.append(_render_map(result, out_dir / "map.html", cfg))
-        result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
+    # manifest.json depends on the inputs and the config only (byte-identical for the same run);
+    # times and timings go to run_info.json
+    feeds = {name: rep.to_dict() for name, rep in result.reports.items()}
+    feed_seconds = {name: f.pop("seconds") for name, f in feeds.items()}
+    for f in feeds.values():
+        if f.get("rejects_path") and out_dir is not None:
+            f["rejects_path"] = Path(f["rejects_path"]).relative_to(out_dir).as_posix()
+    result.run_info = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "timings_s": st.timings,
+        "feed_seconds": feed_seconds,
+    }
+    if out_dir is not None:
+        result.files.append(write_json(out_dir / "run_info.json", result.run_info))
     result.manifest = {
         "kqi_version": __version__,
-        "started_utc": started.isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "feeds": {name: rep.to_dict() for name, rep in result.reports.items()},
+        "feeds": feeds,
         "inputs": {k: source_name(v, k) for k, v in inputs.items() if v is not None},
         "config": cfg.to_dict(),
-        "timings_s": st.timings,
+        "run_info": "run_info.json",   # the run's times and stage timings
         "outputs": ([] if out_dir is None
-                    else sorted(str(p.relative_to(out_dir)) for p in result.files)),
+                    else sorted(p.relative_to(out_dir).as_posix() for p in result.files)),
     }
     if out_dir is not None:
         result.files.append(write_json(out_dir / "manifest.json", result.manifest))
@@ -245,7 +270,7 @@ def run(
 
 
 def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Source, tests: Source,
-             kpis: Source, complaints: Source | None, subscribers: Source | None,
+             kpis: Source, complaints: Source | None = None, subscribers: Source | None = None,
              loop: Loop | None = None) -> RunResult:
     """Every stage but the writing: the tables of a run, on a :class:`RunResult`."""
     from kqi.diagnosis import diagnose
@@ -339,7 +364,8 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         files.append(write_csv(out_dir / "complaint_links.csv", r.links))
         files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))
     files.append(write_json(out_dir / "summary.json", r.summary))
-    files.append(write_text(out_dir / "summary.md", _summary_md(r.summary, summary_markdown)))
+    files.append(write_text(out_dir / "summary.md",
+                            _summary_md(md_safe(r.summary), summary_markdown)))
     if cfg.output.excel:
         from kqi.excel import write_work_orders_xlsx
 
@@ -354,15 +380,6 @@ def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
                       areas=r.areas, complaints=r.complaints, links=r.links,
                       work_orders=r.work_orders, isd=r.isd, config=cfg, trend=r.trend,
                       followup=r.followup)
-
-
-def _clear_stale_outputs(out_dir: Path, rejects_dir: Path) -> None:
-    """An output from an earlier run into the same folder must not pass for this run's."""
-    for name in OUTPUT_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    if rejects_dir.is_dir():
-        for p in rejects_dir.glob("*.csv"):
-            p.unlink()
 
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,

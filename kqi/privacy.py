@@ -4,13 +4,20 @@ The complaints feed's ``msisdn`` column is dropped right after validation; this 
 other ways a number gets through: a caller's number typed into the free-text description, and a
 phone column whose header is not among the aliases (联系电话, 手机号码, "Contact no." ...).
 
-Numbers are recognised, not guessed from any digit run: a mainland-China mobile number (11 digits
-starting 1[3-9], optionally with +86 / 0086), an international number written with + or 00 and
-8-15 digits, and the exact number(s) the ticket carries. Timestamps, ids and counts stay intact.
+Numbers are recognised, not guessed from any digit run, in the forms people type them: a
+mainland-China mobile number (11 digits starting 1[3-9]) with or without a country code (``+86``,
+``0086``, ``86``, ``(+86)``), its digits run together or grouped 3-4-4 / 3-8 / 7-4 by spaces,
+dashes, dots, slashes or brackets; an international number written with ``+`` or ``00`` and 8-15
+digits (brackets such as ``(0)20`` or ``(415)`` allowed); a mainland landline with its area code
+(``010-6234 5678``, ``(0755) 8123 4567``); full-width digits and signs (``１３８…``, ``＋８６``) like
+their ASCII forms; and the exact number(s) the ticket carries. Timestamps, epoch seconds, ids
+(cell ids, ECIs, ECGIs), coordinates and counts stay intact (tests/test_hardening_privacy.py
+measures both errors).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
@@ -21,9 +28,29 @@ import polars as pl
 MASK = "***"
 KEEP = 2
 
-_CN_MOBILE = r"(?:(?:\+|00)86[ -]?)?1[3-9]\d{9}"
-_INTERNATIONAL = r"(?:\+|00)[1-9]\d{7,14}"
-_PHONE = re.compile(rf"(?<![\dA-Za-z])(?:{_CN_MOBILE}|{_INTERNATIONAL})(?![\dA-Za-z])")
+# full-width digits and signs, and the spaces people paste, read as their ASCII forms; one character
+# for one, so a match's span in the translated text is its span in the original
+_ASCII = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)}, "＋": "+", "－": "-",
+                        "（": "(", "）": ")", "．": ".", "／": "/", "\u3000": " ", "\u00a0": " ",
+                        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-"})
+_SEP = r"[ \t\-./]{0,3}"          # between digit groups: "138 1234 5678", "138-1234-5678", " - "
+# a dot only as "138.1234.5678": "139.12345678" and "131.1234 5678" are longitudes, not numbers
+_SEP_NODOT = r"[ \t\-/]{0,3}"
+_CC86 = r"(?:(?:\+|00)[ ]?86|\(\s*\+?\s*86\s*\)|86)"
+_CN_MOBILE = (rf"(?:{_CC86}{_SEP})?\(?1[3-9]\d\)?"
+              rf"(?:{_SEP_NODOT}\d{{4}}{_SEP_NODOT}\d{{4}}|\.\d{{4}}\.\d{{4}}|{_SEP_NODOT}\d{{8}})"
+              rf"|(?:{_CC86}{_SEP})?1[3-9]\d{{5}}{_SEP_NODOT}\d{{4}}")
+_INTERNATIONAL = r"(?:\+|00)[ ]?[1-9](?:[ \t\-./()]{0,3}\d){7,14}"
+_LANDLINE = rf"\(?0[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}"
+# not inside a word or a longer digit run, and not the decimals of a number ("0.13912345678")
+_PHONE = re.compile(rf"(?<![\dA-Za-z])(?<!\d[.,])(?:{_CN_MOBILE}|{_INTERNATIONAL}|{_LANDLINE})"
+                    r"(?![\dA-Za-z])")
+#: a cheap superset of :data:`_PHONE` for polars (Rust regex): seven digits with short separators
+_CANDIDATE = r"[0-9０-９](?:[\s\-./()（）＋+－]{0,3}[0-9０-９]){6,}"
+#: headers of columns that hold a person's number, whatever their values look like
+PHONE_HEADER = re.compile(
+    r"(?:^|[_\s])(?:msisdn|phone|mobile|tel|telephone|contact|callback|cellphone)(?:[_\s]|no|$)"
+    r"|手机|电话|联系|号码|msisdn|phone", re.IGNORECASE)
 
 #: share of a column's non-empty values that must look like phone numbers to treat it as one
 PHONE_COLUMN_SHARE = 0.6
@@ -54,18 +81,53 @@ def scrub_text(text: str | None, known: Iterable[str] = ()) -> str | None:
     for number in known:
         if number and len(number) >= 5 and number in text:
             text = text.replace(number, mask_number(number))
-    return _PHONE.sub(lambda m: mask_number(m.group(0)), text)
+    ascii_ = text.translate(_ASCII)
+    spans = [m.span() for m in _PHONE.finditer(ascii_)]
+    if not spans:
+        return text
+    parts, pos = [], 0
+    for a, b in spans:
+        parts += [text[pos:a], mask_number(ascii_[a:b])]
+        pos = b
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def is_phone_header(name: str) -> bool:
+    """Whether a column header names a phone number (``msisdn``, ``contact_no``, 联系电话, 手机号 ...)."""
+    return bool(PHONE_HEADER.search(name.strip()))
 
 
 def scrub_series(texts: pl.Series, known: pl.Series | None = None) -> pl.Series:
     """:func:`scrub_text` over a text column; ``known`` holds each row's own number(s).
 
-    Complaint feeds are thousands of rows, not millions: a plain loop is clear and fast enough.
+    Values without a run of seven digits are skipped in polars; the rest go through the regex.
     """
-    own = known.cast(pl.String).to_list() if known is not None else [None] * texts.len()
-    return pl.Series(texts.name, [scrub_text(t, (k,) if k else ()) for t, k in
-                                  zip(texts.cast(pl.String).to_list(), own, strict=True)],
-                     dtype=pl.String)
+    t = texts.cast(pl.String)
+    own = known.cast(pl.String) if known is not None else None
+    # only values with a run of digits can hold a number: the others are not looked at in Python
+    todo = t.str.contains(_CANDIDATE).fill_null(False)
+    if own is not None:
+        todo = todo | own.is_not_null()
+    if not todo.any():
+        return t.alias(texts.name)
+    idx = todo.arg_true()
+    sub_t = t.gather(idx).to_list()
+    sub_k = own.gather(idx).to_list() if own is not None else [None] * len(idx)
+    done = pl.Series(texts.name, [scrub_text(v, (k,) if k else ()) for v, k in
+                                  zip(sub_t, sub_k, strict=True)], dtype=pl.String)
+    return t.scatter(idx, done).alias(texts.name)
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that masks phone numbers in every record's message (CLI handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = scrub_text(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
 
 
 def looks_like_phone_column(values: pl.Series) -> bool:
