@@ -200,3 +200,16 @@ def test_missing_kqi_column_is_refused_not_flagged_poor(tmp_path) -> None:
     q.write_text("ts,cell_id,service,page_load_ms\n2026-11-02 08:00:00,C1,browsing,900\n",
                  encoding="utf-8")
     assert kqi.flag_cells(q)["good_tests"].to_list() == [1]
+
+
+@pytest.mark.parametrize("bad", [
+    pl.Series("cell_id", [["a"], ["b"]]),
+    pl.Series("cell_id", [{"x": 1}, {"x": 2}]),
+    pl.Series("page_load_ms", [True, False]),
+])
+def test_in_memory_columns_of_unusable_types_are_refused(bad: pl.Series) -> None:
+    df = pl.DataFrame({"ts": ["2026-01-01 10:00:00"] * 2, "cell_id": ["a", "b"],
+                       "service": ["browsing"] * 2, "page_load_ms": [100.0, 200.0]})
+    df = df.with_columns(bad)
+    with pytest.raises(InputError, match=rf"column '{bad.name}': column type .* cannot hold"):
+        kqi.flag_cells(df)
