@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 from kqi.clustering.signatures import renumber
 
+from kqi.geo import haversine_m
+
 log = logging.getLogger(__name__)
 
-EARTH_RADIUS_KM = 6371.0088
 
 
 def spatial_clusters(lat: np.ndarray, lon: np.ndarray, *, min_cluster_size: int,
@@ -112,11 +113,7 @@ def _split_by_diameter(lat: np.ndarray, lon: np.ndarray, max_km: float) -> np.nd
         return out
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    la = np.radians(lat)
-    lo = np.radians(lon)
     iu, ju = np.triu_indices(n, k=1)  # condensed order expected by linkage
-    a = (np.sin((la[ju] - la[iu]) / 2.0) ** 2
-         + np.cos(la[iu]) * np.cos(la[ju]) * np.sin((lo[ju] - lo[iu]) / 2.0) ** 2)
-    dist_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    dist_km = haversine_m(lat[iu], lon[iu], lat[ju], lon[ju]) / 1000.0
     tree = linkage(dist_km, method="complete")
     return fcluster(tree, t=max_km, criterion="distance").astype(np.int64) - 1

@@ -60,6 +60,7 @@ __all__ = [
     "RadiusHits",
     "angle_diff_deg",
     "bearing_deg",
+    "destination",
     "haversine_m",
     "site_isd",
 ]
@@ -108,6 +109,36 @@ def haversine_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
         float64 distances with the broadcast shape (0-d for scalars); NaN where an input is NaN.
     """
     return _pairwise(_k.haversine_arr, lat1, lon1, lat2, lon2)
+
+
+def destination(lat: np.ndarray, lon: np.ndarray, bearing_deg: np.ndarray,
+                distance_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Great-circle destination of points moved ``distance_m`` along ``bearing_deg``.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        Start points, degrees WGS84 (broadcastable against the other arguments).
+    bearing_deg : numpy.ndarray
+        Bearings, degrees clockwise from north.
+    distance_m : numpy.ndarray
+        Distances, metres.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Latitudes and longitudes of the destinations, degrees; longitudes wrapped to [-180, 180).
+    """
+    phi1 = np.radians(lat)
+    lam1 = np.radians(lon)
+    theta = np.radians(bearing_deg)
+    delta = np.asarray(distance_m, dtype=np.float64) / EARTH_RADIUS_M
+    sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(theta)
+    phi2 = np.arcsin(np.clip(sin_phi2, -1.0, 1.0))
+    lam2 = lam1 + np.arctan2(np.sin(theta) * np.sin(delta) * np.cos(phi1),
+                             np.cos(delta) - np.sin(phi1) * sin_phi2)
+    lon2 = (np.degrees(lam2) + 540.0) % 360.0 - 180.0
+    return np.degrees(phi2), lon2
 
 
 def bearing_deg(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:

@@ -241,16 +241,6 @@ def _to_latlon(x_m: np.ndarray, y_m: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lat0 + y_m / m_per_deg, lon0 + x_m / (m_per_deg * math.cos(math.radians(lat0)))
 
 
-def _destination(lat: np.ndarray, lon: np.ndarray, bearing: np.ndarray, dist_m: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Point reached from (lat, lon) going ``dist_m`` along the initial ``bearing`` (degrees)."""
-    p1, l1, b = np.radians(lat), np.radians(lon), np.radians(bearing)
-    a = dist_m / geo.EARTH_RADIUS_M
-    p2 = np.arcsin(np.sin(p1) * np.cos(a) + np.cos(p1) * np.sin(a) * np.cos(b))
-    l2 = l1 + np.arctan2(np.sin(b) * np.sin(a) * np.cos(p1), np.cos(a) - np.sin(p1) * np.sin(p2))
-    return np.degrees(p2), np.degrees(l2)
-
-
 def _csv_text(df: pl.DataFrame, header: bool = True) -> str:
     return df.write_csv(include_header=header, datetime_format=_TS_FORMAT)
 
@@ -742,7 +732,7 @@ def _make_complaints(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[
     isd = cells["isd_m"].fill_null(1000.0).to_numpy()[cell_of]
     bearing = (az + rng.uniform(-0.4, 0.4, m) * np.minimum(bw, 360.0)) % 360.0
     dist = isd * 0.6 * np.sqrt(rng.uniform(0.02, 1.0, m))
-    plat, plon = _destination(lat, lon, bearing, dist)
+    plat, plon = geo.destination(lat, lon, bearing, dist)
 
     hour = rng.choice(24, size=m, p=(_HOURLY + 0.2) / (_HOURLY + 0.2).sum())
     sec = day * 86400 + hour * 3600 + rng.integers(0, 3600, m)

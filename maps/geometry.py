@@ -8,41 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Mean Earth radius (IUGG), metres; the same sphere as kqi's haversine distances.
-EARTH_RADIUS_M = 6_371_008.8
+from kqi.geo import destination
+
+__all__ = ["OMNI_BEAMWIDTH", "convex_hull", "destination", "sector_polygons", "sector_radius"]
 
 #: A beamwidth at or above this is drawn as a full circle (an omni cell).
 OMNI_BEAMWIDTH = 360.0
-
-
-def destination(lat: np.ndarray, lon: np.ndarray, bearing_deg: np.ndarray,
-                distance_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Great-circle destination of points moved ``distance_m`` along ``bearing_deg``.
-
-    Parameters
-    ----------
-    lat, lon : numpy.ndarray
-        Start points, degrees WGS84 (broadcastable against the other arguments).
-    bearing_deg : numpy.ndarray
-        Bearings, degrees clockwise from north.
-    distance_m : numpy.ndarray
-        Distances, metres.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Latitudes and longitudes of the destinations, degrees; longitudes wrapped to [-180, 180).
-    """
-    phi1 = np.radians(lat)
-    lam1 = np.radians(lon)
-    theta = np.radians(bearing_deg)
-    delta = np.asarray(distance_m, dtype=np.float64) / EARTH_RADIUS_M
-    sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(theta)
-    phi2 = np.arcsin(np.clip(sin_phi2, -1.0, 1.0))
-    lam2 = lam1 + np.arctan2(np.sin(theta) * np.sin(delta) * np.cos(phi1),
-                             np.cos(delta) - np.sin(phi1) * sin_phi2)
-    lon2 = (np.degrees(lam2) + 540.0) % 360.0 - 180.0
-    return np.degrees(phi2), lon2
 
 
 def sector_radius(isd_m: np.ndarray, *, factor: float, min_m: float, max_m: float,

@@ -24,12 +24,12 @@ from kqi.maps import assets as map_assets
 from kqi.maps import geometry
 from kqi.maps._errors import MapError
 from kqi.maps.render import js_json, render_map
+from reference import R  # the plain sphere the wedges are checked on
 from scipy.spatial import ConvexHull
 
 from kqi.config import Config, OutputConfig
 from kqi.errors import KqiError
 
-R = geometry.EARTH_RADIUS_M
 HOSTILE_NAME = 'Cell </script><img src=x onerror="window.__pwned=1">'
 HOSTILE_DESC = "</script><script>window.__pwned=2</script><img src=x onerror=alert(1)> & co"
 
