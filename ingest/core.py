@@ -30,6 +30,7 @@ from kqi.schema import (
     CELL_KPIS,
     CELLS,
     COMPLAINTS,
+    KQI_COLUMNS,
     SERVICE_CODE_TYPE,
     SUBSCRIBERS,
     Column,
@@ -68,17 +69,16 @@ FREE_TEXT = frozenset({"cell_name", "vendor", "region", "category", "tech"})
 #: a 28-bit E-UTRAN cell id: eNB id in the top 20 bits, the cell in the low 8
 ECI_BITS = 28
 ECI_CELL_BITS = 8
-_KQI_COLUMNS = ("page_load_ms", "initial_buffer_ms", "stall_ratio", "rtt_ms", "jitter_ms", "loss_pct")
 CELL_ID = APP_TESTS.column("cell_id")
 _ARROW_KIND = {"string": pa.string(), "service": pa.string(), "float": pa.float64(), "int": pa.float64(),
                "flag": pa.float64(), "timestamp": pa.timestamp("us")}
 #: columns of a "tests" batch, in order
-TEST_BATCH_COLUMNS: tuple[str, ...] = ("ts", "cell_code", "service_code", "success", *_KQI_COLUMNS, "good")
+TEST_BATCH_COLUMNS: tuple[str, ...] = ("ts", "cell_code", "service_code", "success", *KQI_COLUMNS, "good")
 #: columns of an "aggregated" batch, in order
 AGG_BATCH_COLUMNS: tuple[str, ...] = ("cell_code", "service_code", "tests", "good_tests", "period")
 TEST_BATCH_SCHEMA: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"), "cell_code": pl.Int32(), "service_code": pl.Int8(), "success": pl.Int8(),
-    **{c: pl.Float64() for c in _KQI_COLUMNS}, "good": pl.Int8(),
+    **{c: pl.Float64() for c in KQI_COLUMNS}, "good": pl.Int8(),
 }
 AGG_BATCH_SCHEMA: dict[str, pl.DataType] = {
     "cell_code": pl.Int32(), "service_code": pl.Int8(), "tests": pl.Int64(), "good_tests": pl.Int64(),

@@ -21,12 +21,16 @@ import math
 import numpy as np
 
 from kqi._numba import kernel
+from kqi.schema import KQI_COLUMNS, SERVICE_KQIS, SERVICES
 
-N_SERVICES = 3
+N_SERVICES = len(SERVICES)
 #: order of the KQI columns and of the ``targets`` array the kernels take
-TARGET_FIELDS: tuple[str, ...] = (
-    "page_load_ms", "initial_buffer_ms", "stall_ratio", "rtt_ms", "jitter_ms", "loss_pct",
-)
+TARGET_FIELDS: tuple[str, ...] = KQI_COLUMNS
+# the branch-free verdict below is written for this layout (k0 browsing; k1, k2 video; k3-k5
+# gaming): a change of kqi.schema.SERVICE_KQIS must change the kernel too, and fails here first
+if tuple(len(SERVICE_KQIS[s]) for s in SERVICES) != (1, 2, 3):  # pragma: no cover
+    raise ImportError("kqi._kernels._verdicts is written for 1, 2 and 3 KQIs per service; "
+                      "kqi.schema.SERVICE_KQIS has changed")
 
 
 @kernel

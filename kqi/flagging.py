@@ -33,7 +33,7 @@ from kqi import _kernels
 from kqi.config import Config, KqiConfig
 from kqi.errors import InputError
 from kqi.frames import DType
-from kqi.schema import CELL_KQI, SERVICES
+from kqi.schema import CELL_KQI, SERVICE_KQIS, SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -473,11 +473,7 @@ def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
 
 
 #: the KQI columns each service's verdict needs (see :class:`kqi.config.Targets`)
-NEEDED_KQIS: dict[str, tuple[str, ...]] = {
-    "browsing": ("page_load_ms",),
-    "video": ("initial_buffer_ms", "stall_ratio"),
-    "gaming": ("rtt_ms", "jitter_ms", "loss_pct"),
-}
+NEEDED_KQIS: dict[str, tuple[str, ...]] = SERVICE_KQIS
 
 
 def check_kqi_columns(feed: Any, acc: KqiAccumulator, config: Config | None = None) -> None:

@@ -22,6 +22,17 @@ import pyarrow as pa
 SERVICES: tuple[str, ...] = ("browsing", "video", "gaming")
 SERVICE_CODE: dict[str, int] = {s: i for i, s in enumerate(SERVICES)}
 
+#: the KQIs each service's test verdict needs (targets in :class:`kqi.config.Targets`); the one
+#: definition of which KQI belongs to which service, read by ingest, the verdict kernel and the
+#: feed check
+SERVICE_KQIS: dict[str, tuple[str, ...]] = {
+    "browsing": ("page_load_ms",),
+    "video": ("initial_buffer_ms", "stall_ratio"),
+    "gaming": ("rtt_ms", "jitter_ms", "loss_pct"),
+}
+#: the KQI columns of a per-test feed, in service order (also the order of the kernels' targets)
+KQI_COLUMNS: tuple[str, ...] = tuple(k for s in SERVICES for k in SERVICE_KQIS[s])
+
 #: Service values accepted at ingest (after lower-casing and stripping), mapped to canonical names.
 SERVICE_ALIASES: dict[str, str] = {
     "browsing": "browsing", "browse": "browsing", "web": "browsing", "http": "browsing",
