@@ -44,7 +44,7 @@ from kqi._link_kernels import COVERAGE, link_candidates
 from kqi.clustering import spatial_clusters
 from kqi.config import Config
 from kqi.errors import KqiError
-from kqi.frames import DType, column_or_null, require_columns
+from kqi.frames import DType, column_or_null, linked_network, poor_services_agg, require_columns
 from kqi.schema import CELLS, COMPLAINT_LINKS, SERVICE_CODE, SERVICES
 
 log = logging.getLogger(__name__)
@@ -331,23 +331,18 @@ def silent_poor_cells(cell_kqi: pl.DataFrame, links: pl.DataFrame | None) -> pl.
         poor services), ``bad_tests`` (not good, of the poor services); sorted by cell_id.
     """
     require_columns(cell_kqi, ("cell_id", "service", "tests", "good_tests", "poor"), "cell_kqi")
-    order = {s: i for i, s in enumerate(SERVICES)}
     poor = (
         cell_kqi.filter(pl.col("poor").fill_null(False))
         .select(pl.col("cell_id").cast(pl.String), pl.col("service").cast(pl.String),
-                pl.col("tests").cast(pl.Int64), pl.col("good_tests").cast(pl.Int64))
-        .with_columns(pl.col("service").replace_strict(order, default=len(order),
-                                                       return_dtype=pl.Int32).alias("_o"))
-        .sort(["cell_id", "_o"])
-        .group_by("cell_id", maintain_order=True)
-        .agg(pl.col("service").str.join(";").alias("poor_services"),
+                pl.col("tests").cast(pl.Int64), pl.col("good_tests").cast(pl.Int64),
+                pl.col("poor"))
+        .group_by("cell_id")
+        .agg(poor_services_agg(),
              pl.col("tests").sum(),
              (pl.col("tests") - pl.col("good_tests")).sum().alias("bad_tests"))
     )
     if links is not None and links.height:
-        require_columns(links, ("cell_id", "network", "method"), "complaint links")
-        heard = links.filter(pl.col("network") & pl.col("method").is_in(("crm", "spatial"))
-                             ).select(pl.col("cell_id").cast(pl.String)).unique()
+        heard = linked_network(links).select(pl.col("cell_id").cast(pl.String)).unique()
         poor = poor.join(heard, on="cell_id", how="anti")
     return poor.sort("cell_id")
 
@@ -380,12 +375,6 @@ def _conform(df: pl.DataFrame, kind: str) -> pl.DataFrame:
         column_or_null(df.columns, c, t)
         for c, t in _HOTSPOT_SCHEMA.items()
     ])
-
-
-def _linked_network(links: pl.DataFrame) -> pl.DataFrame:
-    require_columns(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
-    return links.filter(pl.col("network") & pl.col("method").is_in(("crm", "spatial"))
-                        & pl.col("cell_id").is_not_null())
 
 
 def _periods(ts: pl.Series, period_days: int) -> tuple[date, date, date] | None:
@@ -499,7 +488,8 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
     """
     cc = config.complaints
     top = int(cc.hotspot_top)
-    linked = _linked_network(links).select("complaint_id", pl.col("cell_id").cast(pl.String))
+    require_columns(links, ("complaint_id",), "complaint links")
+    linked = linked_network(links).select("complaint_id", pl.col("cell_id").cast(pl.String))
     parts: list[pl.DataFrame] = []
 
     volume = (linked.group_by("cell_id").agg(pl.len().cast(pl.Int64).alias("complaints"))

@@ -21,8 +21,8 @@ import polars as pl
 
 from kqi.config import Config, DiagnosisConfig
 from kqi.errors import ConfigError
-from kqi.frames import column_or_null, with_columns_or_null
-from kqi.schema import CAUSES, DIAGNOSIS, SERVICE_CODE
+from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
+from kqi.schema import CAUSES, DIAGNOSIS
 
 log = logging.getLogger(__name__)
 
@@ -558,16 +558,8 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
 
 def poor_cells(cell_kqi: pl.DataFrame) -> pl.DataFrame:
     """``cell_id, poor_services`` (";"-joined in browsing/video/gaming order) of every poor cell."""
-    order = pl.col("service").replace_strict(SERVICE_CODE, default=len(SERVICE_CODE),
-                                             return_dtype=pl.Int32)
-    return (
-        cell_kqi.filter(pl.col("poor"))
-        .select(pl.col("cell_id").cast(pl.String), pl.col("service").cast(pl.String))
-        .sort([pl.col("cell_id"), order])
-        .group_by("cell_id", maintain_order=True)
-        .agg(pl.col("service").unique(maintain_order=True).str.join(";").alias("poor_services"))
-        .sort("cell_id")
-    )
+    return (cell_kqi.filter(pl.col("poor")).with_columns(pl.col("cell_id").cast(pl.String))
+            .group_by("cell_id").agg(poor_services_agg()).sort("cell_id"))
 
 
 def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,

@@ -7,6 +7,10 @@ from collections.abc import Iterable
 import polars as pl
 
 from kqi.errors import KqiError
+from kqi.schema import SERVICE_CODE
+
+#: link methods that tie a complaint to a cell (kqi.complaints.link_complaints)
+LINKED_METHODS: tuple[str, ...] = ("crm", "spatial")
 
 #: a polars dtype as code writes it: an instance (``pl.Datetime("us", "UTC")``) or a class
 #: (``pl.Float64``)
@@ -40,3 +44,20 @@ def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str,
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise error(f"{what}: missing column(s) {', '.join(missing)}")
+
+
+def poor_services_agg() -> pl.Expr:
+    """In a ``group_by("cell_id")`` of a cell x service table (``service``, ``poor``): the cell's
+    poor services, ``;``-joined in browsing, video, gaming order (``""`` when none)."""
+    poor = pl.col("poor").cast(pl.Boolean).fill_null(False)
+    order = pl.col("service").replace_strict(SERVICE_CODE, default=len(SERVICE_CODE),
+                                             return_dtype=pl.Int32)
+    return (pl.col("service").cast(pl.String).filter(poor).sort_by(order.filter(poor))
+            .str.join(";").alias("poor_services"))
+
+
+def linked_network(links: pl.DataFrame) -> pl.DataFrame:
+    """The network complaints a link ties to a cell (method crm or spatial, a cell_id)."""
+    require_columns(links, ("cell_id", "network", "method"), "complaint links")
+    return links.filter(pl.col("network") & pl.col("method").is_in(LINKED_METHODS)
+                        & pl.col("cell_id").is_not_null())

@@ -384,8 +384,10 @@ def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
                        hotspot_df: pl.DataFrame | None) -> dict[str, Any]:
+    from kqi.frames import linked_network
+
     network = links.filter(pl.col("network"))
-    linked = network.filter(pl.col("cell_id").is_not_null() & (pl.col("cell_id") != ""))
+    linked = linked_network(links)
     return {
         "complaints": links.height,
         "network_complaints": network.height,

@@ -26,13 +26,16 @@ import polars as pl
 
 from kqi.config import Config
 from kqi.errors import KqiError
-from kqi.frames import column_or_null, require_columns
+from kqi.frames import (
+    column_or_null,
+    linked_network,
+    poor_services_agg,
+    require_columns,
+)
 from kqi.schema import CAUSES, SERVICES, WORK_ORDERS
 
 log = logging.getLogger(__name__)
 
-#: link methods that tie a complaint to a cell
-LINKED_METHODS: tuple[str, ...] = ("crm", "spatial")
 
 #: work-order columns after the contract's ones, in order
 EXTRA_COLUMNS: tuple[str, ...] = (
@@ -66,10 +69,8 @@ def linked_complaint_counts(links: pl.DataFrame | None, max_ids: int) -> pl.Data
                                  "complaint_ids": pl.String})
     if links is None or links.height == 0:
         return empty
-    require_columns(links, ("complaint_id", "cell_id", "network", "method"), "complaint links")
-    linked = links.filter(
-        pl.col("network") & pl.col("method").is_in(LINKED_METHODS) & pl.col("cell_id").is_not_null()
-    )
+    require_columns(links, ("complaint_id",), "complaint links")
+    linked = linked_network(links)
     if linked.height == 0:
         return empty
     limit = max(int(max_ids), 0)
@@ -101,15 +102,11 @@ def _per_cell_kqi(cell_kqi: pl.DataFrame) -> pl.DataFrame:
         pl.col("good_tests").cast(pl.Int64),
         pl.col("good_rate").cast(pl.Float64),
         pl.col("poor").cast(pl.Boolean).fill_null(False),
-    ).with_columns(
-        pl.col("service").replace_strict({s: i for i, s in enumerate(SERVICES)}, default=len(SERVICES),
-                                         return_dtype=pl.Int32).alias("_order")
     )
     aggs: list[pl.Expr] = [
         pl.col("tests").sum().alias("tests"),
         pl.col("poor").any().alias("_any_poor"),
-        pl.col("service").filter(pl.col("poor")).sort_by(
-            pl.col("_order").filter(pl.col("poor"))).str.join(";").alias("poor_services_kqi"),
+        poor_services_agg().alias("poor_services_kqi"),
         (pl.col("tests") - pl.col("good_tests")).filter(pl.col("poor")).sum().alias("poor_tests"),
         pl.col("poor").filter(pl.col("poor")).len().cast(pl.Int64).alias("n_poor_services"),
     ]
