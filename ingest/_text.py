@@ -285,15 +285,26 @@ class RawChunk:
         return sub.with_columns(pl.all().cast(pl.String))
 
 
-def _prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+def _prefetched(items: Iterator[T], depth: int, *, last: object = None,
+                name: str = "kqi-read") -> Iterator[T]:
     """The items of ``items``, made up to ``depth`` ahead in a worker thread while the caller
-    works (pyarrow and polars release the GIL). Memory stays bounded by ``depth`` items; errors
-    surface at the item they belong to; closing this closes ``items``."""
-    with ThreadPoolExecutor(1, thread_name_prefix="kqi-read") as pool:
+    works (pyarrow, polars and the kernels release the GIL). Memory stays bounded by ``depth``
+    items; errors surface at the item they belong to; closing this closes ``items``.
+
+    ``last``: an item ``items`` yields after its last real one (not passed on); what ``items``
+    does after it (finishing a feed: its report, its rejects file) then runs in the caller's
+    thread, as it would without the worker. Needs ``depth`` 1, so nothing is read past it.
+    """
+    if last is not None and depth != 1:
+        raise ValueError("a 'last' marker needs depth 1")
+    with ThreadPoolExecutor(1, thread_name_prefix=name) as pool:
         ahead: deque[Future[T | None]] = deque()
         try:
             ahead.extend(pool.submit(next, items, None) for _ in range(depth))
             while (item := ahead.popleft().result()) is not None:
+                if last is not None and item is last:
+                    next(items, None)
+                    return
                 ahead.append(pool.submit(next, items, None))
                 yield item
         finally:

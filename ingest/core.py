@@ -7,12 +7,10 @@ check; the others are returned. ``rows_read = rows_accepted + rows_rejected`` fo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -58,7 +56,7 @@ from ._sources import (
     resolve_columns,
     source_name,
 )
-from ._text import Coded, CsvSource, RawChunk
+from ._text import Coded, CsvSource, RawChunk, _prefetched
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +610,9 @@ class Ingest:
             src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])
         feed = TestsFeed("aggregated" if aggregated else "tests", run.path, iter(()), codes)
         feed.columns = frozenset(run.mapping)
-        feed.batches = _one_ahead(self._test_batches(run, codes, feed, aggregated))
+        # each batch read and validated in a worker while the caller counts the one before
+        feed.batches = _prefetched(self._test_batches(run, codes, feed, aggregated), 1, last=_LAST,
+                                   name="kqi-ingest")
         return feed
 
     def _test_batches(self, run: _Run, codes: _CodeMap, feed: TestsFeed, aggregated: bool
@@ -651,32 +651,6 @@ class Ingest:
 
 #: what :meth:`Ingest._test_batches` yields after its last batch, before it finishes the feed
 _LAST = pl.DataFrame()
-
-
-def _one_ahead(batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-    """The batches, each read and validated in a worker thread while the caller counts the one
-    before (decoding, polars and the kernels release the GIL). One batch ahead, so memory stays
-    bounded; the feed is finished (report, rejects file) when the caller asks past the last batch,
-    in the caller's thread, as without the worker. Errors surface at the batch they belong to."""
-    with ThreadPoolExecutor(1, thread_name_prefix="kqi-ingest") as pool:
-        ahead: Future[pl.DataFrame | None] | None = None
-        try:
-            ahead = pool.submit(next, batches, None)
-            while True:
-                batch = ahead.result()
-                if batch is None:
-                    return
-                if batch is _LAST:
-                    next(batches, None)
-                    return
-                ahead = pool.submit(next, batches, None)
-                yield batch
-        finally:
-            # a caller that stops early: let the step in flight end, then close (abort) the feed
-            if ahead is not None:
-                with contextlib.suppress(BaseException):
-                    ahead.result()
-            batches.close()  # type: ignore[attr-defined]
 
 
 def _resolve_ids(codes: _CodeMap, raw: Coded, checks: Checks) -> pl.Series:
