@@ -319,3 +319,51 @@ def _validate(cfg: Config) -> None:
     for cat, svc in cfg.complaints.categories.items():
         if svc not in ("", "browsing", "video", "gaming", "coverage"):
             raise ConfigError(f"'complaints.categories.{cat}': '{svc}' is not browsing/video/gaming/coverage or ''")
+    check_diagnosis(cfg.diagnosis)
+    check_followup(cfg.followup)
+    check_history(cfg.history)
+
+
+# the section checks run at load (above) and again in the stages that read the section, for a
+# Config built in code (dataclasses.replace) rather than loaded
+
+def check_diagnosis(d: DiagnosisConfig) -> None:
+    """Reject settings that would make the rules meaningless (one-line ConfigError)."""
+    for name in ("interference_scale_db", "prb_scale_pct", "availability_scale_pct",
+                 "rsrp_weak_scale", "overshoot_scale", "overshoot_isd_factor"):
+        if not getattr(d, name) > 0:
+            raise ConfigError(f"'diagnosis.{name}' must be positive, got {getattr(d, name)}")
+    if any(not 0 <= h <= 23 for h in d.busy_hours):
+        raise ConfigError(f"'diagnosis.busy_hours' must be hours 0-23, got {list(d.busy_hours)}")
+    if d.busy_hour_count < 1:
+        raise ConfigError("'diagnosis.busy_hour_count' must be at least 1")
+    if d.min_cluster_size < 2 or d.area_min_cluster_size < 2:
+        raise ConfigError("'diagnosis.min_cluster_size' and 'area_min_cluster_size' must be >= 2")
+    if d.signature_min_samples < 1:
+        raise ConfigError("'diagnosis.signature_min_samples' must be at least 1")
+    if not d.area_max_km > 0:
+        raise ConfigError(f"'diagnosis.area_max_km' must be positive, got {d.area_max_km}")
+
+
+def check_followup(f: FollowupConfig) -> None:
+    """Reject follow-up settings that would give quiet nonsense (one-line ConfigError)."""
+    if f.min_tests_after < 1:
+        raise ConfigError("'followup.min_tests_after' must be at least 1")
+    if not 0.0 < f.alpha < 1.0:
+        raise ConfigError(f"'followup.alpha' must lie strictly between 0 and 1, got {f.alpha}")
+    if f.controls < 1:
+        raise ConfigError("'followup.controls' must be at least 1")
+    if not f.control_radius_isd > 0.0:
+        raise ConfigError("'followup.control_radius_isd' must be positive")
+    if f.min_control_tests < 0:
+        raise ConfigError("'followup.min_control_tests' must be >= 0")
+    if f.escalate_after_runs < 1:
+        raise ConfigError("'followup.escalate_after_runs' must be at least 1")
+
+
+def check_history(h: HistoryConfig) -> None:
+    """Reject history settings out of range (one-line ConfigError)."""
+    if h.window_days < 0:
+        raise ConfigError(f"'history.window_days' must be 0 (no trailing window) or more, got {h.window_days}")
+    if h.lock_wait_s < 0:
+        raise ConfigError(f"'history.lock_wait_s' must be >= 0, got {h.lock_wait_s}")

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kqi.config import Config, DiagnosisConfig
-from kqi.errors import ConfigError
+from kqi.config import Config, DiagnosisConfig, check_diagnosis
 from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
 from kqi.schema import CAUSES, DIAGNOSIS
 
@@ -108,24 +107,6 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_config(d: DiagnosisConfig) -> None:
-    """Reject settings that would make the rules meaningless (one-line ConfigError)."""
-    for name in ("interference_scale_db", "prb_scale_pct", "availability_scale_pct",
-                 "rsrp_weak_scale", "overshoot_scale", "overshoot_isd_factor"):
-        if not getattr(d, name) > 0:
-            raise ConfigError(f"'diagnosis.{name}' must be positive, got {getattr(d, name)}")
-    if any(not 0 <= h <= 23 for h in d.busy_hours):
-        raise ConfigError(f"'diagnosis.busy_hours' must be hours 0-23, got {list(d.busy_hours)}")
-    if d.busy_hour_count < 1:
-        raise ConfigError("'diagnosis.busy_hour_count' must be at least 1")
-    if d.min_cluster_size < 2 or d.area_min_cluster_size < 2:
-        raise ConfigError("'diagnosis.min_cluster_size' and 'area_min_cluster_size' must be >= 2")
-    if d.signature_min_samples < 1:
-        raise ConfigError("'diagnosis.signature_min_samples' must be at least 1")
-    if not d.area_max_km > 0:
-        raise ConfigError(f"'diagnosis.area_max_km' must be positive, got {d.area_max_km}")
-
-
 def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | None = None,
                      isd: pl.DataFrame | None = None) -> pl.DataFrame:
     """Summarize hourly KPIs into one evidence row per cell.
@@ -155,7 +136,7 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
     """
     cfg = config or Config()
     d = cfg.diagnosis
-    _check_config(d)
+    check_diagnosis(d)
     for col in ("ts", "cell_id"):
         if col not in kpis.columns:
             raise ValueError(f"kpis has no '{col}' column")
@@ -270,7 +251,7 @@ def score_causes(evidence: pl.DataFrame, config: Config | None = None) -> pl.Dat
         :data:`RULE_CAUSES`.
     """
     d = (config or Config()).diagnosis
-    _check_config(d)
+    check_diagnosis(d)
     ev = with_columns_or_null(evidence, dict.fromkeys(EVIDENCE_COLUMNS, pl.Float64))
     col = pl.col
     cqi_low = (col("cqi_good_ratio") < d.cqi_good_ratio).fill_null(False)
@@ -586,7 +567,7 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
         ``evidence``, ``clusters``, ``areas``, ``proposals``.
     """
     cfg = config or Config()
-    _check_config(cfg.diagnosis)
+    check_diagnosis(cfg.diagnosis)
     evidence = extract_evidence(kpis, cells, cfg, isd=isd)
     judged = classify(score_causes(evidence, cfg), cfg)
     poor = poor_cells(cell_kqi)

@@ -26,8 +26,8 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 
-from kqi.config import Config, FollowupConfig
-from kqi.errors import ConfigError, KqiError
+from kqi.config import Config, FollowupConfig, check_followup
+from kqi.errors import KqiError
 from kqi.flagging import flag_counts
 from kqi.frames import require_columns
 from kqi.geo import GridIndex, site_isd
@@ -99,22 +99,6 @@ def _as_date(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         return pl.col(name).dt.date().alias(name)
     return pl.col(name).cast(pl.Date).alias(name)
-
-
-def _check_config(f: FollowupConfig) -> None:
-    # parameter ranges checked before any work: a bad setting must not give quiet nonsense
-    if f.min_tests_after < 1:
-        raise ConfigError("'followup.min_tests_after' must be at least 1")
-    if not 0.0 < f.alpha < 1.0:
-        raise ConfigError(f"'followup.alpha' must lie strictly between 0 and 1, got {f.alpha}")
-    if f.controls < 1:
-        raise ConfigError("'followup.controls' must be at least 1")
-    if not f.control_radius_isd > 0.0:
-        raise ConfigError("'followup.control_radius_isd' must be positive")
-    if f.min_control_tests < 0:
-        raise ConfigError("'followup.min_control_tests' must be >= 0")
-    if f.escalate_after_runs < 1:
-        raise ConfigError("'followup.escalate_after_runs' must be at least 1")
 
 
 def _orders_frame(orders: pl.DataFrame) -> pl.DataFrame:
@@ -347,7 +331,7 @@ def verify_orders(  # noqa: PLR0917 - positional order is the brief's API
     the current status. An escalated order stays escalated unless it recovers.
     """
     fcfg = config.followup
-    _check_config(fcfg)
+    check_followup(fcfg)
     a0, a1 = after
     if a0 > a1:
         raise FollowupError(f"after period starts {a0} after it ends {a1}")
@@ -597,7 +581,7 @@ def advance_orders(  # noqa: PLR0917 - positional order is the brief's API
         escalated (by follow-up, or by ``poor_streak >= escalate_after_runs``).
     """
     fcfg = config.followup
-    _check_config(fcfg)
+    check_followup(fcfg)
     require_columns(poor_cells, ("cell_id", "primary_cause", "poor_services"), "poor_cells",
                     FollowupError)
     if poor_cells.height and "last_day" not in poor_cells.columns:

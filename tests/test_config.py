@@ -81,3 +81,19 @@ def test_to_dict_round_trips() -> None:
     d = cfg.to_dict()
     assert d["kqi"]["min_tests"] == 12
     assert config_from_dict({"kqi": {"min_tests": d["kqi"]["min_tests"]}}) == cfg
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[diagnosis]\ninterference_scale_db = 0\n", "'diagnosis.interference_scale_db' must be positive"),
+    ("[diagnosis]\nbusy_hours = [25]\n", "'diagnosis.busy_hours' must be hours 0-23"),
+    ("[followup]\nalpha = 1.5\n", "'followup.alpha' must lie strictly between 0 and 1"),
+    ("[followup]\ncontrols = 0\n", "'followup.controls' must be at least 1"),
+    ("[history]\nwindow_days = -7\n", "'history.window_days' must be 0"),
+])
+def test_section_ranges_fail_at_load(tmp_path, toml: str, message: str) -> None:
+    """A bad [diagnosis] / [followup] / [history] value stops the run at load_config, before any
+    input is read (it used to surface only once the stage ran)."""
+    p = tmp_path / "kqi.toml"
+    p.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(p)
