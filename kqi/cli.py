@@ -114,36 +114,11 @@ def _run_pipeline(ctx: click.Context, **kwargs: Any):
 def _report(result: Any, quiet: bool) -> None:
     if quiet:
         return
-    s = result.summary
+    from kqi.summary import console_lines
+
     _out.print()
-    cells = s.get("cells_reporting")
-    poor = s.get("poor_cells")
-    share = s.get("poor_share")
-    if cells is not None:
-        share_txt = f" ({share:.2%})" if isinstance(share, float) else ""
-        per = s.get("poor_by_service") or {}
-        per_txt = ", ".join(f"{k} {v}" for k, v in per.items())
-        _out.print(f"[bold]{cells}[/bold] cells reported tests; [bold]{poor}[/bold] poor{share_txt}"
-                   + (f": {per_txt}" if per_txt else ""))
-    causes = (s.get("diagnosis") or {}).get("cause_counts") or {}
-    if causes:
-        _out.print("causes: " + ", ".join(f"{k} {v}" for k, v in causes.items()))
-    for feed, c in (s.get("inputs") or {}).items():
-        if c["rows_rejected"]:
-            _out.print(f"[yellow]{feed}: {c['rows_rejected']} of {c['rows_read']} rows rejected[/yellow]"
-                       f" -> {result.out / 'rejects' / (feed + '.csv')}")
-    comp = s.get("complaints")
-    if comp:
-        _out.print(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
-                   f"silent poor cells {comp['silent_poor_cells']}")
-    prog = (s.get("programme") or {}).get("orders")
-    if prog:
-        verdicts = (s.get("programme") or {}).get("verdicts") or {}
-        _out.print(f"follow-up of {prog.get('verified', 0)} earlier orders: "
-                   + ", ".join(f"{k} {v}" for k, v in verdicts.items())
-                   + f"; orders now: {prog.get('opened', 0)} new, {prog.get('persisting', 0)} "
-                     f"persisting, {prog.get('escalated', 0)} escalated, {prog.get('reopened', 0)} "
-                     f"reopened, {prog.get('closed_recovered', 0)} closed as recovered")
+    for line in console_lines(result.summary, result.out / "rejects"):
+        _out.print(line)
     _out.print(f"\nwrote to [bold]{result.out}[/bold]:")
     for p in sorted({*result.files}):
         try:

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from kqi.io import CONTROL, inert_text, write_workbook
+from kqi.summary import CASE_KEYS, case_frame
 from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
@@ -192,28 +193,6 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return rows
 
 
-def _case_table(summary: Mapping[str, Any]) -> pl.DataFrame | None:
-    """The case table as rows (all, each vendor, each region) when ``summary`` carries it."""
-    if "cells_reporting" not in summary or not isinstance(summary.get("poor_by_service"), Mapping):
-        return None
-    services = list(summary["poor_by_service"])
-    rows: list[dict[str, Any]] = []
-
-    def add(scope: str, c: Mapping[str, Any]) -> None:
-        row = {"scope": scope, "cells reporting": c.get("cells_reporting"),
-               "poor cells": c.get("poor_cells"), "poor share": c.get("poor_share")}
-        row.update({f"poor {s}": (c.get("poor_by_service") or {}).get(s, 0) for s in services})
-        rows.append(row)
-
-    add("all", summary)
-    for dim in ("vendor", "region"):
-        for name, c in (summary.get(f"by_{dim}") or {}).items():
-            add(f"{dim}: {name}", c)
-    schema = {"scope": pl.String, "cells reporting": pl.Int64, "poor cells": pl.Int64,
-              "poor share": pl.Float64, **{f"poor {s}": pl.Int64 for s in services}}
-    return pl.DataFrame(rows, schema=schema)
-
-
 #: summary entries that are lists of ids or per-cluster profiles: in the CSVs, not on this sheet
 _SUMMARY_SKIP = {"silent_cell_ids", "clusters", "by_method"}
 
@@ -248,7 +227,7 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
     title = Font(bold=True, size=13)
     widths: dict[int, int] = {}
     _put(ws, 1, 1, "Case summary").font = title
-    case = _case_table(summary)
+    case = case_frame(summary)
     row = 2
     skip: set[str] = set()
     if case is not None:
@@ -257,8 +236,7 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
         for r in range(3, end + 1):
             ws.cell(row=r, column=share).number_format = "0.00%"
         row = end + 2
-        skip = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "by_vendor",
-                "by_region"}
+        skip = set(CASE_KEYS)
     programme = summary.get("programme")
     left_width = case.width if case is not None else 0
     if isinstance(programme, Mapping):

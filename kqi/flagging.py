@@ -34,6 +34,7 @@ from kqi.config import Config, KqiConfig
 from kqi.errors import InputError
 from kqi.frames import DType
 from kqi.schema import CELL_KQI, SERVICE_KQIS, SERVICES
+from kqi.summary import CaseCounts, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ __all__ = [
     "flag_cells",
     "flag_counts",
     "summarize",
-    "summary_markdown",
     "verdicts",
 ]
 
@@ -507,7 +507,7 @@ def check_kqi_columns(feed: Any, acc: KqiAccumulator, config: Config | None = No
 # The case table
 # --------------------------------------------------------------------------------------------
 
-def _case_counts(kqi_df: pl.DataFrame) -> dict[str, Any]:
+def _case_counts(kqi_df: pl.DataFrame) -> CaseCounts:
     reporting = kqi_df.get_column("cell_id").n_unique()
     poor = kqi_df.filter(pl.col("poor"))
     n_poor = poor.get_column("cell_id").n_unique()
@@ -522,7 +522,7 @@ def _case_counts(kqi_df: pl.DataFrame) -> dict[str, Any]:
 
 
 def summarize(cell_kqi: pl.DataFrame, cells: pl.DataFrame | None,
-              config: Config | None = None) -> dict[str, Any]:
+              config: Config | None = None) -> RunSummary:
     """The case table: cells reporting tests, poor cells per service and in all, poor share.
 
     Parameters
@@ -544,7 +544,7 @@ def summarize(cell_kqi: pl.DataFrame, cells: pl.DataFrame | None,
         {name: the same counts}, names sorted.
     """
     kcfg = (config or Config()).kqi
-    out: dict[str, Any] = _case_counts(cell_kqi)
+    out: RunSummary = {**_case_counts(cell_kqi)}
     out["rule"] = {
         "min_tests": kcfg.min_tests,
         "thresholds": {s: kcfg.thresholds.for_service(s) for s in SERVICES},
@@ -557,37 +557,9 @@ def summarize(cell_kqi: pl.DataFrame, cells: pl.DataFrame | None,
         joined = cell_kqi.join(lut.unique("cell_id", keep="first"), on="cell_id", how="left")
         joined = joined.with_columns(pl.col(dim).fill_null("(unknown)"))
         groups = sorted(joined.get_column(dim).unique().to_list())
-        out[f"by_{dim}"] = {g: _case_counts(joined.filter(pl.col(dim) == g)) for g in groups}
+        by = {g: _case_counts(joined.filter(pl.col(dim) == g)) for g in groups}
+        if dim == "vendor":
+            out["by_vendor"] = by
+        else:
+            out["by_region"] = by
     return out
-
-
-def _pct(x: float) -> str:
-    return f"{100.0 * x:.2f} %"
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """Render :func:`summarize`'s dict as a markdown case table (no trailing sections)."""
-    lines = ["## Poor-quality cells", "",
-             "| scope | cells reporting | poor cells | poor share | "
-             + " | ".join(SERVICES) + " |",
-             "|---|---:|---:|---:|" + "---:|" * len(SERVICES)]
-
-    def row(scope: str, c: dict[str, Any]) -> str:
-        per = " | ".join(str(c["poor_by_service"].get(s, 0)) for s in SERVICES)
-        return (f"| {scope} | {c['cells_reporting']} | {c['poor_cells']} | "
-                f"{_pct(c['poor_share'])} | {per} |")
-
-    lines.append(row("all", summary))
-    for dim in ("vendor", "region"):
-        for name, c in summary.get(f"by_{dim}", {}).items():
-            safe = str(name).replace("|", "\\|")
-            lines.append(row(f"{dim}: {safe}", c))
-    rule = summary.get("rule")
-    if rule:
-        th = ", ".join(f"{s} ≤ {_pct(t)}" for s, t in rule["thresholds"].items())
-        lines += ["", f"A cell is poor for a service when it has at least {rule['min_tests']} "
-                      f"tests and its good-rate is at or below the threshold ({th})"
-                      + (", and the Wilson upper bound is too." if rule["flag_on_upper_bound"]
-                         else ".")]
-    return "\n".join(lines) + "\n"
-

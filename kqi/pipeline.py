@@ -25,7 +25,8 @@ from kqi import __version__
 from kqi.config import Config
 from kqi.errors import InputError
 from kqi.ingest import source_name
-from kqi.io import md_safe, write_csv, write_json, write_parquet, write_text
+from kqi.io import write_csv, write_json, write_parquet, write_text
+from kqi.summary import RunSummary
 
 if TYPE_CHECKING:
     from kqi.closedloop import Loop
@@ -53,8 +54,9 @@ class RunResult:
         The output folder; ``None`` when the run wrote nothing (``out=None``).
     files : list of Path
         Files written (empty without ``out``).
-    summary : dict
-        What ``summary.json`` holds: the case table, inputs, causes, complaints, work orders.
+    summary : kqi.summary.RunSummary
+        What ``summary.json`` holds (a typed dict): the case table, inputs, causes, complaints,
+        work orders, the closed loop's programme table.
     manifest : dict
         What ``manifest.json`` holds: per feed row accounting and checksums, config, timings.
     cell_kqi, daily : polars.DataFrame
@@ -80,7 +82,7 @@ class RunResult:
 
     out: Path | None = None
     files: list[Path] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
     manifest: dict[str, Any] = field(default_factory=dict)
     cells: pl.DataFrame = field(default_factory=pl.DataFrame)
     kpis: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -348,7 +350,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
 
 def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
     """Every table output of a run (the map aside), atomically, into ``out_dir``."""
-    from kqi.flagging import summary_markdown
+    from kqi.summary import to_markdown
 
     files = r.files
     files.append(write_csv(out_dir / "cell_kqi.csv", r.cell_kqi))
@@ -364,8 +366,7 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         files.append(write_csv(out_dir / "complaint_links.csv", r.links))
         files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))
     files.append(write_json(out_dir / "summary.json", r.summary))
-    files.append(write_text(out_dir / "summary.md",
-                            _summary_md(md_safe(r.summary), summary_markdown)))
+    files.append(write_text(out_dir / "summary.md", to_markdown(r.summary)))
     if cfg.output.excel:
         from kqi.excel import write_work_orders_xlsx
 
@@ -398,48 +399,3 @@ def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
         "silent_poor_cells": silent.height if silent is not None else None,
         "hotspots": hotspot_df.height if hotspot_df is not None else 0,
     }
-
-
-def _summary_md(summary: dict[str, Any], case_md: Callable[[dict[str, Any]], str]) -> str:
-    lines = [case_md(summary).rstrip(), ""]
-    inputs = summary.get("inputs") or {}
-    if inputs:
-        lines += ["## Inputs", "", "| feed | rows read | accepted | rejected |", "|---|---:|---:|---:|"]
-        for name, c in inputs.items():
-            rej = c["rows_rejected"]
-            note = f" (see rejects/{name}.csv)" if rej else ""
-            lines.append(f"| {name} | {c['rows_read']} | {c['rows_accepted']} | {rej}{note} |")
-        lines.append("")
-    diag = summary.get("diagnosis") or {}
-    causes = diag.get("cause_counts") or {}
-    if causes:
-        lines += ["## Causes of poor cells", "", "| cause | cells |", "|---|---:|"]
-        lines += [f"| {k} | {v} |" for k, v in causes.items()]
-        lines.append("")
-    proposals = diag.get("proposals") or {}
-    if proposals:
-        lines += ["## Proposed network-calibrated thresholds (not applied)", ""]
-        for name, p in proposals.items():
-            if isinstance(p, dict) and "proposed" in p:
-                lines.append(f"- **{name}**: {p.get('current')} → {p['proposed']}: {p.get('basis', '')}")
-            else:
-                lines.append(f"- **{name}**: {p}")
-        lines.append("")
-    comp = summary.get("complaints")
-    if comp:
-        lines += [
-            "## Complaints", "",
-            f"- complaints: {comp['complaints']} (network {comp['network_complaints']}, "
-            f"linked to a cell {comp['linked']}, non-network {comp['non_network']})",
-            f"- silent poor cells (poor, no complaint yet): {comp['silent_poor_cells']}",
-            "",
-        ]
-    programme = summary.get("programme")
-    if programme:
-        from kqi.followup import programme_markdown
-
-        lines += [programme_markdown(programme).rstrip(), ""]
-    wo = summary.get("work_orders") or {}
-    if wo:
-        lines += ["## Work orders", "", f"- orders: {wo.get('work_orders')}", ""]
-    return "\n".join(lines)

@@ -14,7 +14,8 @@ import reference as ref
 import kqi
 from kqi.config import load_config
 from kqi.errors import InputError
-from kqi.flagging import summarize, summary_markdown
+from kqi.flagging import summarize
+from kqi.summary import case_markdown
 from kqi.schema import CELL_KQI
 
 T0 = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -176,7 +177,7 @@ def test_summarize_without_cells_and_without_tests() -> None:
 
 def test_summary_markdown_renders_every_scope() -> None:
     cells = pl.DataFrame({"cell_id": ["a", "b"], "vendor": ["ZTE", "No|kia"]})
-    md = summary_markdown(summarize(case_kqi(), cells, kqi.Config()))
+    md = case_markdown(summarize(case_kqi(), cells, kqi.Config()))
     assert "| all | 4 | 1 | 25.00 % | 1 | 1 | 0 |" in md
     assert "| vendor: ZTE | 1 | 1 | 100.00 % | 1 | 1 | 0 |" in md
     assert "No\\|kia" in md
@@ -213,3 +214,16 @@ def test_in_memory_columns_of_unusable_types_are_refused(bad: pl.Series) -> None
     df = df.with_columns(bad)
     with pytest.raises(InputError, match=rf"column '{bad.name}': column type .* cannot hold"):
         kqi.flag_cells(df)
+
+
+def test_summary_md_escapes_a_name_once() -> None:
+    """summary.md escapes a vendor's '|' once (it was escaped twice: a literal backslash, then a
+    bare '|' that split the table row)."""
+    from kqi.summary import to_markdown
+
+    cells = pl.DataFrame({"cell_id": ["a", "b"], "vendor": ["ZTE", "No|kia"]})
+    md = to_markdown(summarize(case_kqi(), cells, kqi.Config()))
+    row = next(line for line in md.splitlines() if "kia" in line)
+    assert row.startswith("| vendor: No\\|kia | ")
+    assert "\\\\" not in row
+    assert row.count(" | ") == 7   # scope + 3 counts + 3 services: one cell per column
