@@ -15,8 +15,8 @@ import kqi
 from kqi.config import load_config
 from kqi.errors import InputError
 from kqi.flagging import summarize
-from kqi.summary import case_markdown
 from kqi.schema import CELL_KQI
+from kqi.summary import case_markdown
 
 T0 = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -226,4 +226,4 @@ def test_summary_md_escapes_a_name_once() -> None:
     row = next(line for line in md.splitlines() if "kia" in line)
     assert row.startswith("| vendor: No\\|kia | ")
     assert "\\\\" not in row
-    assert row.count(" | ") == 7   # scope + 3 counts + 3 services: one cell per column
+    assert row.count(" | ") == 6   # 7 cells (scope, 3 counts, 3 services): 6 inner separators
