@@ -358,6 +358,23 @@ def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
     return row, used
 
 
+#: line colours of the trend chart's series (distinct, colour-blind-safe: Okabe-Ito, then Tol)
+_SERIES_COLOURS = ("0072B2", "E69F00", "009E73", "D55E00", "CC79A7", "56B4E9", "F0E442",
+                   "000000", "882255", "44AA99")
+
+
+def _print_setup(sheet: Any, *, title_row: bool = True, one_page: bool = False) -> None:
+    """Print landscape on A4, fitted to the page width (as many pages down as needed, or one
+    page in all), the header row repeated on every page."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 1 if one_page else 0
+    if title_row:
+        sheet.print_title_rows = "1:1"
+
+
 def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float]) -> None:
     """A list of work orders: header, filters, frozen rank and cell, widths, wrapped long text."""
     from openpyxl.styles import Alignment
@@ -374,6 +391,7 @@ def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float
         if name in _WRAPPED:
             for row in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
                 row[0].alignment = wrap
+    _print_setup(sheet)
 
 
 def _followup_sheet(sheet: Any, followup: pl.DataFrame) -> None:
@@ -384,6 +402,7 @@ def _followup_sheet(sheet: Any, followup: pl.DataFrame) -> None:
     _write_table(sheet, followup, widths=widths)
     _fit_widths(sheet, widths)
     sheet.freeze_panes = "B2" if followup.columns[:1] == ["order_id"] else "A2"
+    _print_setup(sheet)
     if followup.height:
         sheet.auto_filter.ref = sheet.dimensions
     if "verdict" not in followup.columns:
@@ -457,48 +476,53 @@ def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame,
     """The good-rate per run of the top orders: a data block (A1) and a line chart beside it.
     Returns the number of series drawn."""
     from openpyxl.chart import LineChart, Reference
-    from openpyxl.chart.axis import DateAxis
 
     wide = _trend_series(trend, work_orders, followup)
     if wide.width < 2 or wide.height == 0:
         _put(sheet, 1, 1, "no trend for the listed orders")
         return 0
+    # one row per order, one column per run: narrow enough to print beside nothing, the chart
+    # below it at the page's width
+    runs = [d.isoformat() for d in wide.get_column(wide.columns[0]).to_list()]
+    block = pl.DataFrame({"order (service)": wide.columns[1:],
+                          **{run: [wide[c][k] for c in wide.columns[1:]] for k, run in enumerate(runs)}},
+                         schema={"order (service)": pl.String, **dict.fromkeys(runs, pl.Float64)})
     widths: dict[int, int] = {}
-    end, last_col = _write_table(sheet, wide, widths=widths)
+    end, last_col = _write_table(sheet, block, widths=widths)
     for r in range(2, end + 1):
-        sheet.cell(row=r, column=1).number_format = "yyyy-mm-dd"
         for c in range(2, last_col + 1):
             sheet.cell(row=r, column=c).number_format = "0.0%"
-    widths[1] = max(widths.get(1, 0), 10)
     _fit_widths(sheet, widths)
     sheet.freeze_panes = "B2"
 
+    _print_setup(sheet, one_page=True)   # the block and its chart on one page
     chart = LineChart()
     chart.title = f"Good rate per run, top {wide.width - 1} work orders"
-    chart.style = 12
-    chart.height, chart.width = 10, 22
+    chart.height, chart.width = 13, 24   # cm: room for a ten-entry legend below the plot
+    chart.legend.position = "b"   # below the plot: a legend on the right squeezes it
     chart.y_axis.title = "good rate"
     chart.y_axis.scaling.min = 0.0
     chart.y_axis.scaling.max = 1.0
     chart.y_axis.majorUnit = 0.2
     chart.y_axis.number_format = "0%"
-    chart.y_axis.crossAx = 500
-    chart.x_axis = DateAxis(crossAx=100)
-    chart.x_axis.number_format = "yyyy-mm-dd"
-    chart.x_axis.majorTimeUnit = "days"
+    # one tick per run (a category axis; a date axis would tick every day between runs)
     chart.x_axis.title = "run (last day)"
     # openpyxl >= 3.1 hides axes unless told otherwise
     chart.x_axis.delete = False
     chart.y_axis.delete = False
-    data = Reference(sheet, min_col=2, max_col=last_col, min_row=1, max_row=end)
-    chart.add_data(data, titles_from_data=True)
-    chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=end))
-    for series in chart.series:
+    data = Reference(sheet, min_col=1, max_col=last_col, min_row=2, max_row=end)
+    chart.add_data(data, titles_from_data=True, from_rows=True)
+    chart.set_categories(Reference(sheet, min_col=2, max_col=last_col, min_row=1, max_row=1))
+    for k, series in enumerate(chart.series):
+        colour = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
         series.smooth = False
+        series.graphicalProperties.line.solidFill = colour
+        series.graphicalProperties.line.width = 22_000   # EMU, about 1.75 pt
         series.marker.symbol = "circle"
-    from openpyxl.utils import get_column_letter
-
-    sheet.add_chart(chart, f"{get_column_letter(last_col + 2)}2")
+        series.marker.graphicalProperties.solidFill = colour
+        series.marker.graphicalProperties.line.solidFill = colour
+    # below the data block: the block is as wide as ten order ids, the chart would print tiny
+    sheet.add_chart(chart, f"A{end + 3}")
     return wide.width - 1
 
 
@@ -553,6 +577,7 @@ def write_work_orders_xlsx(
     ws = wb.active
     ws.title = SUMMARY_SHEET
     _summary_sheet(ws, work_orders, summary or {}, hotspots)
+    _print_setup(ws, title_row=False)
 
     thresholds = (summary or {}).get("rule", {}).get("thresholds", {}) if summary else {}
     taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower(), FOLLOWUP_SHEET.lower(),

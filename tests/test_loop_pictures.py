@@ -115,13 +115,14 @@ def test_trend_chart_references_its_data_block(workbook) -> None:
     ws = workbook[TRENDS_SHEET]
     rows = list(ws.iter_rows(values_only=True))
     header = rows[0]
-    assert header[0] == "last_day"
+    assert header[0] == "order (service)"
+    # one column per run (printable: the block stays narrow), one row per order
+    assert list(header[1:]) == [d.isoformat() for d in DAYS]
     # the ten best-ranked orders, in rank order; C01's first poor service is video
-    assert list(header[1:]) == [f"WO-C{i:02d} ({'video' if i == 1 else 'browsing'})"
-                                for i in range(10)]
-    assert [r[0].date() for r in rows[1:]] == DAYS
+    assert [r[0] for r in rows[1:11]] == [f"WO-C{i:02d} ({'video' if i == 1 else 'browsing'})"
+                                          for i in range(10)]
     assert rows[1][1] == pytest.approx(0.6)
-    assert rows[3][1] == pytest.approx(0.8)
+    assert rows[1][3] == pytest.approx(0.8)
     assert ws._charts, "no chart"
     chart = ws._charts[0]
     assert 0 < len(chart.series) <= 10
@@ -132,11 +133,15 @@ def test_trend_chart_references_its_data_block(workbook) -> None:
     assert chart.y_axis.title is not None
     assert chart.title is not None
     first = chart.series[0]
-    assert first.val.numRef.f == f"'{TRENDS_SHEET}'!$B$2:$B$4"
-    assert first.cat.numRef.f == f"'{TRENDS_SHEET}'!$A$2:$A$4"
-    assert first.tx.strRef.f == f"'{TRENDS_SHEET}'!B1"
+    assert first.val.numRef.f == f"'{TRENDS_SHEET}'!$B$2:$D$2"
+    cat = first.cat.numRef or first.cat.strRef
+    assert cat.f == f"'{TRENDS_SHEET}'!$B$1:$D$1"
+    assert first.tx.strRef.f == f"'{TRENDS_SHEET}'!A2"
     last = chart.series[-1]
-    assert last.val.numRef.f == f"'{TRENDS_SHEET}'!$K$2:$K$4"
+    assert last.val.numRef.f == f"'{TRENDS_SHEET}'!$B$11:$D$11"
+    # series told apart by colour
+    colours = [s.graphicalProperties.line.solidFill.srgbClr for s in chart.series]
+    assert len(set(colours)) == len(colours)
 
 
 def test_programme_table_on_summary(workbook) -> None:
