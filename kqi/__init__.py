@@ -53,4 +53,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    # the public names and the module's own attributes; not the helpers imported for typing
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__")), "ingest", "clustering",
+                   "maps"} - {"__getattr__", "__dir__"})

@@ -145,10 +145,10 @@ class Loop:
                                              before_run=w.run_id).drop("run_id")
             counts = pl.concat([stored, self.new_daily.select(stored.columns)],
                                how="vertical_relaxed")
-            self.followup = verify_orders(open_orders, counts, r.cells, r.isd,
-                                          (w.first_day, w.last_day), self.config,
-                                          complaints_before=self.previous_complaints,
-                                          complaints_after=_complaints_per_cell(r))
+            fu = verify_orders(open_orders, counts, r.cells, r.isd, (w.first_day, w.last_day),
+                               self.config, complaints_before=self.previous_complaints,
+                               complaints_after=_complaints_per_cell(r))
+            self.followup = _with_cell_info(fu, r.cells)
         poor = r.work_orders.select("cell_id", "primary_cause", "poor_services").with_columns(
             pl.lit(w.first_day).alias("first_day"), pl.lit(w.last_day).alias("last_day"))
         self.state = advance_orders(previous if previous.height else None, self.followup, poor,
@@ -192,3 +192,19 @@ def _complaints_per_cell(r: RunResult) -> pl.DataFrame | None:
     if r.links is None:
         return None
     return linked_complaint_counts(r.links, 0).select("cell_id", "complaints")
+
+
+#: where a follow-up row's cell is, for the reader of followup.csv (after the contract's columns)
+_CELL_INFO = ("cell_name", "site_id", "vendor", "region")
+
+
+def _with_cell_info(followup: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
+    """``followup`` with the cell's name, site, vendor and region after the contract's columns."""
+    from kqi.followup import CONTRACT_COLUMNS
+    from kqi.frames import column_or_null
+
+    info = cells.select(pl.col("cell_id").cast(pl.String),
+                        *[column_or_null(cells.columns, c, pl.String) for c in _CELL_INFO])
+    out = followup.join(info, on="cell_id", how="left")
+    rest = [c for c in followup.columns if c not in CONTRACT_COLUMNS]
+    return out.select([*CONTRACT_COLUMNS, *_CELL_INFO, *rest])

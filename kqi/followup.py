@@ -54,6 +54,11 @@ VERDICTS: tuple[str, ...] = ("recovered", "not_recovered", "worse", "insufficien
 DECIMALS = 6
 
 #: columns of :func:`verify_orders`' result: the contract's (followup.csv) first, then the detail
+#: the data contract's followup.csv columns, first in every follow-up frame (FOLLOWUP_COLUMNS)
+CONTRACT_COLUMNS: tuple[str, ...] = (
+    "order_id", "cell_id", "opened", "cause_at_open", "good_rate_before", "good_rate_after",
+    "tests_after", "control_delta", "effect", "p_value", "verdict", "status")
+
 FOLLOWUP_COLUMNS: dict[str, pl.DataType] = {
     "order_id": pl.String(), "cell_id": pl.String(), "opened": pl.Date(),
     "cause_at_open": pl.String(), "good_rate_before": pl.Float64(), "good_rate_after": pl.Float64(),

@@ -453,7 +453,8 @@ def _popup_expr() -> pl.Expr:
             pl.when(pl.col("wo_order_status").is_not_null())
             .then(pl.lit(" · ") + pl.col("wo_order_status")).otherwise(pl.lit("")),
             pl.when(pl.col("wo_runs_poor").is_not_null())
-            .then(pl.lit(" · poor in ") + pl.col("wo_runs_poor") + pl.lit(" runs"))
+            .then(pl.lit(" · poor in ") + pl.col("wo_runs_poor")
+                  + pl.when(pl.col("wo_runs_poor") == "1").then(pl.lit(" run")).otherwise(pl.lit(" runs")))
             .otherwise(pl.lit("")))),
         line("", pl.col("spark"), escaped=True),   # SVG from numbers and escaped text only
     )

@@ -53,9 +53,12 @@ def test_orders_open_then_follow_up_in_the_next_week(two_weeks) -> None:
     assert wo0.columns[:13] == [f.name for f in kqi.schema.WORK_ORDERS]
     assert {"order_id", "order_status", "first_seen", "runs_poor"} <= set(wo0.columns)
     fu = pl.read_csv(root / "out1" / "followup.csv")
-    assert fu.columns[:12] == ["order_id", "cell_id", "opened", "cause_at_open", "good_rate_before",
+    assert fu.columns[:16] == ["order_id", "cell_id", "opened", "cause_at_open", "good_rate_before",
                                "good_rate_after", "tests_after", "control_delta", "effect",
-                               "p_value", "verdict", "status"]
+                               "p_value", "verdict", "status",
+                               # where the cell is, for the reader
+                               "cell_name", "site_id", "vendor", "region"]
+    assert fu["vendor"].null_count() == 0
     # every order open after week 0 is followed up once
     assert sorted(fu["order_id"]) == sorted(wo0["order_id"])
     # a persisting cell keeps its order id; a new poor cell gets a new one

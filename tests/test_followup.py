@@ -555,3 +555,9 @@ def test_loop_and_programme_table(cells: pl.DataFrame, isd: pl.DataFrame) -> Non
     empty = programme_table(None, s1, None)
     assert empty["orders"]["opened"] == 3
     assert empty["by_cause"] == []
+
+
+def test_contract_columns_lead_the_follow_up_frame() -> None:
+    from kqi.followup import CONTRACT_COLUMNS, FOLLOWUP_COLUMNS
+
+    assert tuple(FOLLOWUP_COLUMNS)[:len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
