@@ -299,6 +299,19 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{p}: {exc}") from None
 
 
+def as_config(config: Config | str | Path | None) -> Config:
+    """A :class:`Config` as the public functions take it: a Config, a TOML file's path, or
+    ``None`` for the defaults."""
+    if config is None:
+        return Config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str | Path):
+        return load_config(config)
+    raise ConfigError(f"config must be a kqi.Config or the path of a TOML file, "
+                      f"not {type(config).__name__}")
+
+
 def _validate(cfg: Config) -> None:
     for s in ("browsing", "video", "gaming"):
         t = cfg.kqi.thresholds.for_service(s)

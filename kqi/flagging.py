@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kqi import _kernels
-from kqi.config import Config, KqiConfig
+from kqi.config import Config, KqiConfig, as_config
 from kqi.errors import InputError
 from kqi.frames import DType
 from kqi.schema import CELL_KQI, SERVICE_KQIS, SERVICES
@@ -429,7 +429,7 @@ class KqiAccumulator:
 # --------------------------------------------------------------------------------------------
 
 def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
-               config: Config | None = None) -> pl.DataFrame:
+               config: Config | str | Path | None = None) -> pl.DataFrame:
     """Per cell x service good-rates and poor flags of an app-tests feed.
 
     Parameters
@@ -438,8 +438,8 @@ def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
         A CSV or Parquet file of app tests (or the pre-aggregated feed) in the contract's columns,
         read through ingest exactly as ``kqi run`` reads it; or the same columns in memory (read
         through the same checks, so the same rows are rejected).
-    config : Config, optional
-        Targets, thresholds and ingest options; defaults when None.
+    config : Config, str or Path, optional
+        Targets, thresholds and ingest options, or the path of a TOML file; defaults when None.
 
     Returns
     -------
@@ -461,7 +461,7 @@ def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
     """
     from kqi import ingest
 
-    config = config or Config()
+    config = as_config(config)
     if isinstance(source, str):
         source = Path(source)
     feed = ingest.Ingest(config, rejects_dir=None).app_tests(source, None)

@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from kqi import __version__
-from kqi.config import Config
+from kqi.config import Config, as_config
 from kqi.errors import InputError
 from kqi.ingest import source_name
 from kqi.io import write_csv, write_json, write_parquet, write_text
@@ -144,7 +144,7 @@ def run(
     out: str | Path | None = None,
     complaints: Source | None = None,
     subscribers: Source | None = None,
-    config: Config | None = None,
+    config: Config | str | Path | None = None,
     history: str | Path | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -161,8 +161,8 @@ def run(
     out : str or Path, optional
         Output folder (created); every output is written there. ``None`` writes nothing and
         returns everything on the result.
-    config : Config, optional
-        Run configuration; defaults when ``None``.
+    config : Config, str or Path, optional
+        Run configuration, or the path of a TOML file (as ``--config``); defaults when ``None``.
     history : str or Path, optional
         A DuckDB history file (created when missing; else ``config.history.path`` when set):
         earlier orders are followed up (``result.followup``, ``followup.csv``), work orders carry
@@ -190,7 +190,7 @@ def run(
     >>> result = kqi.run(cells="cells.csv", tests="app_tests.parquet", kpis="kpis.csv")  # doctest: +SKIP
     >>> result.work_orders.head()                                                         # doctest: +SKIP
     """
-    cfg = config or Config()
+    cfg = as_config(config)
     inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
               "subscribers": subscribers}
     _check_inputs(inputs)

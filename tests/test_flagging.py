@@ -227,3 +227,15 @@ def test_summary_md_escapes_a_name_once() -> None:
     assert row.startswith("| vendor: No\\|kia | ")
     assert "\\\\" not in row
     assert row.count(" | ") == 6   # 7 cells (scope, 3 counts, 3 services): 6 inner separators
+
+
+def test_config_may_be_a_toml_path(tmp_path) -> None:
+    from kqi.errors import ConfigError
+
+    toml = tmp_path / "kqi.toml"
+    toml.write_text("[kqi]\nmin_tests = 1\n", encoding="utf-8")
+    df = app_tests(seed=5, n=120)
+    assert kqi.flag_cells(df, toml).equals(kqi.flag_cells(df, load_config(toml)))
+    assert kqi.flag_cells(df, str(toml)).equals(kqi.flag_cells(df, load_config(toml)))
+    with pytest.raises(ConfigError, match="config must be a kqi.Config or the path"):
+        kqi.flag_cells(df, {"kqi": {}})  # type: ignore[arg-type]
