@@ -237,5 +237,5 @@ def test_config_may_be_a_toml_path(tmp_path) -> None:
     df = app_tests(seed=5, n=120)
     assert kqi.flag_cells(df, toml).equals(kqi.flag_cells(df, load_config(toml)))
     assert kqi.flag_cells(df, str(toml)).equals(kqi.flag_cells(df, load_config(toml)))
-    with pytest.raises(ConfigError, match="config must be a kqi.Config or the path"):
+    with pytest.raises(ConfigError, match=r"config must be a kqi\.Config or the path"):
         kqi.flag_cells(df, {"kqi": {}})  # type: ignore[arg-type]
