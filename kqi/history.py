@@ -36,6 +36,7 @@ import polars as pl
 
 from kqi import __version__
 from kqi.errors import KqiError
+from kqi.frames import column_or_null
 from kqi.schema import SERVICES
 
 log = logging.getLogger(__name__)
@@ -671,8 +672,7 @@ class History:
         extra = ["extra"] if table == "followup" else []
         try:
             return df.select(
-                *[(pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t)).alias(c)
-                  for c, t, _req in cols],
+                *[column_or_null(df.columns, c, t) for c, t, _req in cols],
                 *[pl.col(c) for c in extra if c in df.columns])
         except pl.exceptions.PolarsError as exc:
             raise HistoryError(f"{self.path}: {table}: {_first_line(exc)}") from None

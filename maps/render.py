@@ -33,6 +33,7 @@ from kqi.maps._errors import MapError
 from kqi.maps.assets import head_html
 
 from kqi.config import Config
+from kqi.frames import column_or_null
 from kqi.io import write_text
 from kqi.schema import CAUSES, CELLS
 
@@ -914,7 +915,7 @@ def _add_recovered(fmap: folium.Map, followup: pl.DataFrame | None, table: pl.Da
         return 0
 
     def col(c: str, dtype: Any = pl.String) -> pl.Expr:
-        return (pl.col(c).cast(dtype) if c in fu.columns else pl.lit(None, dtype)).alias(c)
+        return column_or_null(fu.columns, c, dtype)
 
     rec = (fu.select(pl.col("cell_id").cast(pl.String), pl.col("verdict").cast(pl.String),
                      col("order_id"), col("status"), col("service"),
