@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kqi.causes import REGISTRY
 from kqi.errors import ConfigError
 
 
@@ -135,24 +136,17 @@ class WorkOrderConfig:
     w_users: float = 10.0         # busy-hour RRC users
     w_complaints: float = 20.0    # linked complaints (log-scaled)
     w_services: float = 10.0      # number of poor services
+    #: priority weight per primary cause (defaults from the cause registry, kqi/causes.py)
     cause_weight: dict[str, float] = field(default_factory=lambda: {
-        "fault": 1.2, "interference": 1.0, "high_load": 1.0, "overshooting": 0.9,
-        "weak_coverage": 0.9, "unknown": 0.8,
-    })
+        c.name: c.weight for c in REGISTRY})
     gap_full: float = 0.20        # summed relative shortfall below threshold that scores in full
     tests_full: float = 1000.0    # poor tests (log-scaled) that score in full
     users_full: float = 300.0     # busy-hour RRC users that score in full
     complaints_full: float = 20.0  # linked complaints (log-scaled) that score in full
     complaint_ids_max: int = 20   # complaint ids listed per work order (the count is always full)
-    #: recommended action per primary cause (docs/work-orders.md)
+    #: recommended action per primary cause (docs/work-orders.md; defaults from the registry)
     actions: dict[str, str] = field(default_factory=lambda: {
-        "interference": "Interference hunting: check PIM and external sources, verify parameters",
-        "high_load": "Load balancing: adjust handover/idle-mode offsets, add carrier or split sector",
-        "fault": "Maintenance dispatch: clear alarms and restore availability",
-        "weak_coverage": "Coverage fix: up-tilt or raise power, consider a new site",
-        "overshooting": "Overshooting fix: down-tilt, adjust azimuth or reduce power",
-        "unknown": "Investigate: check core network, transport and app side; drive test",
-    })
+        c.name: c.action for c in REGISTRY})
 
 
 @dataclass(frozen=True)
@@ -333,6 +327,7 @@ def _validate(cfg: Config) -> None:
         if svc not in ("", "browsing", "video", "gaming", "coverage"):
             raise ConfigError(f"'complaints.categories.{cat}': '{svc}' is not browsing/video/gaming/coverage or ''")
     check_diagnosis(cfg.diagnosis)
+    check_workorders(cfg.workorders)
     check_followup(cfg.followup)
     check_history(cfg.history)
 
@@ -342,8 +337,7 @@ def _validate(cfg: Config) -> None:
 
 def check_diagnosis(d: DiagnosisConfig) -> None:
     """Reject settings that would make the rules meaningless (one-line ConfigError)."""
-    for name in ("interference_scale_db", "prb_scale_pct", "availability_scale_pct",
-                 "rsrp_weak_scale", "overshoot_scale", "overshoot_isd_factor"):
+    for name in _POSITIVE_DIAGNOSIS:
         if not getattr(d, name) > 0:
             raise ConfigError(f"'diagnosis.{name}' must be positive, got {getattr(d, name)}")
     if any(not 0 <= h <= 23 for h in d.busy_hours):
@@ -356,6 +350,44 @@ def check_diagnosis(d: DiagnosisConfig) -> None:
         raise ConfigError("'diagnosis.signature_min_samples' must be at least 1")
     if not d.area_max_km > 0:
         raise ConfigError(f"'diagnosis.area_max_km' must be positive, got {d.area_max_km}")
+
+
+def check_workorders(w: WorkOrderConfig) -> None:
+    """Every cause has an action and a positive weight, and no key names an unknown cause (a
+    typo would otherwise leave the real cause on its default unnoticed)."""
+    names = [c.name for c in REGISTRY]
+    for what, table in (("actions", w.actions), ("cause_weight", w.cause_weight)):
+        for key in table:
+            if key not in names:
+                raise ConfigError(f"'workorders.{what}.{key}': unknown cause (one of {', '.join(names)})")
+        for name in names:
+            if name not in table:
+                raise ConfigError(f"'workorders.{what}' has no entry for cause '{name}'")
+    for name, v in w.cause_weight.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+            raise ConfigError(f"'workorders.cause_weight.{name}' must be a positive number, got {v!r}")
+    for name, text in w.actions.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"'workorders.actions.{name}' must be a non-empty string, got {text!r}")
+
+
+def _check_registry_fields() -> tuple[str, ...]:
+    """At import: every [diagnosis] field a cause record names exists and is a number; returns
+    the fields that must be positive (the margins' scales, the TA factor)."""
+    fields = {f.name: f for f in dataclasses.fields(DiagnosisConfig)}
+    hints = typing.get_type_hints(DiagnosisConfig)
+    for c in REGISTRY:
+        for name in c.config_fields:
+            if name not in fields:
+                raise ConfigError(f"cause '{c.name}' names [diagnosis] field '{name}', which "
+                                  "DiagnosisConfig does not have")
+            if hints[name] not in (int, float):
+                raise ConfigError(f"cause '{c.name}': [diagnosis] field '{name}' is not a number")
+    positive = [s for c in REGISTRY for s in c.scale_fields]
+    return tuple(dict.fromkeys([*positive, "overshoot_isd_factor"]))
+
+
+_POSITIVE_DIAGNOSIS: tuple[str, ...] = _check_registry_fields()
 
 
 def check_followup(f: FollowupConfig) -> None:

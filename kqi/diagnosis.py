@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kqi.config import Config, DiagnosisConfig, check_diagnosis
+from kqi import rules
+from kqi.causes import BY_NAME, FALLBACK, REGISTRY, RULE_CAUSES
+from kqi.config import Config, check_diagnosis
 from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
 from kqi.schema import CAUSES, DIAGNOSIS
 
 log = logging.getLogger(__name__)
-
-#: causes a rule can establish (``unknown`` is what remains)
-RULE_CAUSES: tuple[str, ...] = tuple(c for c in CAUSES if c != "unknown")
 
 #: evidence columns per cell, in DIAGNOSIS order
 EVIDENCE_COLUMNS: tuple[str, ...] = (
@@ -230,13 +229,14 @@ def _busy_lookup(k: pl.DataFrame, count: int) -> np.ndarray:
 
 
 def score_causes(evidence: pl.DataFrame, config: Config | None = None) -> pl.DataFrame:
-    """Score each rule cause from its margin over its threshold.
+    """Score each rule cause from its registry record (:mod:`kqi.causes`, built by
+    :mod:`kqi.rules`).
 
-    A cause *holds* when its evidence is beyond its threshold (strictly: ``>`` for "above",
-    ``<`` for "below"; alarms count from ``alarm_count`` up). Its score is the margin in units of
-    the cause's scale (``interference_scale_db`` etc.), plus ``support_bonus`` when supporting
-    evidence also holds (low CQI for interference, many RRC users for high load). Missing
-    evidence never makes a cause hold.
+    A cause *holds* when any of its tests holds (every condition of the test: strictly ``>``
+    for "above", ``<`` for "below"; alarms count from ``alarm_count`` up). Its score is the
+    best holding test's margin in units of the cause's scale (``interference_scale_db`` etc.),
+    plus ``support_bonus`` when supporting evidence also holds (low CQI for interference, many
+    RRC users for high load). Missing evidence never makes a cause hold.
 
     Parameters
     ----------
@@ -252,83 +252,11 @@ def score_causes(evidence: pl.DataFrame, config: Config | None = None) -> pl.Dat
     """
     d = (config or Config()).diagnosis
     check_diagnosis(d)
-    ev = with_columns_or_null(evidence, dict.fromkeys(EVIDENCE_COLUMNS, pl.Float64))
-    col = pl.col
-    cqi_low = (col("cqi_good_ratio") < d.cqi_good_ratio).fill_null(False)
-    users_high = (col("rrc_users_busy") > d.rrc_users).fill_null(False)
-    bonus = pl.lit(d.support_bonus)
-    avail_part = pl.when(col("availability_min") < d.availability_pct).then(
-        (d.availability_pct - col("availability_min")) / d.availability_scale_pct)
-    alarm_part: pl.Expr
-    if d.alarm_count >= 1:
-        alarm_part = pl.when(col("alarm_count") >= d.alarm_count).then(
-            d.alarm_score * col("alarm_count").cast(pl.Float64) / d.alarm_count)
-    else:  # alarms not used as evidence
-        alarm_part = pl.lit(None, dtype=pl.Float64)
+    needed: dict[str, pl.DataType | type[pl.DataType]] = dict.fromkeys(
+        (*EVIDENCE_COLUMNS, *(col for c in REGISTRY for col in c.columns)), pl.Float64)
+    ev = with_columns_or_null(evidence, needed)
     return ev.with_columns(
-        pl.when(col("ul_interference_dbm") > d.ul_interference_dbm).then(
-            (col("ul_interference_dbm") - d.ul_interference_dbm) / d.interference_scale_db
-            + pl.when(cqi_low).then(bonus).otherwise(0.0)).alias("s_interference"),
-        pl.when(col("prb_util_busy") > d.prb_util_pct).then(
-            (col("prb_util_busy") - d.prb_util_pct) / d.prb_scale_pct
-            + pl.when(users_high).then(bonus).otherwise(0.0)).alias("s_high_load"),
-        pl.max_horizontal(avail_part, alarm_part).cast(pl.Float64).alias("s_fault"),
-        pl.when(col("rsrp_weak_ratio") > d.rsrp_weak_ratio).then(
-            (col("rsrp_weak_ratio") - d.rsrp_weak_ratio) / d.rsrp_weak_scale).alias("s_weak_coverage"),
-        pl.when(col("ta_isd_ratio") > d.overshoot_isd_factor).then(
-            (col("ta_isd_ratio") - d.overshoot_isd_factor) / d.overshoot_scale).alias("s_overshooting"),
-    )
-
-
-def _num(expr: pl.Expr, digits: int) -> pl.Expr:
-    """Number as display text ("n/a" when missing)."""
-    r = expr.round(digits)
-    text = r.cast(pl.Int64).cast(pl.String) if digits == 0 else r.cast(pl.String)
-    return text.fill_null("n/a")
-
-
-def _g(value: float) -> str:
-    return f"{value:g}"
-
-
-def _cause_texts(d: DiagnosisConfig) -> dict[str, pl.Expr]:
-    """Readable evidence per cause, stating the figures and their thresholds."""
-    col = pl.col
-    pct = lambda c: _num(col(c) * 100.0, 0)  # noqa: E731
-    cqi_note = pl.when(col("cqi_good_ratio") < d.cqi_good_ratio).then(
-        pl.concat_str(pl.lit("; CQI>=7 share "), pct("cqi_good_ratio"),
-                      pl.lit(f"%, target {_g(d.cqi_good_ratio * 100)}%"))).otherwise(pl.lit(""))
-    users_note = pl.when(col("rrc_users_busy") > d.rrc_users).then(
-        pl.concat_str(pl.lit("; "), _num(col("rrc_users_busy"), 0),
-                      pl.lit(f" RRC users in busy hours, threshold {_g(d.rrc_users)}"))
-    ).otherwise(pl.lit(""))
-    avail_text = pl.when(col("availability_min") < d.availability_pct).then(
-        pl.concat_str(pl.lit("availability fell to "), _num(col("availability_min"), 1),
-                      pl.lit("% (mean "), _num(col("availability_mean"), 1),
-                      pl.lit(f"%), threshold {_g(d.availability_pct)}%")))
-    alarm_text = (
-        pl.when(col("alarm_count") >= d.alarm_count).then(
-            pl.concat_str(_num(col("alarm_count"), 0),
-                          pl.lit(f" alarms in the window, threshold {d.alarm_count}")))
-        if d.alarm_count >= 1 else pl.lit(None, dtype=pl.String)
-    )
-    return {
-        "interference": pl.concat_str(
-            pl.lit("UL interference "), _num(col("ul_interference_dbm"), 1),
-            pl.lit(f" dBm in busy hours, threshold {_g(d.ul_interference_dbm)}"), cqi_note),
-        "high_load": pl.concat_str(
-            pl.lit("busy-hour PRB utilisation "), _num(col("prb_util_busy"), 1),
-            pl.lit("% (p90 "), _num(col("prb_util_p90"), 1),
-            pl.lit(f"%), threshold {_g(d.prb_util_pct)}%"), users_note),
-        "fault": pl.concat_str(avail_text, alarm_text, separator="; ", ignore_nulls=True),
-        "weak_coverage": pl.concat_str(
-            pl.lit("weak-RSRP sample share "), pct("rsrp_weak_ratio"),
-            pl.lit(f"%, threshold {_g(d.rsrp_weak_ratio * 100)}%")),
-        "overshooting": pl.concat_str(
-            pl.lit("TA p90 "), _num(col("ta_p90_m"), 0), pl.lit(" m = "),
-            _num(col("ta_isd_ratio"), 2), pl.lit(" x local ISD "), _num(col("isd_m"), 0),
-            pl.lit(f" m, threshold {_g(d.overshoot_isd_factor)} x")),
-    }
+        rules.cause_score(BY_NAME[c], d).alias(f"s_{c}") for c in RULE_CAUSES)
 
 
 def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame:
@@ -363,7 +291,7 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
     out = scored.with_columns(
         pl.Series("cause_score", best, dtype=pl.Float64), *[v.alias(k) for k, v in rank_cols.items()]
     )
-    texts = _cause_texts(d)
+    texts = {c: rules.text_expr(BY_NAME[c], d) for c in RULE_CAUSES}
 
     def text_of(rank_col: str) -> pl.Expr:
         expr: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
@@ -372,13 +300,7 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
         return expr.otherwise(pl.lit(None, dtype=pl.String))
 
     col = pl.col
-    unknown_text = pl.concat_str(
-        pl.lit("no cause evidence beyond thresholds"),
-        pl.when(col("cqi_good_ratio") < d.cqi_good_ratio).then(pl.concat_str(
-            pl.lit("; low CQI: CQI>=7 share "), _num(col("cqi_good_ratio") * 100, 0),
-            pl.lit(f"%, target {_g(d.cqi_good_ratio * 100)}%"))).otherwise(pl.lit("")),
-        pl.lit(" (check core network, transport, app side)"),
-    )
+    unknown_text = rules.text_expr(BY_NAME[FALLBACK], d)
     secondary_texts = [
         pl.when(col(f"_r{r}").is_not_null()).then(
             pl.concat_str(pl.lit(" | also "), col(f"_r{r}"), pl.lit(": "), text_of(f"_r{r}")))
@@ -386,7 +308,7 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
         for r in range(1, n_c)
     ]
     out = out.with_columns(
-        col("_r0").fill_null("unknown").alias("primary_cause"),
+        col("_r0").fill_null(FALLBACK).alias("primary_cause"),
         pl.concat_str([col(f"_r{r}") for r in range(1, n_c)], separator=";", ignore_nulls=True)
         .alias("secondary_causes"),
         pl.when(col("_r0").is_null()).then(unknown_text)
@@ -478,12 +400,11 @@ def _areas(diag: pl.DataFrame, cells: pl.DataFrame, cfg: Config) -> tuple[pl.Dat
     return pos.select("cell_id", "area_id"), areas
 
 
-#: proposals from cluster boundaries: cause -> (config field, evidence column, "above"/"below")
+#: proposals from cluster boundaries: cause -> (config field, evidence column, "above"/"below"),
+#: from the registry's proposal boundaries
 _BOUNDARIES: dict[str, tuple[str, str, str]] = {
-    "high_load": ("prb_util_pct", "prb_util_busy", "above"),
-    "weak_coverage": ("rsrp_weak_ratio", "rsrp_weak_ratio", "above"),
-    "overshooting": ("overshoot_isd_factor", "ta_isd_ratio", "above"),
-    "interference": ("ul_interference_dbm", "ul_interference_dbm", "above"),
+    c.name: (c.boundary.config_field, c.boundary.column, c.boundary.side)
+    for c in REGISTRY if c.boundary is not None
 }
 
 
@@ -510,7 +431,7 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
             "proposed": proposed,
             "network_floor_dbm": round(floor, 1),
             "basis": (f"healthy cells' busy-hour UL interference: median {floor:.1f} dBm "
-                      f"(p95 {p95:.1f}); proposed = floor + {_g(d.propose_interference_rise_db)} dB"),
+                      f"(p95 {p95:.1f}); proposed = floor + {d.propose_interference_rise_db:g} dB"),
         }
     for cause, (param, column, side) in _BOUNDARIES.items():
         ids = clusters.filter(pl.col("name") == cause)["cluster_id"]
@@ -572,7 +493,7 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     judged = classify(score_causes(evidence, cfg), cfg)
     poor = poor_cells(cell_kqi)
     diag = poor.join(judged, on="cell_id", how="left").with_columns(
-        pl.col("primary_cause").fill_null("unknown"),
+        pl.col("primary_cause").fill_null(FALLBACK),
         pl.col("secondary_causes").fill_null(""),
         pl.col("cause_score").fill_null(0.0),
         pl.col("evidence").fill_null("no KPI data for this cell"),

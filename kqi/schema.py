@@ -19,6 +19,8 @@ from typing import Literal
 import polars as pl
 import pyarrow as pa
 
+from kqi.causes import CAUSE_NAMES
+
 SERVICES: tuple[str, ...] = ("browsing", "video", "gaming")
 SERVICE_CODE: dict[str, int] = {s: i for i, s in enumerate(SERVICES)}
 
@@ -41,9 +43,8 @@ SERVICE_ALIASES: dict[str, str] = {
     "gaming": "gaming", "game": "gaming", "games": "gaming", "游戏": "gaming", "手游": "gaming",
 }
 
-CAUSES: tuple[str, ...] = (
-    "interference", "high_load", "fault", "weak_coverage", "overshooting", "unknown",
-)
+#: the causes of a poor cell, in tie-break order, from the cause registry (kqi/causes.py)
+CAUSES: tuple[str, ...] = CAUSE_NAMES
 
 #: Timestamp text forms accepted at ingest, besides epoch seconds (int or float).
 TIMESTAMP_FORMATS: tuple[str, ...] = (

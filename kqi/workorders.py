@@ -24,7 +24,8 @@ import math
 
 import polars as pl
 
-from kqi.config import Config
+from kqi.causes import FALLBACK
+from kqi.config import Config, check_workorders
 from kqi.errors import KqiError
 from kqi.frames import (
     column_or_null,
@@ -131,8 +132,10 @@ def _gap_expr(config: Config) -> pl.Expr:
 
 def _cause_weight(config: Config) -> pl.Expr:
     w = config.workorders
+    # every cause of the registry has a weight (checked at config load); a cause outside the
+    # contract (warned about in build_work_orders) is weighed as the fallback cause
     return pl.col("primary_cause").replace_strict(
-        {c: float(v) for c, v in w.cause_weight.items()}, default=w.cause_weight.get("unknown", 1.0),
+        {c: float(v) for c, v in w.cause_weight.items()}, default=float(w.cause_weight[FALLBACK]),
         return_dtype=pl.Float64)
 
 
@@ -198,6 +201,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
         ``rrc_users_busy`` and ``complaint_ids``; sorted by ``rank`` (1 = most urgent).
     """
     w = config.workorders
+    check_workorders(w)  # a Config built in code (dataclasses.replace) is checked here too
     per_cell = _per_cell_kqi(cell_kqi).filter(pl.col("_any_poor")).drop("_any_poor")
 
     require_columns(cells, ("cell_id",), "cells")
@@ -237,7 +241,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
 
     counts = linked_complaint_counts(links, w.complaint_ids_max)
 
-    unknown_action = w.actions.get("unknown", "")
+    unknown_action = w.actions[FALLBACK]
     df = (
         per_cell.join(cell_info, on="cell_id", how="left")
         .join(diag, on="cell_id", how="left")

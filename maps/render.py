@@ -32,6 +32,7 @@ from kqi.maps import geometry
 from kqi.maps._errors import MapError
 from kqi.maps.assets import head_html
 
+from kqi.causes import REGISTRY
 from kqi.config import Config
 from kqi.frames import column_or_null
 from kqi.io import write_text
@@ -51,22 +52,9 @@ COORD_DECIMALS = 5          # about a metre: enough for a wedge, and keeps the f
 LISTED_COMPLAINTS = 5       # complaint ids listed in a cell's popup
 MAX_ZOOM = 19               # marker clustering needs one even when there is no basemap
 
-CAUSE_COLOURS: dict[str, str] = {
-    "interference": "#d62728",
-    "high_load": "#ff7f0e",
-    "fault": "#9467bd",
-    "weak_coverage": "#1f77b4",
-    "overshooting": "#e377c2",
-    "unknown": "#7f7f7f",
-}
-CAUSE_LABELS: dict[str, str] = {
-    "interference": "Interference",
-    "high_load": "High load",
-    "fault": "Fault",
-    "weak_coverage": "Weak coverage",
-    "overshooting": "Overshooting",
-    "unknown": "Unknown cause",
-}
+#: colour and legend label of each cause, from the cause registry (kqi/causes.py)
+CAUSE_COLOURS: dict[str, str] = {c.name: c.colour for c in REGISTRY}
+CAUSE_LABELS: dict[str, str] = {c.name: c.label for c in REGISTRY}
 HEALTHY_STYLE = {"color": "#9aa0a6", "weight": 0.5, "opacity": 0.5, "fillColor": "#9aa0a6",
                  "fillOpacity": 0.12}
 POOR_STYLE = {"weight": 1.0, "opacity": 0.9, "fillOpacity": 0.65}

@@ -1,0 +1,424 @@
+"""The cause registry: one record per cause, from which every other part of kqi is derived.
+
+A :class:`Cause` carries everything kqi knows about one cause of a poor cell:
+
+- its **rule** as data (:class:`Rule`: comparisons of evidence columns with ``[diagnosis]``
+  config fields, all of which must hold; a cause holds when any of its rules holds), the
+  **score** each rule gives (:class:`Score`: the margin beyond a threshold in units of a scale
+  field, or a ratio), and the **support** that adds ``support_bonus``;
+- its **evidence text** (:class:`Clause` of literal text, figures of the evidence row
+  (:class:`Fig`) and config values (:class:`Setting`));
+- its **action** and priority **weight** (the defaults of ``[workorders] actions`` and
+  ``cause_weight``), **colour** and **labels** (English and Chinese) on the map and in the
+  workbook;
+- its **proposal boundary** (:class:`Boundary`: which config field a network-calibrated
+  proposal replaces, from which evidence column, on which side).
+
+Nothing here is a Python closure: each engine builds its own expressions from the records
+(the local engine in :mod:`kqi.diagnosis` with polars; a Spark engine can do the same with
+``pyspark.sql.functions``), so the rules cannot drift apart. :func:`check_registry` verifies at
+import that every record is complete (a cause without an action, weight, colour or label is an
+error, never a silent fallback to ``unknown``'s); :mod:`kqi.config` verifies that every config
+field a record names exists.
+
+Adding a cause = adding one record to :data:`REGISTRY` (and, when its rule needs a new
+threshold, that field in :class:`kqi.config.DiagnosisConfig`; a missing one fails at import).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+#: comparison operators a condition may use (``present``: the figure is not missing)
+Op = Literal[">", "<", ">=", "<=", "present"]
+OPS: tuple[str, ...] = (">", "<", ">=", "<=", "present")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``column <op> config.diagnosis.<threshold>``; a missing figure never satisfies it.
+
+    ``op = "present"`` only asks that the figure is not missing (``threshold`` unused).
+    """
+
+    column: str
+    op: Op
+    threshold: str = ""
+
+
+@dataclass(frozen=True)
+class Score:
+    """How strongly a holding rule speaks for its cause, in comparable units.
+
+    ``kind = "margin"``: ``(value - threshold) / scale`` for ``side = "above"``,
+    ``(threshold - value) / scale`` for ``"below"``; never below 0.
+    ``kind = "ratio"``: ``factor * value / threshold`` (alarms: half a unit per threshold).
+    ``scale`` and ``factor`` name config fields.
+    """
+
+    column: str
+    threshold: str
+    kind: Literal["margin", "ratio"] = "margin"
+    side: Literal["above", "below"] = "above"
+    scale: str = ""
+    factor: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One way a cause holds: every condition holds (and the rule is switched on).
+
+    ``off_below = (field, v)`` switches the rule off while ``config.diagnosis.<field> < v``
+    (``alarm_count = 0`` turns alarms off as evidence).
+    """
+
+    name: str
+    conditions: tuple[Condition, ...]
+    score: Score
+    off_below: tuple[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Fig:
+    """A figure of the evidence row in the text: ``column x factor`` rounded to ``digits``
+    (``n/a`` when missing)."""
+
+    column: str
+    digits: int = 1
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A config value in the text (``config.diagnosis.<field> x factor``, shortest form)."""
+
+    field: str
+    factor: float = 1.0
+
+
+Part = str | Fig | Setting
+
+
+@dataclass(frozen=True)
+class Clause:
+    """A piece of evidence text, shown when its conditions hold (all of ``when``, and the
+    cause's rule ``when_rule`` if named); joined to the text before it with ``lead``."""
+
+    parts: tuple[Part, ...]
+    when: tuple[Condition, ...] = ()
+    when_rule: str = ""
+    lead: str = "; "
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Where a network-calibrated proposal for ``config_field`` comes from: the cause's
+    signature-cluster members vs the healthy cells on ``column``, on ``side``."""
+
+    config_field: str
+    column: str
+    side: Literal["above", "below"] = "above"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Everything about one cause (see the module docstring)."""
+
+    name: str
+    label: str
+    label_zh: str
+    colour: str
+    action: str
+    weight: float
+    rules: tuple[Rule, ...] = ()
+    support: tuple[Condition, ...] = ()
+    evidence: tuple[Clause, ...] = ()
+    review: tuple[Clause, ...] = ()
+    boundary: Boundary | None = None
+    doc: str = ""
+
+    @property
+    def config_fields(self) -> tuple[str, ...]:
+        """Every ``[diagnosis]`` field the record reads, in first-use order."""
+        names: list[str] = []
+
+        def add(n: str) -> None:
+            if n and n not in names:
+                names.append(n)
+
+        def add_conds(conds: tuple[Condition, ...]) -> None:
+            for c in conds:
+                if c.op != "present":
+                    add(c.threshold)
+
+        for t in self.rules:
+            add_conds(t.conditions)
+            add(t.score.threshold)
+            add(t.score.scale)
+            add(t.score.factor)
+            if t.off_below:
+                add(t.off_below[0])
+        add_conds(self.support)
+        if self.support:
+            add("support_bonus")
+        for cl in (*self.evidence, *self.review):
+            add_conds(cl.when)
+            for p in cl.parts:
+                if isinstance(p, Setting):
+                    add(p.field)
+        if self.boundary:
+            add(self.boundary.config_field)
+        return tuple(names)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every evidence column the record reads."""
+        names: list[str] = []
+        conds = [c for t in self.rules for c in t.conditions] + list(self.support)
+        conds += [c for cl in (*self.evidence, *self.review) for c in cl.when]
+        for c in conds:
+            names.append(c.column)
+        for t in self.rules:
+            names.append(t.score.column)
+        for cl in (*self.evidence, *self.review):
+            names += [p.column for p in cl.parts if isinstance(p, Fig)]
+        if self.boundary:
+            names.append(self.boundary.column)
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def scale_fields(self) -> tuple[str, ...]:
+        """Config fields that divide a margin (must be positive)."""
+        return tuple(dict.fromkeys(t.score.scale for t in self.rules if t.score.scale))
+
+    def rule(self, name: str) -> Rule:
+        for t in self.rules:
+            if t.name == name:
+                return t
+        raise KeyError(f"cause {self.name!r} has no rule {name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# The records
+# --------------------------------------------------------------------------------------------
+
+_CQI_LOW = Condition("cqi_good_ratio", "<", "cqi_good_ratio")
+
+INTERFERENCE = Cause(
+    name="interference",
+    label="Interference", label_zh="干扰",
+    colour="#d62728",
+    action="Interference hunting: check PIM and external sources, verify parameters",
+    weight=1.0,
+    rules=(
+        Rule("absolute",
+             (Condition("ul_interference_dbm", ">", "ul_interference_dbm"),),
+             Score("ul_interference_dbm", "ul_interference_dbm", scale="interference_scale_db")),
+    ),
+    support=(_CQI_LOW,),
+    evidence=(
+        Clause(("UL interference ", Fig("ul_interference_dbm", 1), " dBm in busy hours, threshold ",
+                Setting("ul_interference_dbm")), lead=""),
+        Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+                Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
+    ),
+    boundary=Boundary("ul_interference_dbm", "ul_interference_dbm"),
+    doc="busy-hour UL interference above the threshold; low CQI supports it",
+)
+
+HIGH_LOAD = Cause(
+    name="high_load",
+    label="High load", label_zh="高负荷",
+    colour="#ff7f0e",
+    action="Load balancing: adjust handover/idle-mode offsets, add carrier or split sector",
+    weight=1.0,
+    rules=(
+        Rule("absolute", (Condition("prb_util_busy", ">", "prb_util_pct"),),
+             Score("prb_util_busy", "prb_util_pct", scale="prb_scale_pct")),
+    ),
+    support=(Condition("rrc_users_busy", ">", "rrc_users"),),
+    evidence=(
+        Clause(("busy-hour PRB utilisation ", Fig("prb_util_busy", 1), "% (p90 ",
+                Fig("prb_util_p90", 1), "%), threshold ", Setting("prb_util_pct"), "%"), lead=""),
+        Clause((Fig("rrc_users_busy", 0), " RRC users in busy hours, threshold ",
+                Setting("rrc_users")), when=(Condition("rrc_users_busy", ">", "rrc_users"),)),
+    ),
+    boundary=Boundary("prb_util_pct", "prb_util_busy"),
+    doc="busy-hour PRB utilisation (of the cell's own PRBs) above the threshold; many RRC users "
+        "support it",
+)
+
+FAULT = Cause(
+    name="fault",
+    label="Fault", label_zh="故障",
+    colour="#9467bd",
+    action="Maintenance dispatch: clear alarms and restore availability",
+    weight=1.2,
+    rules=(
+        Rule("availability", (Condition("availability_min", "<", "availability_pct"),),
+             Score("availability_min", "availability_pct", side="below",
+                   scale="availability_scale_pct")),
+        Rule("alarms", (Condition("alarm_count", ">=", "alarm_count"),),
+             Score("alarm_count", "alarm_count", kind="ratio", factor="alarm_score"),
+             off_below=("alarm_count", 1)),
+    ),
+    evidence=(
+        Clause(("availability fell to ", Fig("availability_min", 1), "% (mean ",
+                Fig("availability_mean", 1), "%), threshold ", Setting("availability_pct"), "%"),
+               when_rule="availability", lead=""),
+        Clause((Fig("alarm_count", 0), " alarms in the window, threshold ", Setting("alarm_count")),
+               when_rule="alarms"),
+    ),
+    review=(
+        Clause(("lowest hourly availability ", Fig("availability_min", 1), "%, threshold ",
+                Setting("availability_pct"), "%; ", Fig("alarm_count", 0),
+                " alarms in the window"), lead=""),
+    ),
+    doc="an hour below the availability threshold, or alarms in the window",
+)
+
+WEAK_COVERAGE = Cause(
+    name="weak_coverage",
+    label="Weak coverage", label_zh="弱覆盖",
+    colour="#1f77b4",
+    action="Coverage fix: up-tilt or raise power, consider a new site",
+    weight=0.9,
+    rules=(
+        Rule("absolute", (Condition("rsrp_weak_ratio", ">", "rsrp_weak_ratio"),),
+             Score("rsrp_weak_ratio", "rsrp_weak_ratio", scale="rsrp_weak_scale")),
+    ),
+    evidence=(
+        Clause(("weak-RSRP sample share ", Fig("rsrp_weak_ratio", 0, 100.0), "%, threshold ",
+                Setting("rsrp_weak_ratio", 100.0), "%"), lead=""),
+    ),
+    boundary=Boundary("rsrp_weak_ratio", "rsrp_weak_ratio"),
+    doc="share of MR samples with RSRP below -110 dBm above the threshold",
+)
+
+OVERSHOOTING = Cause(
+    name="overshooting",
+    label="Overshooting", label_zh="越区覆盖",
+    colour="#e377c2",
+    action="Overshooting fix: down-tilt, adjust azimuth or reduce power",
+    weight=0.9,
+    rules=(
+        Rule("absolute", (Condition("ta_isd_ratio", ">", "overshoot_isd_factor"),),
+             Score("ta_isd_ratio", "overshoot_isd_factor", scale="overshoot_scale")),
+    ),
+    evidence=(
+        Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
+                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"), lead=""),
+    ),
+    boundary=Boundary("overshoot_isd_factor", "ta_isd_ratio"),
+    doc="TA p90 beyond a multiple of the local inter-site distance",
+)
+
+UNKNOWN = Cause(
+    name="unknown",
+    label="Unknown cause", label_zh="原因不明",
+    colour="#7f7f7f",
+    action="Investigate: check core network, transport and app side; drive test",
+    weight=0.8,
+    evidence=(
+        Clause(("no cause evidence beyond thresholds",), lead=""),
+        Clause(("low CQI: CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+                Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
+        Clause((" (check core network, transport, app side)",), lead=""),
+    ),
+    doc="no rule holds: core network, transport or app side (low CQI alone is stated, not a cause)",
+)
+
+#: every cause, in tie-break order (an exact tie of scores goes to the earlier cause);
+#: ``unknown`` (no rule: what remains) is last
+REGISTRY: tuple[Cause, ...] = (INTERFERENCE, HIGH_LOAD, FAULT, WEAK_COVERAGE, OVERSHOOTING, UNKNOWN)
+
+#: the fallback cause: no rule, what remains when no rule holds
+FALLBACK = "unknown"
+
+BY_NAME: dict[str, Cause] = {c.name: c for c in REGISTRY}
+
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class RegistryError(Exception):
+    """A cause record is incomplete or inconsistent (raised at import)."""
+
+
+def check_registry(registry: tuple[Cause, ...]) -> None:
+    """Every record complete and consistent; raises :class:`RegistryError` naming the cause.
+
+    Complete: a name, an action, a positive weight, a ``#rrggbb`` colour, English and Chinese
+    labels, evidence text; every cause but the fallback has at least one rule, the fallback
+    none. Consistent: unique names and rule names, known operators, a scale for every margin
+    score and a factor for every ratio, ``when_rule`` naming one of the cause's rules.
+    """
+    seen: set[str] = set()
+    for c in registry:
+        where = f"cause {c.name!r}"
+        if not _NAME.match(c.name):
+            raise RegistryError(f"{where}: a name must be lower_snake_case")
+        if c.name in seen:
+            raise RegistryError(f"{where}: defined twice")
+        seen.add(c.name)
+        for attr in ("action", "label", "label_zh"):
+            if not str(getattr(c, attr)).strip():
+                raise RegistryError(f"{where}: no {attr}")
+        if not c.weight > 0:
+            raise RegistryError(f"{where}: weight must be positive, got {c.weight}")
+        if not _COLOUR.match(c.colour):
+            raise RegistryError(f"{where}: colour must be #rrggbb, got {c.colour!r}")
+        if not c.evidence:
+            raise RegistryError(f"{where}: no evidence text")
+        if (c.name == FALLBACK) != (not c.rules):
+            raise RegistryError(f"{where}: every cause but '{FALLBACK}' needs a rule; "
+                                f"'{FALLBACK}' has none")
+        names = [t.name for t in c.rules]
+        if len(set(names)) != len(names):
+            raise RegistryError(f"{where}: rule names repeat")
+        conds = [x for t in c.rules for x in t.conditions] + list(c.support)
+        conds += [x for cl in (*c.evidence, *c.review) for x in cl.when]
+        for x in conds:
+            if x.op not in OPS:
+                raise RegistryError(f"{where}: unknown operator {x.op!r}")
+            if x.op != "present" and not x.threshold:
+                raise RegistryError(f"{where}: condition on {x.column} has no threshold field")
+        for t in c.rules:
+            if not t.conditions:
+                raise RegistryError(f"{where}: rule {t.name!r} has no condition")
+            s = t.score
+            if s.kind == "margin" and not s.scale:
+                raise RegistryError(f"{where}: rule {t.name!r} scores a margin without a scale")
+            if s.kind == "ratio" and not s.factor:
+                raise RegistryError(f"{where}: rule {t.name!r} scores a ratio without a factor")
+        for cl in (*c.evidence, *c.review):
+            if cl.when_rule and cl.when_rule not in names:
+                raise RegistryError(f"{where}: text names unknown rule {cl.when_rule!r}")
+    if FALLBACK not in seen:
+        raise RegistryError(f"the registry has no '{FALLBACK}' cause")
+    if registry[-1].name != FALLBACK:
+        raise RegistryError(f"'{FALLBACK}' must be the last cause")
+
+
+check_registry(REGISTRY)
+
+#: cause names in registry order (``kqi.schema.CAUSES``)
+CAUSE_NAMES: tuple[str, ...] = tuple(c.name for c in REGISTRY)
+#: causes a rule can establish (every cause but the fallback)
+RULE_CAUSES: tuple[str, ...] = tuple(c.name for c in REGISTRY if c.rules)
+
+#: languages the labels exist in
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+
+def label(name: str, language: str = "en") -> str:
+    """The cause's label in ``language`` (``en`` or ``zh``); a name outside the registry is
+    returned as written."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    c = BY_NAME.get(name)
+    if c is None:
+        return name
+    return c.label_zh if language == "zh" else c.label
