@@ -16,18 +16,21 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from kqi.errors import InputError
 from kqi.io import CONTROL
 from kqi.schema import (
     COMPACT_TIMESTAMP_FORMATS,
     PLAUSIBLE_YEARS,
     SERVICE_ALIASES,
     SERVICE_CODE,
-    TIMESTAMP_FORMATS,
     Column,
 )
 
 from ._kernels import _all_pass
+from ._times import DAY_FIRST, DAY_MONTH, MONTH_FIRST, NAMED, UNAMBIGUOUS, describe, with_times
 
+#: configured forms that read epoch numbers
+EPOCH_FORMATS = ("epoch_s", "epoch_ms")
 #: text read as a missing value in numeric and timestamp columns (after lower-casing)
 NULL_TOKENS: tuple[str, ...] = ("", "-", "--", "na", "n/a", "nan", "null", "none", "#n/a", "\\n", "空")
 #: text accepted in 0/1 flag columns
@@ -84,6 +87,32 @@ class Checks:
         for item in self._items:
             out = item.mask if out is None else out | item.mask
         assert out is not None
+        return out
+
+    def add_at(self, sub: Checks, idx: np.ndarray) -> None:
+        """The checks ``sub`` made on rows ``idx`` of this chunk, as checks of the chunk."""
+        for item in sub._items:
+            mask = full(self.n, False, pl.Boolean).scatter(idx, item.mask)
+            value = None
+            if item.value is not None:
+                value = full(self.n, None, pl.String).scatter(idx, item.value.cast(pl.String))
+            self.add(mask, item.message, value)
+
+    def first_failures(self) -> list[tuple[str, int, list[str]]]:
+        """Per check, in order: its message, the rows it is the first failing check of, and the
+        first two of their values (for the feed verdict)."""
+        out: list[tuple[str, int, list[str]]] = []
+        taken: pl.Series | None = None
+        for item in self._items:
+            m = item.mask if taken is None else item.mask & ~taken
+            n = int(m.sum())
+            if n:
+                ex: list[str] = []
+                if item.value is not None:
+                    vals = item.value.filter(m).drop_nulls().head(8).cast(pl.String).unique(maintain_order=True)
+                    ex = [str(v)[:_VALUE_CHARS] for v in vals.head(2).to_list()]
+                out.append((item.message, n, ex))
+            taken = item.mask if taken is None else taken | item.mask
         return out
 
     def reasons(self) -> pl.Series:
@@ -199,10 +228,46 @@ _ALL_VALID = np.full(1 << 18, 0xFF, dtype=np.uint8)
 _ALL_VALID.flags.writeable = False
 
 
-def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -> pl.Series:
-    """Float64 values of a numeric column; unparseable text fails, NaN means missing."""
-    if clean:
+def is_percent(col: Column) -> bool:
+    """A column the contract gives in percent (0-100)."""
+    return col.unit.startswith("percent")
+
+
+def is_ratio(col: Column) -> bool:
+    """A column the contract gives as a share (0-1)."""
+    return col.unit == "0-1"
+
+
+def number_text(text: pl.Series, decimal: str) -> pl.Series:
+    """Number text in the form ``cast(Float64)`` reads: a decimal comma made a point and
+    thousands separators dropped (``1.234,5`` -> ``1234.5`` with ``decimal=","``;
+    ``1,234.5`` -> ``1234.5`` with ``"."``). Other text is left as it is."""
+    if decimal == ",":
+        grouped = text.str.contains(r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$")
+        if grouped.any():
+            text = pl.select(pl.when(pl.lit(grouped)).then(pl.lit(text).str.replace_all(".", "", literal=True))
+                             .otherwise(pl.lit(text))).to_series().alias(text.name)
+        return text.str.replace(",", ".", literal=True)
+    if text.str.contains(",", literal=True).any():
+        grouped = text.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+        if grouped.any():
+            text = pl.select(pl.when(pl.lit(grouped)).then(pl.lit(text).str.replace_all(",", "", literal=True))
+                             .otherwise(pl.lit(text))).to_series().alias(text.name)
+    return text
+
+
+def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False, *,
+             decimal: str = ".", scale: float = 1.0) -> pl.Series:
+    """Float64 values of a numeric column; unparseable text fails, NaN means missing.
+
+    ``decimal``: the file's decimal separator (text values). ``scale`` multiplies every value
+    before the range check (a unit read as another: x100 for a fraction in a percent column).
+    A text value with a trailing ``%`` in a percent column is that percent; in a ratio (0-1)
+    column it is divided by 100.
+    """
+    if clean and scale == 1.0:
         return raw.cast(pl.Float64)
+    pct_rows: pl.Series | None = None
     if raw.dtype.is_numeric() or raw.dtype == pl.Boolean:
         v = raw.cast(pl.Float64)
         text = None
@@ -213,6 +278,17 @@ def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -
         bad = v.is_null() & text.is_not_null()
         if bad.any():
             bad = bad & ~_is_null_token(text)
+        if bad.any():
+            idx = bad.arg_true()
+            sub = number_text(text.gather(idx), decimal)
+            if is_percent(col) or is_ratio(col):
+                pct = sub.str.ends_with("%")
+                if pct.any():
+                    sub = sub.str.strip_suffix("%").str.strip_chars()
+                    pct_rows = full(len(v), False, pl.Boolean).scatter(idx, pct)
+            got = sub.cast(pl.Float64, strict=False)
+            v = v.scatter(idx, got)
+            bad = bad.scatter(idx, got.is_null())
             if col.kind == "flag" and bad.any():
                 words = text.str.to_lowercase().replace_strict(FLAG_WORDS, default=None,
                                                                return_dtype=pl.Float64)
@@ -221,6 +297,13 @@ def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -
             checks.add(bad, f"{col.name}: not a number", text)
     if v.is_nan().any():
         v = v.fill_nan(None)
+    if pct_rows is not None:
+        # '92.5%' says its unit: a percent as it is, a share /100; the other values are scaled
+        own = v / 100.0 if is_ratio(col) else v
+        v = pl.select(pl.when(pl.lit(pct_rows)).then(pl.lit(own)).otherwise(pl.lit(v) * scale)
+                      ).to_series().alias(v.name)
+    elif scale != 1.0:
+        v = v * scale
     checks.add(v.is_infinite(), f"{col.name}: not a finite number", text)
     if col.lo is not None or col.hi is not None:
         lo = float("-inf") if col.lo is None else float(col.lo)
@@ -236,17 +319,19 @@ def _num(x: float | None) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def convert_float(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -> pl.Series:
-    return _numeric(col, raw, checks, clean).alias(col.name)
+def convert_float(col: Column, raw: pl.Series, checks: Checks, clean: bool = False, *,
+                  decimal: str = ".", scale: float = 1.0) -> pl.Series:
+    return _numeric(col, raw, checks, clean, decimal=decimal, scale=scale).alias(col.name)
 
 
-def convert_int(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -> pl.Series:
+def convert_int(col: Column, raw: pl.Series, checks: Checks, clean: bool = False, *,
+                decimal: str = ".") -> pl.Series:
     if raw.dtype.is_integer():
         v = raw.cast(pl.Int64)
         if not clean and (col.lo is not None or col.hi is not None):
             _numeric(col, raw, checks)
         return v.alias(col.name)
-    f = _numeric(col, raw, checks, clean)
+    f = _numeric(col, raw, checks, clean, decimal=decimal)
     if not clean:
         checks.add(f.is_not_null() & (f != f.floor()), f"{col.name}: not a whole number", f)
     v = f.cast(pl.Int64, strict=False)
@@ -254,11 +339,12 @@ def convert_int(col: Column, raw: pl.Series, checks: Checks, clean: bool = False
     return v.alias(col.name)
 
 
-def convert_flag(col: Column, raw: pl.Series, checks: Checks, clean: bool = False) -> pl.Series:
+def convert_flag(col: Column, raw: pl.Series, checks: Checks, clean: bool = False, *,
+                 decimal: str = ".") -> pl.Series:
     if clean and raw.dtype == pl.Int8:
         f = raw
     else:
-        f = _numeric(col, raw, checks, clean)
+        f = _numeric(col, raw, checks, clean, decimal=decimal)
         if not clean:
             checks.add(f.is_not_null() & (f != 0.0) & (f != 1.0), f"{col.name}: must be 0 or 1", f)
     if col.default is not None and f.null_count():
@@ -309,16 +395,59 @@ def convert_service(col: Column, raw: pl.Series, checks: Checks) -> pl.Series:
     return code.alias("service_code")
 
 
-class TimestampParser:
-    """Parses timestamps: the schema's text formats or epoch seconds (milliseconds when large).
+def _form_of(value: str, dates: list[str]) -> str:
+    """The first form (a date of ``dates`` with or without a time) that reads ``value``."""
+    for d in dates:
+        for f in with_times(d):
+            if pl.Series([value]).str.strptime(pl.Datetime("us"), f, strict=False).is_not_null().all():
+                return f
+    return dates[0]
 
-    Naive times are in ``timezone`` and stored as UTC. The format that parsed the last batch is
-    tried first, so a file in one format costs one parse per value.
+
+def name_form(value: str) -> str | None:
+    """The unambiguous form that reads ``value`` (to name what a typed reader parsed)."""
+    s = pl.Series([value])
+    for f in UNAMBIGUOUS:
+        if s.str.strptime(pl.Datetime("us"), f, strict=False).is_not_null().all():
+            return f
+    return None
+
+
+class TimestampParser:
+    """Parses timestamps: the forms of :mod:`ingest._times`, epoch seconds (milliseconds when
+    large), or one configured form.
+
+    Naive times are in ``timezone`` and stored as UTC. The form that parsed the last batch is
+    tried first, so a file in one form costs one parse per value. Numeric day/month dates are
+    read day-first or month-first as the file's values decide (:meth:`_decide_order`); the forms
+    that read the file are counted (:attr:`used`) for the report.
+
+    Parameters
+    ----------
+    timezone
+        Zone of naive times.
+    fmt
+        A configured strftime form (or ``epoch_s`` / ``epoch_ms``): only that form is read.
+    where
+        ``(path, feed, column)`` for the one-line error of an undecidable file.
     """
 
-    def __init__(self, timezone: str) -> None:
+    def __init__(self, timezone: str, fmt: str | None = None,
+                 where: tuple[str, str, str] = ("", "", "ts")) -> None:
         self.timezone = timezone
-        self._formats = [*TIMESTAMP_FORMATS, *FRACTION_FORMATS]
+        self.fmt = fmt
+        self.where = where
+        self._formats = [fmt] if fmt is not None and fmt not in EPOCH_FORMATS else list(UNAMBIGUOUS)
+        #: the numeric day/month forms once the file decided (None: not yet)
+        self._order: list[str] | None = None
+        self.order: str | None = None
+        self.used: dict[str, int] = {}
+        #: what to call values a typed reader (pyarrow's CSV parser) already read as times
+        self.typed_form: str | None = None
+
+    def _count(self, fmt: str, n: int) -> None:
+        if n:
+            self.used[fmt] = self.used.get(fmt, 0) + n
 
     def _localize(self, naive: pl.Series, checks: Checks, col: Column, text: pl.Series | None) -> pl.Series:
         if self.timezone == "UTC":
@@ -331,30 +460,56 @@ class TimestampParser:
     def convert(self, col: Column, raw: pl.Series, checks: Checks) -> pl.Series:
         dtype = raw.dtype
         if isinstance(dtype, pl.Datetime):
+            self._count(self.typed_form or "datetime values", len(raw) - raw.null_count())
             if dtype.time_zone is None:
                 out = self._localize(raw.cast(pl.Datetime("us")), checks, col, None)
             else:
                 out = raw.dt.convert_time_zone("UTC")
             return out.cast(DATETIME).alias(col.name)
         if dtype == pl.Date:
+            self._count("date values", len(raw) - raw.null_count())
             return self._localize(raw.cast(pl.Datetime("us")), checks, col, None).cast(DATETIME).alias(col.name)
         if dtype.is_numeric():
-            return self._epoch(raw.cast(pl.Float64), checks, col, None).alias(col.name)
+            if self.fmt is not None and self.fmt not in EPOCH_FORMATS:
+                raw = raw.cast(pl.String)  # digits in a set form (20260105 with %Y%m%d)
+            else:
+                return self._epoch(raw.cast(pl.Float64), checks, col, None).alias(col.name)
         text = _text(raw)
+        if self.fmt is not None:
+            return self._configured(col, text, checks)
         n = len(text)
         naive = full(n, None, pl.Datetime("us"), col.name)
         todo = text.is_not_null()
+        lettered: pl.Series | None = None
         for i, fmt in enumerate(list(self._formats)):
             if not todo.any():
                 break
-            idx = todo.arg_true()
-            parsed = text.gather(idx).str.strptime(pl.Datetime("us"), fmt, strict=False)
-            hit = parsed.is_not_null()
-            if hit.any():
-                naive = naive.scatter(idx.filter(hit), parsed.filter(hit))
-                todo = todo.scatter(idx.filter(hit), False)
+            if fmt in NAMED:
+                if lettered is None:
+                    lettered = text.str.contains("[A-Za-z]").fill_null(False)
+                if not (todo & lettered).any():
+                    continue
+            hit_idx = self._try(text, todo, fmt, naive)
+            if hit_idx is not None:
+                naive = naive.scatter(hit_idx, self._last)
+                todo = todo.scatter(hit_idx, False)
+                self._count(fmt, len(hit_idx))
                 if i:
                     self._formats.insert(0, self._formats.pop(i))
+        if todo.any():
+            day_month = todo & text.str.contains(DAY_MONTH.pattern).fill_null(False)
+            if day_month.any():
+                if self._order is None:
+                    self._decide_order(text.filter(day_month))
+                for fmt in self._order or []:
+                    if not day_month.any():
+                        break
+                    hit_idx = self._try(text, day_month, fmt, naive)
+                    if hit_idx is not None:
+                        naive = naive.scatter(hit_idx, self._last)
+                        todo = todo.scatter(hit_idx, False)
+                        day_month = day_month.scatter(hit_idx, False)
+                        self._count(fmt, len(hit_idx))
         out = self._localize(naive, checks, col, text)
         for fmt in OFFSET_FORMATS:
             if not todo.any():
@@ -365,6 +520,7 @@ class TimestampParser:
             if hit.any():
                 out = out.scatter(idx.filter(hit), parsed.filter(hit))
                 todo = todo.scatter(idx.filter(hit), False)
+                self._count("ISO 8601 with offset", int(hit.sum()))
         if todo.any():
             naive_compact = self._compact(text, todo)
             hit = naive_compact.is_not_null()
@@ -372,6 +528,7 @@ class TimestampParser:
                 local = self._localize(naive_compact, checks, col, text)
                 out = out.zip_with(~hit, local)
                 todo = todo & ~hit
+                self._count("compact digits", int(hit.sum()))
         if todo.any():
             idx = todo.arg_true()
             sub = text.gather(idx)
@@ -385,6 +542,87 @@ class TimestampParser:
                 todo = todo & ~_is_null_token(text)
                 checks.add(todo, f"{col.name}: not a timestamp", text)
         return out.cast(DATETIME).alias(col.name)
+
+    def _try(self, text: pl.Series, todo: pl.Series, fmt: str, naive: pl.Series) -> pl.Series | None:
+        """Rows of ``todo`` that ``fmt`` reads with a plausible year (their values in
+        :attr:`_last`), or ``None``."""
+        idx = todo.arg_true()
+        parsed = text.gather(idx).str.strptime(pl.Datetime("us"), fmt, strict=False)
+        lo, hi = PLAUSIBLE_YEARS
+        hit = parsed.is_not_null() & parsed.dt.year().is_between(lo, hi).fill_null(False)
+        if not hit.any():
+            return None
+        self._last = parsed.filter(hit)
+        return idx.filter(hit)
+
+    def _decide_order(self, values: pl.Series) -> None:
+        """Day-first or month-first, from numeric day/month ``values``; one line asking for the
+        form when they do not decide it (or prove both)."""
+        uniq = values.unique(maintain_order=True).head(50_000)
+        lo, hi = PLAUSIBLE_YEARS
+
+        def reads(forms: tuple[str, ...]) -> tuple[pl.Series, list[str]]:
+            got = full(len(uniq), False, pl.Boolean)
+            chosen: list[str] = []
+            for d in forms:
+                for f in with_times(d):
+                    p = uniq.str.strptime(pl.Datetime("us"), f, strict=False)
+                    ok = (p.is_not_null() & p.dt.year().is_between(lo, hi)).fill_null(False)
+                    if (ok & ~got).any():
+                        got = got | ok
+                        if d not in chosen:
+                            chosen.append(d)
+            return got, chosen
+
+        day, day_forms = reads(DAY_FIRST)
+        month, month_forms = reads(MONTH_FIRST)
+        only_day, only_month = day & ~month, month & ~day
+        path, feed, column = self.where
+        if only_day.any() and only_month.any():
+            raise InputError(path, f"dates in both day-first ('{uniq.filter(only_day)[0]}') and "
+                             f"month-first ('{uniq.filter(only_month)[0]}') order; set "
+                             f"[ingest.formats.{feed}] ts to the form of the file", column=column)
+        if only_day.any() or only_month.any():
+            forms, self.order = (day_forms, "day-first") if only_day.any() else (month_forms, "month-first")
+            self._order = [f for d in forms for f in with_times(d)]
+            return
+        if not day.any():
+            self._order = []  # nothing here is a date: rejected as not a timestamp
+            return
+        example = str(uniq.filter(day)[0])
+        raise InputError(path, f"dates such as '{example}' read either day-first or month-first, "
+                         f"and no value in the file tells which; set [ingest.formats.{feed}] ts = "
+                         f"\"{_form_of(example, day_forms)}\" (day first) or "
+                         f"\"{_form_of(example, month_forms)}\"", column=column)
+
+    def _configured(self, col: Column, text: pl.Series, checks: Checks) -> pl.Series:
+        """Values in the configured form only."""
+        fmt = self.fmt
+        assert fmt is not None
+        if fmt in EPOCH_FORMATS:
+            num = text.cast(pl.Float64, strict=False)
+            scale = 1e3 if fmt == "epoch_s" else 1.0
+            us = (num * scale * 1e3).round(0).cast(pl.Int64, strict=False)
+            out = us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            lo, hi = PLAUSIBLE_YEARS
+            ok = out.is_not_null() & out.dt.year().is_between(lo, hi).fill_null(False)
+            out = out.set(~ok, None) if (~ok).any() else out
+            self._count(fmt, int(ok.sum()))
+            checks.add(~ok & text.is_not_null() & ~_is_null_token(text),
+                       f"{col.name}: not a timestamp in the set form {describe(fmt)}", text)
+            return out.cast(DATETIME).alias(col.name)
+        naive = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+        self._count(fmt, len(naive) - naive.null_count())
+        checks.add(naive.is_null() & text.is_not_null() & ~_is_null_token(text),
+                   f"{col.name}: not a timestamp in the set form '{fmt}'", text)
+        return self._localize(naive, checks, col, text).cast(DATETIME).alias(col.name)
+
+    def detected(self) -> str | None:
+        """The forms that read the file, commonest first (``None`` before any value)."""
+        if not self.used:
+            return None
+        forms = sorted(self.used.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(describe(f) for f, _ in forms)
 
     @staticmethod
     def _compact(text: pl.Series, todo: pl.Series) -> pl.Series:

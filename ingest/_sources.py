@@ -20,6 +20,7 @@ from kqi.errors import InputError
 from kqi.schema import FeedSchema
 
 from ._text import Coded, CsvSource, RawChunk, _prefetched
+from .settings import ReadOptions
 
 _PARQUET_MAGIC = b"PAR1"
 
@@ -110,6 +111,11 @@ class ParquetSource:
 
     encoding = "parquet"
     delimiter = ","
+    decimal = "."
+
+    @property
+    def detected(self) -> dict[str, object]:
+        return {"format": "parquet"}
 
     def __init__(self, path: Path, batch_rows: int) -> None:
         self.path = path
@@ -270,6 +276,11 @@ class FrameSource:
 
     encoding = "memory"
     delimiter = ","
+    decimal = "."
+
+    @property
+    def detected(self) -> dict[str, object]:
+        return {"format": "table in memory"}
 
     def __init__(self, table: InMemory, name: str, batch_rows: int) -> None:
         self.path = Path(name)
@@ -346,10 +357,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def open_source(path: str | Path | InMemory, encoding: str, batch_rows: int, *, feed: str = "input"
-                ) -> CsvSource | ParquetSource | FrameSource:
-    """Open ``path`` as Parquet (by its magic bytes) or delimited text; a table in memory as a
-    :class:`FrameSource`."""
+def open_source(path: str | Path | InMemory, encoding: str, batch_rows: int, *, feed: str = "input",
+                options: ReadOptions | None = None) -> CsvSource | ParquetSource | FrameSource:
+    """Open ``path`` as Parquet or a spreadsheet (by its bytes) or delimited text; a table in
+    memory as a :class:`FrameSource`. ``options``: the feed's ``[ingest.read.<feed>]``."""
+    opts = options or ReadOptions()
     if isinstance(path, InMemory):
         return FrameSource(path, source_name(path, feed), batch_rows)
     if not isinstance(path, str | Path):
@@ -362,9 +374,15 @@ def open_source(path: str | Path | InMemory, encoding: str, batch_rows: int, *, 
         raise InputError(p, "not a file")
     try:
         with p.open("rb") as fh:
-            head = fh.read(4)
+            head = fh.read(8)
     except OSError as exc:
         raise InputError(p, f"cannot read file ({exc.strerror or exc})") from None
-    if head == _PARQUET_MAGIC:
+    if head[:4] == _PARQUET_MAGIC:
         return ParquetSource(p, batch_rows)
-    return CsvSource(p, encoding, batch_rows)
+    from ._excel import ExcelSource, spreadsheet_kind
+
+    kind = spreadsheet_kind(p, head)
+    if kind is not None:
+        return ExcelSource(p, kind, batch_rows, sheet=opts.sheet, header_row=opts.header_row)
+    return CsvSource(p, opts.encoding or encoding, batch_rows, delimiter=opts.delimiter,
+                     decimal=opts.decimal, header_row=opts.header_row, feed=feed)

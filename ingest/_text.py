@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import polars as pl
@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 from kqi.errors import InputError
 from kqi.schema import TIMESTAMP_FORMATS
 
+from ._detect import SAMPLE_ROWS, detect_decimal, line_endings, sniff_delimiter
 from ._kernels import _count_byte, _spread
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ SAMPLE_BYTES = 1 << 20
 #: chunk size bounds; a chunk is about ``batch_rows`` lines of the sample's average length
 _MIN_CHUNK_BYTES = 1 << 20
 _MAX_CHUNK_BYTES = 256 << 20
-_DELIMITERS = (",", "\t", ";", "|")
 _UTF8_BOM = codecs.BOM_UTF8
 _NEWLINE = np.uint8(10)
 #: pieces of a chunk this small or smaller are parsed by Python's csv module when pyarrow balks
@@ -128,10 +128,14 @@ def _resolve_encoding(path: Path, sample: bytes, setting: str) -> str:
         raise InputError(path, f"unknown encoding '{setting}' (ingest.encoding)") from None
 
 
-def _sniff_delimiter(header: str) -> str:
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: (counts[d], -_DELIMITERS.index(d)))
-    return best if counts[best] > 0 else ","
+_DELIMITER_WORDS = {",": ",", "\t": "tab", ";": ";", "|": "|"}
+
+
+def _sample_lines(rest: bytes, codec: str) -> list[str]:
+    """The first data lines of the sample (the last, maybe cut, line dropped), as text."""
+    cut = rest[: rest.rfind(b"\n") + 1] if b"\n" in rest else rest
+    text = cut.decode(codec, errors="replace")
+    return text.splitlines()[: SAMPLE_ROWS]
 
 
 def _record_end(buf: bytes | bytearray, quoted: bool) -> int:
@@ -331,8 +335,13 @@ class CsvSource:
         About this many records per chunk.
     """
 
-    def __init__(self, path: Path, encoding: str, batch_rows: int) -> None:
+    def __init__(self, path: Path, encoding: str, batch_rows: int, *, delimiter: str | None = None,
+                 decimal: str | None = None, header_row: int = 1, feed: str = "<feed>") -> None:
         self.path = path
+        self._feed = feed
+        self._header_row = header_row
+        self._delimiter_setting = delimiter
+        self._decimal_setting = decimal
         self._hash = hashlib.sha256()
         self._hasher: threading.Thread | None = None
         self._digest: str | None = None
@@ -349,12 +358,24 @@ class CsvSource:
 
     def _start(self, encoding_setting: str, batch_rows: int) -> None:
         path = self.path
+        self._encoding_setting = encoding_setting.strip().lower()
         sample = self._read(SAMPLE_BYTES)
         if not sample.strip():
             raise InputError(path, "the file is empty")
         self.encoding = _resolve_encoding(path, sample, encoding_setting)
         self._codec = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+        self.line_endings = line_endings(sample)
+        # old Mac exports end lines with CR alone: read as LF (same length, so offsets hold)
+        self._cr_only = self.line_endings == "CR"
+        if self._cr_only:
+            sample = sample.replace(b"\r", b"\n")
         body = sample[len(_UTF8_BOM):] if sample.startswith(_UTF8_BOM) else sample
+        for _ in range(self._header_row - 1):  # title lines above the header
+            skip = _first_record_end(body)
+            if skip < 0:
+                raise InputError(path, f"no header at line {self._header_row} "
+                                 "([ingest.read.<feed>] header_row)")
+            body = body[skip:]
         end = _first_record_end(body)
         if end < 0:
             if len(sample) >= SAMPLE_BYTES:
@@ -367,14 +388,28 @@ class CsvSource:
         header_text = header_text.lstrip("\ufeff").rstrip("\r\n")
         if not header_text.strip():
             raise InputError(path, "the first line (header) is empty", line=1)
-        self.delimiter = _sniff_delimiter(header_text)
+        rest = body[end:]
+        sample_lines = _sample_lines(rest, self._codec)
+        self.delimiter = self._delimiter_setting or sniff_delimiter(header_text, sample_lines)
         try:
             header = next(csv.reader([header_text], delimiter=self.delimiter, strict=False))
         except (csv.Error, StopIteration):
             raise InputError(path, "cannot parse the header", line=1) from None
         self.columns = _dedupe(header)
-        self._pending = body[end:]
-        self._next_line = 2
+        if self._decimal_setting is not None:
+            self.decimal = self._decimal_setting
+        elif self.delimiter == "," and b'"' not in rest:
+            self.decimal = "."  # no field can hold a comma: nothing to detect
+        else:
+            rows = list(csv.reader(sample_lines[:SAMPLE_ROWS], delimiter=self.delimiter, strict=False))
+            try:
+                self.decimal = detect_decimal(path, self.columns, rows, self._feed)
+            except InputError:
+                if self.delimiter != ",":
+                    raise
+                self.decimal = "."  # a ',' file: '1,234' in quotes is a thousands separator
+        self._pending = rest
+        self._next_line = self._header_row + 1
         lines_in_sample = max(1, sample.count(b"\n"))
         avg = len(sample) / lines_in_sample
         self._chunk_bytes = int(min(max(avg * batch_rows, _MIN_CHUNK_BYTES), _MAX_CHUNK_BYTES))
@@ -382,6 +417,18 @@ class CsvSource:
         self._string_types = {c: pa.string() for c in self.columns}
         self._types: dict[str, pa.DataType] = {}
         self._typed_failures = 0
+
+    @property
+    def detected(self) -> dict[str, Any]:
+        """How the file was read (for the report): format, encoding, delimiter, decimal, line
+        endings, and which of them the config set (the others were detected)."""
+        configured = [k for k, v in (("encoding", self._encoding_setting != "auto"),
+                                     ("delimiter", self._delimiter_setting is not None),
+                                     ("decimal", self._decimal_setting is not None)) if v]
+        return {"format": "csv", "encoding": self.encoding,
+                "delimiter": _DELIMITER_WORDS.get(self.delimiter, self.delimiter),
+                "decimal": self.decimal, "line_endings": self.line_endings,
+                "configured": configured}
 
     def has_data(self) -> bool:
         """Whether anything but blank lines may follow the header (cheap, from the first MiB)."""
@@ -405,6 +452,8 @@ class CsvSource:
         del buf[old + got:]
         if self._hasher is None:
             self._hash.update(memoryview(buf)[old:])
+        if self._cr_only and got:
+            buf[old:] = buf[old:].replace(b"\r", b"\n")
         self._offset += got
         return got
 
@@ -420,6 +469,8 @@ class CsvSource:
             del buf[k + got:]
         if self._hasher is None:
             self._hash.update(memoryview(buf)[k:])
+        if self._cr_only and got:
+            buf[k:] = buf[k:].replace(b"\r", b"\n")
         self._offset += got
         if not got:
             self._eof = True
@@ -595,6 +646,7 @@ class CsvSource:
                                                  newlines_in_values=b'"' in data),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, include_columns=include, strings_can_be_null=False,
+                    decimal_point=self.decimal,
                     quoted_strings_can_be_null=False, null_values=_ARROW_NULLS,
                     timestamp_parsers=[pacsv.ISO8601, *TIMESTAMP_FORMATS]),
             )

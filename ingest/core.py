@@ -29,6 +29,7 @@ from kqi.schema import (
     CELLS,
     COMPLAINTS,
     KQI_COLUMNS,
+    PLAUSIBLE_YEARS,
     SERVICE_CODE_TYPE,
     SUBSCRIBERS,
     Column,
@@ -38,6 +39,7 @@ from kqi.schema import (
 from ._convert import (
     Checks,
     TimestampParser,
+    _numeric,
     clean_numeric,
     convert_flag,
     convert_float,
@@ -45,6 +47,9 @@ from ._convert import (
     convert_service,
     convert_string,
     full,
+    is_percent,
+    is_ratio,
+    name_form,
 )
 from ._kernels import _first_rows
 from ._rejects import RejectSink
@@ -52,11 +57,14 @@ from ._sources import (
     FrameSource,
     InMemory,
     ParquetSource,
+    norm_header,
     open_source,
     resolve_columns,
     source_name,
 )
 from ._text import Coded, CsvSource, RawChunk, _prefetched
+from ._verdict import Tally, feed_verdict
+from .settings import feed_setting, read_options
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,11 @@ class FeedReport:
     seconds: float
     rejects_path: str | None
     notes: list[str] = field(default_factory=list)
+    #: how the file was read: format, encoding, delimiter, decimal, line endings, sheet, the
+    #: timestamp form and units, and which of them the config set
+    detected: dict[str, Any] = field(default_factory=dict)
+    #: the commonest reject reasons, with rows and two example values each
+    reject_reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, JSON-ready."""
@@ -186,41 +199,203 @@ class _Run:
         self.schema = schema
         self.path = Path(source_name(path, feed))
         cfg = ing.config.ingest
-        self.src = source or open_source(path, cfg.encoding, cfg.batch_rows, feed=feed)
+        self.src = source or open_source(path, cfg.encoding, cfg.batch_rows, feed=feed,
+                                         options=read_options(cfg, feed))
+        self.time_src: str | None = None
         try:
             if not self.src.has_data():
                 raise InputError(self.path, "no data rows (only a header)")
             cmap = {**cfg.column_map.get(schema.name, {}), **cfg.column_map.get(feed, {})}
             self.mapping, notes = resolve_columns(schema, self.src.columns, cmap)
             self.notes = [*(extra_notes or []), *notes]
-            missing = [c for c in schema.required if c not in self.mapping]
+            if "ts" in schema.names:
+                self._resolve_time(cmap)
+            self.fill = {c: v for c, v in feed_setting(cfg.fill, feed, schema.name).items()
+                         if c not in self.mapping}
+            for c, v in self.fill.items():
+                self.notes.append(f"{c}: not in the file, filled with {v!r} ([ingest.fill.{feed}])")
+            missing = [c for c in schema.required if c not in self.mapping and c not in self.fill]
             if missing:
-                raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})",
-                                 column=missing[0])
+                raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})"
+                                 f"{_missing_hint(schema, missing[0], feed)}", column=missing[0])
+            used = list(dict.fromkeys([*self.mapping.values(), *([self.time_src] if self.time_src else [])]))
             if isinstance(self.src, ParquetSource | FrameSource):
                 self.src.check_types(self.mapping, schema)
-                self.src.select(list(dict.fromkeys(self.mapping.values())))
-                reject_cols = list(dict.fromkeys(self.mapping.values()))
+                self.src.select(used)
+                reject_cols = used
             else:
                 reject_cols = self.src.columns
-                self.src.set_types({src: _ARROW_KIND[schema.column(canon).kind]
-                                    for canon, src in self.mapping.items()})
+                types = {src: _ARROW_KIND[schema.column(canon).kind] for canon, src in self.mapping.items()}
+                if self.time_src is not None:  # the two halves are joined as text
+                    types[self.mapping["ts"]] = types[self.time_src] = pa.string()
+                self.src.set_types(types)
             private = [self.mapping["msisdn"]] if "msisdn" in self.mapping else []
             self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private)
         except BaseException:
             self.src.close()
             raise
-        self.parser = TimestampParser(ing.config.ingest.timezone)
+        fmts = feed_setting(cfg.formats, feed, schema.name)
+        ts_format = fmts.get("ts")
+        if self.time_src is not None and ("date" in fmts or "time" in fmts):
+            ts_format = f"{fmts.get('date', '%Y-%m-%d')} {fmts.get('time', '%H:%M:%S')}"
+        self.ts_format_set = ts_format is not None
+        self.parser = TimestampParser(cfg.timezone, ts_format,
+                                      where=(str(self.path), feed, self.mapping.get("ts", "ts")))
+        self.missing_values = {c: [str(v) for v in vals]
+                               for c, vals in feed_setting(cfg.missing, feed, schema.name).items()}
+        self.units = feed_setting(cfg.units, feed, schema.name)
+        #: canonical column -> factor its values are multiplied by (decided on the first chunk)
+        self.scale: dict[str, float] | None = None
+        self.unit_notes: dict[str, str] = {}
+        self.tally = Tally()
         self.raw_ids = False
         self.rows_read = 0
         self.rows_accepted = 0
+        self.cells_hint: tuple[str | None, str | None] = (None, None)
+
+    def _resolve_time(self, cmap: dict[str, str]) -> None:
+        """ts from one column, from a date column and a time column, or from a date alone
+        (a daily feed)."""
+        date_src = self.mapping.pop("date", None)
+        time_src = self.mapping.pop("time", None)
+        explicit_ts = "ts" in cmap.values()
+        ts_src = self.mapping.get("ts")
+        if date_src is None and time_src is None and not explicit_ts:
+            taken = set(self.mapping.values())
+            dates = [c for c in self.src.columns if norm_header(c) in DATE_HEADERS and c not in taken]
+            if ts_src is not None and norm_header(ts_src) in WEAK_TS_HEADERS and dates:
+                date_src, time_src = dates[0], ts_src
+            elif ts_src is None and dates:
+                date_src = dates[0]
+        if time_src is not None and date_src is None:
+            date_src = ts_src
+        if date_src is None:
+            if time_src is not None:
+                self.mapping["ts"] = time_src
+            return
+        self.mapping["ts"] = date_src
+        if time_src is not None and time_src != date_src:
+            self.time_src = time_src
+            self.notes.append(f"ts: date column '{date_src}' and time column '{time_src}' joined")
+        elif ts_src is None:
+            self.notes.append(f"ts: from the date column '{date_src}' (daily rows)")
 
     def chunks(self) -> Iterator[RawChunk]:
         for raw in self.src.chunks():
             self.rows_read += raw.frame.height + len(raw.malformed)
             self.sink.add_malformed(raw.malformed, self.src.delimiter)
+            for m in raw.malformed:
+                self.tally.add(m.reason.split(",")[0] if m.reason.startswith("row: has") else m.reason,
+                               1, [])
             if raw.frame.height:
                 yield raw
+
+    def _raw(self, raw: RawChunk, canon: str, src: str | None) -> pl.Series | None:
+        """A canonical column's source values: read, joined (ts from a date and a time), or
+        filled from the config; values set as missing (``[ingest.missing]``) made null."""
+        if src is None:
+            if canon not in self.fill:
+                return None
+            value = self.fill[canon]
+            if isinstance(value, str) and "{line}" in value:
+                lines = pl.lit(pl.Series(raw.lines).cast(pl.String))
+                parts = value.split("{line}")
+                pieces: list[pl.Expr] = [pl.lit(parts[0])]
+                for part in parts[1:]:
+                    pieces += [lines, pl.lit(part)]
+                r = pl.select(pl.concat_str(pieces)).to_series().alias(canon)
+            else:
+                r = full(raw.frame.height, value, pl.String if isinstance(value, str) else pl.Float64, canon)
+        else:
+            r = raw.column(src)
+        if canon == "ts" and self.time_src is not None:
+            r = self._join_time(r, raw.column(self.time_src))
+        tokens = self.missing_values.get(canon)
+        if tokens:
+            if r.dtype.is_numeric():
+                nums = [float(t) for t in tokens if _is_float(t)]
+                r = r.set(r.cast(pl.Float64).is_in(nums).fill_null(False), None)
+            else:
+                r = r.cast(pl.String)
+                r = r.set(r.str.strip_chars().is_in(tokens).fill_null(False), None)
+        return r
+
+    def _join_time(self, date: pl.Series, time_of_day: pl.Series) -> pl.Series:
+        """``date + " " + time`` as text (typed spreadsheet cells written in ISO form first)."""
+        if isinstance(date.dtype, pl.Datetime) or date.dtype == pl.Date:
+            date = date.dt.strftime("%Y-%m-%d")
+        if time_of_day.dtype == pl.Time or isinstance(time_of_day.dtype, pl.Datetime):
+            time_of_day = time_of_day.dt.strftime("%H:%M:%S")
+        elif isinstance(time_of_day.dtype, pl.Duration):
+            secs = time_of_day.dt.total_seconds()
+            time_of_day = pl.select(pl.format("{}:{}:{}", (pl.lit(secs) // 3600).cast(pl.Int64),
+                                              (pl.lit(secs) % 3600 // 60).cast(pl.Int64).cast(pl.String).str.zfill(2),
+                                              (pl.lit(secs) % 60).cast(pl.Int64).cast(pl.String).str.zfill(2))
+                                    ).to_series()
+        d = date.cast(pl.String).str.strip_chars()
+        t = time_of_day.cast(pl.String).str.strip_chars()
+        t = t.set(t == "", None)  # a date without its time is no timestamp
+        return pl.select(pl.concat_str([pl.lit(d), pl.lit(t)], separator=" ")).to_series().alias(date.name)
+
+    def _timestamps(self, col: Column, r: pl.Series, raw: RawChunk, src: str | None,
+                    checks: Checks) -> pl.Series:
+        """Timestamps of a chunk. Times pyarrow's CSV reader typed are named by the form of
+        the first one, and those in an implausible year (``13/02/26`` read as the year 13) are
+        read again from their text, where the day/month rules apply."""
+        if not (isinstance(r.dtype, pl.Datetime) and raw.text is not None and src is not None):
+            return self.parser.convert(col, r, checks)
+        lo, hi = PLAUSIBLE_YEARS
+        odd = (r.is_not_null() & ~r.dt.year().is_between(lo, hi)).fill_null(False)
+        ok = r.set(odd, None) if odd.any() else r
+        if self.parser.typed_form is None and ok.is_not_null().any():
+            first = int(ok.is_not_null().arg_true()[0])
+            text = str(raw.text_rows(np.array([first])).get_column(src)[0]).strip()
+            self.parser.typed_form = name_form(text) or "ISO 8601"
+        v = self.parser.convert(col, ok, checks)
+        if odd.any():
+            idx = odd.arg_true().to_numpy()
+            sub = Checks(len(idx))
+            again = self.parser.convert(col, raw.text_rows(idx).get_column(src), sub)
+            checks.add_at(sub, idx)
+            v = v.scatter(idx, again)
+        return v
+
+    def _decide_units(self, raw: RawChunk) -> dict[str, float]:
+        """The factor each percent / ratio column is read with, from the config or, for the KPI
+        feed, from the first chunk's values (docs/input-formats.md, "Units")."""
+        scale: dict[str, float] = {}
+        for canon, src in self.mapping.items():
+            col = self.schema.column(canon)
+            if col.kind != "float" or not (is_percent(col) or is_ratio(col)):
+                continue
+            unit = self.units.get(canon)
+            if unit is not None:
+                f = 100.0 if is_percent(col) and unit == "fraction" else \
+                    0.01 if is_ratio(col) and unit == "percent" else 1.0
+                self.unit_notes[canon] = f"{unit} (set){' x100' if f == 100 else ' /100' if f == 0.01 else ''}"
+                scale[canon] = f
+                continue
+            if self.schema.name not in UNIT_DETECTION_FEEDS:
+                continue
+            v = _numeric(col, raw.column(src), Checks(raw.frame.height), decimal=self.src.decimal
+                         ).drop_nulls()
+            v = v.filter(v.is_finite())
+            if not len(v) or v.min() < 0:  # type: ignore[operator]
+                continue
+            hi = float(v.max())  # type: ignore[arg-type]
+            if is_percent(col) and 0 < hi <= 1.0:
+                scale[canon] = 100.0
+                self.unit_notes[canon] = "fraction, detected (every value within 0-1): x100"
+                log.warning("%s: column '%s' (%s) holds only values within 0-1: read as a fraction "
+                            "(x100); set [ingest.units.%s] %s = \"percent\" if they are percents",
+                            self.path, src, canon, self.feed, canon)
+            elif is_ratio(col) and 1.0 < hi <= 100.0:
+                scale[canon] = 0.01
+                self.unit_notes[canon] = "percent, detected (values above 1, none above 100): /100"
+                log.warning("%s: column '%s' (%s) holds values above 1 and none above 100: read as "
+                            "percents (/100); set [ingest.units.%s] %s = \"fraction\" to refuse them",
+                            self.path, src, canon, self.feed, canon)
+        return scale
 
     def convert(self, raw: RawChunk) -> tuple[dict[str, pl.Series], Checks]:
         """Canonical columns of a chunk (absent optional ones null or defaulted), and the checks."""
@@ -228,14 +403,17 @@ class _Run:
         checks = Checks(n)
         out: dict[str, pl.Series] = {}
         clean = clean_numeric(raw.frame, {src: self.schema.column(c) for c, src in self.mapping.items()})
+        if self.scale is None:
+            self.scale = self._decide_units(raw)
+        decimal = self.src.decimal
         for col in self.schema.columns:
             src = self.mapping.get(col.name)
-            if src is None:
+            if src is None and col.name not in self.fill:
                 dtype = SERVICE_CODE_TYPE if col.kind == "service" else col.polars_type
                 value = col.default if col.kind != "service" else None
                 out["service_code" if col.kind == "service" else col.name] = full(n, value, dtype, col.name)
                 continue
-            if src in raw.coded:
+            if src is not None and src in raw.coded:
                 if col.name == "cell_id" and self.raw_ids:
                     continue  # resolved from its distinct values by the caller
                 if col.kind == "service":
@@ -243,7 +421,9 @@ class _Run:
                     checks.add(v.is_null(), f"{col.name}: missing value")
                     out[v.name] = v
                     continue
-            r = raw.column(src)
+            r = self._raw(raw, col.name, src)
+            assert r is not None
+            plain = src is not None and src in clean and col.name not in self.missing_values
             if col.name == "cell_id" and self.raw_ids:
                 # left as read: resolve_ids strips only the values that miss the code table
                 out["cell_id"] = r if r.dtype == pl.String else convert_string(col, r)
@@ -253,15 +433,16 @@ class _Run:
                 if col.name in FREE_TEXT:
                     v = scrub_series(v)  # a number typed into a name or category is masked
             elif col.kind == "float":
-                v = convert_float(col, r, checks, src in clean)
+                scale = self.scale.get(col.name, 1.0)
+                v = convert_float(col, r, checks, plain and scale == 1.0, decimal=decimal, scale=scale)
                 if col.default is not None and v.null_count():
                     v = v.fill_null(float(col.default))
             elif col.kind == "int":
-                v = convert_int(col, r, checks, src in clean)
+                v = convert_int(col, r, checks, plain, decimal=decimal)
             elif col.kind == "flag":
-                v = convert_flag(col, r, checks, src in clean)
+                v = convert_flag(col, r, checks, plain, decimal=decimal)
             elif col.kind == "timestamp":
-                v = self.parser.convert(col, r, checks)
+                v = self._timestamps(col, r, raw, src, checks)
             else:
                 v = convert_service(col, r, checks)
             if col.required:
@@ -277,6 +458,8 @@ class _Run:
             self.sink.flush()
             self.rows_accepted += frame.height
             return frame
+        for message, count, examples in checks.first_failures():
+            self.tally.add(message, count, examples)
         idx = bad.arg_true()
         pos = idx.to_numpy()
         self.sink.add(raw.lines[pos], checks.reasons().gather(idx), raw.text_rows(pos))
@@ -291,11 +474,23 @@ class _Run:
         self.src.finish_hash()
         rejects = self.sink.close()
         self.src.close()
+        detected = dict(self.src.detected)
+        if "ts" in self.schema.names:
+            forms = self.parser.detected()
+            detected["timestamp"] = {
+                "columns": [c for c in (self.mapping.get("ts"), self.time_src) if c] or
+                           (["ts (filled)"] if "ts" in self.fill else []),
+                "form": forms, "configured": self.ts_format_set,
+                **({"order": self.parser.order} if self.parser.order else {}),
+            }
+        if self.unit_notes:
+            detected["units"] = dict(sorted(self.unit_notes.items()))
         report = FeedReport(
             feed=self.feed, path=str(self.path), encoding=self.src.encoding, sha256=self.src.sha256,
             rows_read=self.rows_read, rows_accepted=self.rows_accepted, rows_rejected=self.sink.count,
             seconds=round(time.perf_counter() - self.t0, 3),
             rejects_path=None if rejects is None else str(rejects), notes=self.notes,
+            detected=detected, reject_reasons=self.tally.top(),
         )
         if report.rows_read != report.rows_accepted + report.rows_rejected:  # pragma: no cover
             raise AssertionError(f"{self.feed}: row accounting does not close: {report}")
@@ -304,6 +499,14 @@ class _Run:
             self.ing.rejects[self.feed] = self.sink.frame
         log.info("%s: %d rows read, %d accepted, %d rejected (%.2fs)", self.feed, report.rows_read,
                  report.rows_accepted, report.rows_rejected, report.seconds)
+        log.info("%s: read %s", self.feed, describe_detected(detected))
+        if self.ing.verdicts:
+            cells_name, cells_example = self.cells_hint
+            err = feed_verdict(self.path, self.feed, report.rows_read, report.rows_rejected, self.tally,
+                               max_share=self.ing.config.ingest.max_reject_share,
+                               cells_name=cells_name, cells_example=cells_example)
+            if err is not None:
+                raise err
         return report
 
     def abort(self) -> None:
@@ -320,6 +523,49 @@ class _Run:
             raise
         parts = [p for p in parts if p.height]
         return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+#: headers of a date column (ts of a daily feed, or the date half of a split ts)
+DATE_HEADERS = frozenset({"date", "日期", "day", "datum", "fecha", "date_month_year"})
+#: ts aliases that may hold a time of day only (joined to a date column when there is one)
+WEAK_TS_HEADERS = frozenset({"time", "时间"})
+#: feeds whose percent / ratio columns have their unit detected from the values (app tests'
+#: loss_pct is not: packet loss in percent lies within 0-1 on a healthy network)
+UNIT_DETECTION_FEEDS = frozenset({"cell_kpis"})
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _missing_hint(schema: FeedSchema, column: str, feed: str) -> str:
+    if schema.name == "cells" and column == "azimuth":
+        return ("; a cell list without azimuths (omni cells): set [ingest.fill.cells] azimuth = 0 "
+                "and beamwidth = 360")
+    return f"; map it in [ingest.column_map.{feed}] or give it in [ingest.fill.{feed}]"
+
+
+def describe_detected(d: dict[str, Any]) -> str:
+    """One line for the ``-v`` log: how a file was read."""
+    parts = [str(d.get("format", "?"))]
+    for key in ("encoding", "sheet", "delimiter", "decimal", "line_endings"):
+        if key in d:
+            parts.append(f"{key.replace('_', ' ')} {d[key]!r}" if key in ("delimiter", "decimal")
+                         else f"{key.replace('_', ' ')} {d[key]}")
+    if d.get("configured"):
+        parts.append(f"set in the config: {', '.join(d['configured'])}")
+    ts = d.get("timestamp")
+    if ts:
+        parts.append(f"ts from {' + '.join(ts['columns']) or '?'} as {ts['form'] or 'no value'}"
+                     + (f" ({ts['order']})" if ts.get("order") else "")
+                     + (" (set)" if ts.get("configured") else ""))
+    for col, unit in (d.get("units") or {}).items():
+        parts.append(f"{col}: {unit}")
+    return "; ".join(parts)
 
 
 def _short(columns: list[str]) -> str:
@@ -390,8 +636,9 @@ class Ingest:
         Rejected rows per feed, only when ``rejects_dir`` is ``None``.
     """
 
-    def __init__(self, config: Config, rejects_dir: Path | None) -> None:
+    def __init__(self, config: Config, rejects_dir: Path | None, *, verdicts: bool = False) -> None:
         self.config = config
+        self.verdicts = verdicts
         self.rejects_dir = None if rejects_dir is None else Path(rejects_dir)
         self.reports: dict[str, FeedReport] = {}
         self.rejects: dict[str, pl.DataFrame] = {}
@@ -400,6 +647,13 @@ class Ingest:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"'ingest.timezone': unknown time zone '{tz}'") from None
+
+    def _cells_hint(self, cells: pl.DataFrame) -> tuple[str | None, str | None]:
+        """How a verdict names the cells file, and one of its ids."""
+        rep = self.reports.get("cells")
+        name = Path(rep.path).name if rep is not None else None
+        example = str(cells.get_column("cell_id")[0]) if cells.height and "cell_id" in cells.columns else None
+        return name, example
 
     # -- cells ----------------------------------------------------------------------------
 
@@ -464,6 +718,7 @@ class Ingest:
         """
         codes = _CodeMap(_cell_ids(cells))
         run = _Run(self, "cell_kpis", CELL_KPIS, path)
+        run.cells_hint = self._cells_hint(cells)
         dups = _Duplicates(CELL_KPIS.key)
 
         def process(raw: RawChunk) -> pl.DataFrame:
@@ -495,6 +750,7 @@ class Ingest:
         """
         codes = _CodeMap(_cell_ids(cells))
         run = _Run(self, "complaints", COMPLAINTS, path)
+        run.cells_hint = self._cells_hint(cells)
         dups = _Duplicates(COMPLAINTS.key)
         counts = {"msisdn": 0, "unknown_cell": 0, "half_position": 0}
 
@@ -591,7 +847,8 @@ class Ingest:
         """
         cfg = self.config.ingest
         codes = _CodeMap(None if cells is None else _cell_ids(cells))
-        src = open_source(path, cfg.encoding, cfg.batch_rows, feed="app_tests")
+        src = open_source(path, cfg.encoding, cfg.batch_rows, feed="app_tests",
+                          options=read_options(cfg, "app_tests"))
         try:
             agg_map, _ = resolve_columns(
                 APP_TESTS_AGG, src.columns,
@@ -605,6 +862,8 @@ class Ingest:
         run = _Run(self, "app_tests", schema, path, source=src,
                    extra_notes=["pre-aggregated feed (cell_id, service, tests, good_tests)"] if aggregated else [])
         run.raw_ids = True
+        if cells is not None:
+            run.cells_hint = self._cells_hint(cells)
         # cell_id and service are resolved once per distinct value, not once per row
         if hasattr(src, "set_dictionary"):
             src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])

@@ -158,7 +158,23 @@ class IngestConfig:
     encoding: str = "auto"                 # auto | utf-8 | gbk
     derive_site_from_eci: bool = True      # site_id = ECI >> 8 when no site column exists
     #: feed -> {source header -> canonical column}, for exports whose headers are not aliases
+    #: ("date" and "time" name the two halves of a ts split over two columns)
     column_map: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: feed -> how its file is read, when detection is not wanted: delimiter, decimal, sheet
+    #: (xlsx: a name or a 1-based number), encoding, header_row (docs/input-formats.md)
+    read: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: feed -> {ts | date | time -> strftime format, or "epoch_s" / "epoch_ms"}
+    formats: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: feed -> {column -> "percent" | "fraction"}: the unit the file gives a percent or ratio
+    #: column in (then no unit detection for that column)
+    units: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: feed -> {column -> value} for a column the file lacks ("{line}" = the row's line number)
+    fill: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: feed -> {column -> values read as missing in that column} (e.g. lat = ["-1", "0"])
+    missing: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: a feed with more than this share of its rows rejected (or none accepted) stops the run
+    #: before the analysis (docs/input-formats.md, "Feed verdicts")
+    max_reject_share: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -321,8 +337,12 @@ def _validate(cfg: Config) -> None:
         if feed not in FEEDS:
             raise ConfigError(f"'ingest.column_map.{feed}': unknown feed (one of {', '.join(FEEDS)})")
         for src, dst in mapping.items():
-            if dst not in FEEDS[feed].names:
+            halves = ("date", "time") if "ts" in FEEDS[feed].names else ()
+            if dst not in FEEDS[feed].names and dst not in halves:
                 raise ConfigError(f"'ingest.column_map.{feed}.{src}': '{dst}' is not a column of {feed}")
+    from kqi.ingest.settings import check_ingest
+
+    check_ingest(cfg.ingest)
     for cat, svc in cfg.complaints.categories.items():
         if svc not in ("", "browsing", "video", "gaming", "coverage"):
             raise ConfigError(f"'complaints.categories.{cat}': '{svc}' is not browsing/video/gaming/coverage or ''")

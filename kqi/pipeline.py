@@ -282,7 +282,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
     from kqi.workorders import build_work_orders, work_order_summary
 
     r = RunResult()
-    ing = Ingest(cfg, rejects_dir=rejects_dir)
+    ing = Ingest(cfg, rejects_dir=rejects_dir, verdicts=True)
     with st.stage("ingest cells"):
         cell_df = ing.cells(cells)
     with st.stage("ingest KPIs"):

@@ -1,0 +1,121 @@
+"""Feed-level verdicts: a feed with (nearly) every row rejected stops `kqi run` before the
+analysis with one line naming the file, the commonest reason and two examples, and leaves no
+outputs; the same city exported the way European operators do (';', decimal commas, Excel) runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from kqi.cli import main
+from kqi.synth import make_city
+
+SMALL = {"n_cells": 120, "days": 3, "tests_per_cell_day": 12}
+
+
+def _kqi(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return make_city(tmp_path_factory.mktemp("city"), seed=23, **SMALL)
+
+
+def _run(city, out: Path, **feeds: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    paths = {"cells": city.cells, "tests": city.tests, "kpis": city.kpis, "complaints": city.complaints}
+    paths.update(feeds)
+    argv = ["-q", "run", "--out", str(out)]
+    for k, v in paths.items():
+        argv += [f"--{k}", str(v)]
+    return argv
+
+
+def _no_outputs(out: Path) -> None:
+    left = [p.name for p in out.iterdir()] if out.exists() else []
+    assert left in ([], [".kqi.lock"]), left
+
+
+def test_tests_naming_no_known_cell_stop_the_run(city, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    tests = pl.read_csv(city.tests, infer_schema_length=0)
+    foreign = tmp_path / "app_tests.csv"
+    tests.with_columns(("X" + pl.col("cell_id").str.slice(-4)).alias("cell_id")).write_csv(foreign)
+    out = tmp_path / "out"
+    code, _, err = _kqi(_run(city, out, tests=foreign), capsys)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    cells_ids = pl.read_csv(city.cells, infer_schema_length=0)["cell_id"].sort()
+    n = tests.height
+    assert f"app_tests.csv: {n:,} of {n:,} rows name a cell not in cells.csv (e.g. 'X" in lines[0]
+    assert f"cells.csv ids look like '{cells_ids[0]}'" in lines[0]
+    _no_outputs(out)
+
+
+def test_kpis_nearly_all_rejected_stop_with_the_share(city, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    kpis = pl.read_csv(city.kpis, infer_schema_length=0)
+    keep = max(1, kpis.height // 50)  # 2 % of the rows still name a known cell
+    bad = pl.concat([kpis.head(keep), kpis.slice(keep).with_columns(ts=pl.lit("soon"))])
+    path = tmp_path / "kpis.csv"
+    bad.write_csv(path)
+    out = tmp_path / "out"
+    code, _, err = _kqi(_run(city, out, kpis=path), capsys)
+    assert code == 2
+    rejected = kpis.height - keep
+    assert (f"kpis.csv: {rejected:,} of {kpis.height:,} rows rejected: ts: not a timestamp "
+            f"(e.g. 'soon'); set the form in [ingest.formats.cell_kpis] ts") in err
+    assert "more than ingest.max_reject_share = 95% of the rows rejected" in err
+    _no_outputs(out)
+    # the share is a setting: at 1.0 only a feed with no usable row stops
+    cfg = tmp_path / "kqi.toml"
+    cfg.write_text("[ingest]\nmax_reject_share = 1.0\n")
+    code, _, err = _kqi([*_run(city, out, kpis=path), "--config", str(cfg)], capsys)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["feeds"]["cell_kpis"]["rows_rejected"] == rejected
+    assert manifest["feeds"]["cell_kpis"]["reject_reasons"][0]["reason"] == "ts: not a timestamp"
+
+
+def test_semicolon_decimal_comma_and_xlsx_exports_run(city, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    cells = pl.read_csv(city.cells, infer_schema_length=0)
+    # the cells list as a European export: ';' and decimal commas
+    eu = tmp_path / "cells_eu.csv"
+    eu.write_text(cells.with_columns(pl.col("lat", "lon", "azimuth", "beamwidth").str.replace(".", ",", literal=True))
+                  .write_csv(separator=";"), encoding="utf-8")
+    # and the KPIs as a workbook
+    kpis = pl.read_csv(city.kpis)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "KPI"
+    ws.append(kpis.columns)
+    for row in kpis.iter_rows():
+        ws.append(list(row))
+    xlsx = tmp_path / "kpis.xlsx"
+    wb.save(xlsx)
+    out = tmp_path / "out"
+    code, _, err = _kqi(_run(city, out, cells=eu, kpis=xlsx), capsys)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    c = manifest["feeds"]["cells"]
+    assert (c["rows_read"], c["rows_rejected"]) == (cells.height, 0)
+    assert c["detected"]["delimiter"] == ";"
+    assert c["detected"]["decimal"] == ","
+    k = manifest["feeds"]["cell_kpis"]
+    assert k["detected"]["format"] == "xlsx"
+    assert k["detected"]["sheet"] == "KPI"
+    assert k["rows_accepted"] == kpis.height
+    wo = pl.read_csv(out / "work_orders.csv")
+    assert wo.height > 0
