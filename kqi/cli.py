@@ -2,6 +2,7 @@
 
     kqi demo [--out DIR]
     kqi run --cells F --tests F --kpis F [--complaints F] [--subscribers F] --out DIR [--config F.toml]
+    kqi map --cells F [--complaints F] --out DIR         # a cell list alone: map, KMZ, GeoJSON
     kqi city --out DIR [--cells N --days N --seed N]     # only generate a synthetic city
 """
 
@@ -111,13 +112,15 @@ def _run_pipeline(ctx: click.Context, **kwargs: Any):
         printer.close()
 
 
-def _report(result: Any, quiet: bool) -> None:
+def _report(result: Any, quiet: bool, lines: list[str] | None = None) -> None:
     if quiet:
         return
     from kqi.summary import console_lines
 
     _out.print()
-    for line in console_lines(result.summary, result.out / "rejects"):
+    if lines is None:
+        lines = console_lines(result.summary, result.out / "rejects")
+    for line in lines:
         _out.print(line)
     _out.print(f"\nwrote to [bold]{result.out}[/bold]:")
     for p in sorted({*result.files}):
@@ -228,6 +231,33 @@ def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints
     result = _run_pipeline(ctx, cells=cells, tests=tests, kpis=kpis, complaints=complaints,
                            subscribers=subscribers, out=out, config=cfg, history=history)
     _report(result, ctx.obj["quiet"])
+
+
+@cli.command("map")
+@_verbosity_option
+@click.option("--cells", type=click.Path(path_type=Path), required=True,
+              help="Cells (engineering parameters).")
+@click.option("--complaints", type=click.Path(path_type=Path), default=None,
+              help="Complaint tickets (drawn, linked to cells, ranked into hotspots).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML config overriding the defaults.")
+@click.pass_context
+def map_cmd(ctx: click.Context, cells: Path, complaints: Path | None, out: Path,
+            config_path: Path | None) -> None:
+    """Draw a cell list (no tests needed): map.html, sectors.kmz, cells.geojson."""
+    from kqi.cellmap import console_lines, map_cells
+    from kqi.config import load_config
+
+    cfg = load_config(config_path)
+    printer = _ProgressPrinter(ctx.obj["quiet"])
+    try:
+        result = map_cells(cells=cells, complaints=complaints, out=out, config=cfg,
+                           progress=printer)
+    finally:
+        printer.close()
+    _report(result, ctx.obj["quiet"], lines=console_lines(result.summary, out / "rejects"))
 
 
 @cli.command()

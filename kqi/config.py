@@ -186,6 +186,8 @@ class OutputConfig:
     map_tiles: str = "OpenStreetMap"       # a tile URL template, a folium name, or "none"
     map_assets: str = "auto"               # auto (local copy if fetched, else CDN) | "" (CDN) |
     #                                        a folder or URL prefix with Leaflet JS/CSS (offline)
+    kmz: bool = True                       # sectors.kmz (Google Earth), docs/maps.md
+    geojson: bool = True                   # cells.geojson (GIS), docs/maps.md
 
 
 @dataclass(frozen=True)

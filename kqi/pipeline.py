@@ -235,6 +235,9 @@ def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
             if cfg.output.map:
                 with st.stage("map"):
                     result.files.append(_render_map(result, out_dir / "map.html", cfg))
+            if cfg.output.kmz or cfg.output.geojson:
+                with st.stage("exports (KMZ, GeoJSON)"):
+                    result.files.extend(_write_exports(result, out_dir, cfg))
             result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
         if loop is not None:
             with st.stage("record history"):
@@ -242,6 +245,13 @@ def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
     finally:
         if loop is not None:
             loop.close()
+    _finish(result, cfg, inputs, out_dir=out_dir, st=st, started=started)
+    return result
+
+
+def _finish(result: RunResult, cfg: Config, inputs: dict[str, Source | None], *,
+            out_dir: Path | None, st: _Stages, started: dt.datetime) -> None:
+    """``run_info.json`` and ``manifest.json`` (last) of a run (also of ``kqi map``)."""
     # manifest.json depends on the inputs and the config only (byte-identical for the same run);
     # times and timings go to run_info.json
     feeds = {name: rep.to_dict() for name, rep in result.reports.items()}
@@ -268,7 +278,6 @@ def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
     }
     if out_dir is not None:
         result.files.append(write_json(out_dir / "manifest.json", result.manifest))
-    return result
 
 
 def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Source, tests: Source,
@@ -381,6 +390,14 @@ def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
                       areas=r.areas, complaints=r.complaints, links=r.links,
                       work_orders=r.work_orders, isd=r.isd, config=cfg, trend=r.trend,
                       followup=r.followup)
+
+
+def _write_exports(r: RunResult, out_dir: Path, cfg: Config) -> list[Path]:
+    from kqi.maps.exports import write_exports
+
+    return write_exports(out_dir, cells=r.cells, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
+                         complaints=r.complaints, links=r.links, work_orders=r.work_orders,
+                         isd=r.isd, config=cfg)
 
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,

@@ -57,6 +57,9 @@ CAUSE_COLOURS: dict[str, str] = {c.name: c.colour for c in REGISTRY}
 CAUSE_LABELS: dict[str, str] = {c.name: c.label for c in REGISTRY}
 HEALTHY_STYLE = {"color": "#9aa0a6", "weight": 0.5, "opacity": 0.5, "fillColor": "#9aa0a6",
                  "fillOpacity": 0.12}
+#: the cells of a cell list without tests (kqi map --cells): the only layer, so it is visible
+UNJUDGED_STYLE = {"color": "#4a6580", "weight": 0.8, "opacity": 0.8, "fillColor": "#6f8fae",
+                  "fillOpacity": 0.35}
 POOR_STYLE = {"weight": 1.0, "opacity": 0.9, "fillOpacity": 0.65}
 AREA_STYLE = {"weight": 2.5, "opacity": 0.9, "dashArray": "6 4", "fill": False}
 COMPLAINT_STYLE = {"radius": 5, "color": "#222222", "weight": 1, "fillColor": "#ffd400",
@@ -71,6 +74,7 @@ SPARK_SERVICES = 3
 SPARK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 HEALTHY_LAYER = "Cells, not poor"
+UNJUDGED_LAYER = "Cells, no test data"
 RECOVERED_LAYER = "Recovered (closed) orders"
 AREA_LAYER = "Poor-quality areas"
 HEAT_LAYER = "Complaints (heat)"
@@ -162,14 +166,12 @@ def render_map(
     cfg = config if config is not None else Config()
     # resolve the assets first: a bad option must fail before any work is done
     assets = head_html(cfg.output.map_assets)
-    table = _cell_table(cells, cell_kqi=cell_kqi, diagnosis=diagnosis, links=links,
-                        complaints=complaints, work_orders=work_orders, isd=isd, cfg=cfg,
-                        trend=trend, followup=followup)
-    rings = geometry.sector_polygons(
-        table["lat"].to_numpy(), table["lon"].to_numpy(), table["azimuth"].to_numpy(),
-        table["beamwidth"].to_numpy(), table["radius_m"].to_numpy(),
-        arc_points=ARC_POINTS, omni_points=OMNI_POINTS,
-    )
+    table, rings = sector_table(cells, cell_kqi=cell_kqi, diagnosis=diagnosis, links=links,
+                                complaints=complaints, work_orders=work_orders, isd=isd,
+                                config=cfg, trend=trend, followup=followup)
+    # a cell list alone (kqi map --cells): no cell was judged, so none is "not poor"
+    judged = cell_kqi is not None or diagnosis is not None
+    healthy_layer = HEALTHY_LAYER if judged else UNJUDGED_LAYER
 
     fmap = _base_map(cfg.output.map_tiles)
     # folium hands max_zoom only to a tile layer; without a basemap the map itself needs it
@@ -184,8 +186,9 @@ def render_map(
     coords = _ring_lists(rings)
     counts: dict[str, int] = {}
     healthy = table["cause"].is_null().to_numpy()
-    _CanvasGeoJson(_feature_collection(table, coords, healthy), HEALTHY_STYLE,
-                   name=f"{HEALTHY_LAYER} ({int(healthy.sum()):,})", kind="cells").add_to(fmap)
+    _CanvasGeoJson(_feature_collection(table, coords, healthy),
+                   HEALTHY_STYLE if judged else UNJUDGED_STYLE,
+                   name=f"{healthy_layer} ({int(healthy.sum()):,})", kind="cells").add_to(fmap)
     counts["not_poor"] = int(healthy.sum())
     causes = table["cause"].to_numpy()
     for cause in CAUSES:
@@ -204,7 +207,8 @@ def render_map(
     n_complaints = _add_complaints(fmap, complaints, links)
 
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
-    fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered))
+    fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered,
+                           healthy_label=healthy_layer.removeprefix("Cells, ")))
     lats = np.concatenate([r[:, 1] for r in rings])
     lons = np.concatenate([r[:, 0] for r in rings])
     fmap.fit_bounds([[float(lats.min()), float(lons.min())], [float(lats.max()), float(lons.max())]])
@@ -220,6 +224,30 @@ def render_map(
 # ------------------------------------------------------------------------------------------------
 # the per-cell table
 # ------------------------------------------------------------------------------------------------
+
+def sector_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None = None,
+                 diagnosis: pl.DataFrame | None = None, links: pl.DataFrame | None = None,
+                 complaints: pl.DataFrame | None = None,
+                 work_orders: pl.DataFrame | None = None, isd: pl.DataFrame | None = None,
+                 config: Config | None = None, trend: pl.DataFrame | None = None,
+                 followup: pl.DataFrame | None = None) -> tuple[pl.DataFrame, list[np.ndarray]]:
+    """The cells the map draws and their wedges, for the map and the exports (KMZ, GeoJSON).
+
+    Returns one row per drawable cell, sorted by ``cell_id`` (``cause`` null when not poor;
+    ``tip`` and ``lines`` the escaped tooltip and popup text), and each row's closed wedge ring
+    (``[lon, lat]`` rows). The parameters are those of :func:`render_map`.
+    """
+    cfg = config if config is not None else Config()
+    table = _cell_table(cells, cell_kqi=cell_kqi, diagnosis=diagnosis, links=links,
+                        complaints=complaints, work_orders=work_orders, isd=isd, cfg=cfg,
+                        trend=trend, followup=followup)
+    rings = geometry.sector_polygons(
+        table["lat"].to_numpy(), table["lon"].to_numpy(), table["azimuth"].to_numpy(),
+        table["beamwidth"].to_numpy(), table["radius_m"].to_numpy(),
+        arc_points=ARC_POINTS, omni_points=OMNI_POINTS,
+    )
+    return table, rings
+
 
 def _esc(expr: pl.Expr) -> pl.Expr:
     """HTML-escape a string expression (the same five characters as ``html.escape``)."""
@@ -714,7 +742,7 @@ class _Legend(MacroElement):
     """)
 
     def __init__(self, counts: dict[str, int], n_areas: int, n_complaints: int,
-                 n_recovered: int = 0) -> None:
+                 n_recovered: int = 0, *, healthy_label: str = "not poor") -> None:
         super().__init__()
         self._name = "KqiLegend"
 
@@ -726,13 +754,15 @@ class _Legend(MacroElement):
                     f'margin-right:6px;vertical-align:middle;{shape}background:{fill};'
                     f'border:{border}"></span>{html.escape(label)}</div>')
 
-        rows = ["<b>Poor cells by cause</b>"]
+        judged = healthy_label == "not poor"
+        rows = ["<b>Poor cells by cause</b>" if judged else "<b>Cells (no tests: none judged)</b>"]
         for cause in CAUSES:
             if counts.get(cause):
                 rows.append(swatch(CAUSE_COLOURS[cause], f"{CAUSE_LABELS[cause]} ({counts[cause]:,})"))
-        if len(rows) == 1:
+        if len(rows) == 1 and judged:
             rows.append("<div>none</div>")
-        rows.append(swatch(str(HEALTHY_STYLE["fillColor"]), f"not poor ({counts.get('not_poor', 0):,})"))
+        rows.append(swatch(str((HEALTHY_STYLE if judged else UNJUDGED_STYLE)["fillColor"]),
+                           f"{healthy_label} ({counts.get('not_poor', 0):,})"))
         if n_recovered:
             rows.append(swatch(str(RECOVERED_STYLE["fillColor"]),
                                f"recovered, order closed ({n_recovered:,})"))

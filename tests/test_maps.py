@@ -335,7 +335,10 @@ def test_output_is_deterministic(tmp_path: Path, inputs: dict, fake_assets: Path
 
 def test_only_cells(tmp_path: Path, inputs: dict, fake_assets: Path) -> None:
     page = render(tmp_path, offline(fake_assets), cells=inputs["cells"])
-    assert overlay_names(page) == ["Cells, not poor (5)"]
+    # a cell list alone (kqi map --cells): no cell was judged, so none is called "not poor"
+    assert overlay_names(page) == ["Cells, no test data (5)"]
+    assert "no test data (5)" in page
+    assert "not poor" not in page
     assert "heatLayer" not in page.split("</head>")[1]
     assert "fitBounds" in page
 
