@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -445,6 +446,7 @@ class CsvSource:
     def _read_into(self, buf: bytearray, n: int) -> int:
         """Append up to ``n`` bytes of the file to ``buf`` (read in place: no copy of the chunk)."""
         assert self._fh is not None
+        n = min(n, self._left())
         old = len(buf)
         buf.extend(bytes(n))
         with memoryview(buf) as mv:
@@ -457,15 +459,27 @@ class CsvSource:
         self._offset += got
         return got
 
+    def _left(self) -> int:
+        """Bytes left in the file (and one more, to see its end), at most a chunk: a buffer of a
+        million rows' bytes, zeroed, for a file of two thousand rows is most of the cost of
+        reading it (a folder of small drive-test logs)."""
+        assert self._fh is not None
+        try:
+            size = os.fstat(self._fh.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            return self._chunk_bytes
+        return min(max(size - self._offset, 0) + 1, self._chunk_bytes)
+
     def _first_read(self, pending: bytes) -> bytearray:
         """``pending`` and up to a chunk of the file after it, read in place into one buffer."""
         assert self._fh is not None
         k = len(pending)
-        buf = bytearray(k + self._chunk_bytes)
+        want = min(self._chunk_bytes, self._left())
+        buf = bytearray(k + want)
         buf[:k] = pending
         with memoryview(buf) as mv:
             got = self._fh.readinto(mv[k:])  # type: ignore[attr-defined]  # a raw/buffered file
-        if got < self._chunk_bytes:
+        if got < want:
             del buf[k + got:]
         if self._hasher is None:
             self._hash.update(memoryview(buf)[k:])
