@@ -828,6 +828,21 @@ class Ingest:
         df = run.run_all(process, {key: pl.String, "subscribers": pl.Float64})
         return df.group_by(key).agg(pl.col("subscribers").sum()).sort(key)
 
+    # -- samples --------------------------------------------------------------------------
+
+    def samples(self, path: str | Path | InMemory) -> Any:
+        """Read drive-test / MR samples: one file, a folder of files (read recursively, every
+        file accounted for) or a table in memory; see :func:`kqi.ingest._samples.read_samples`.
+
+        Returns
+        -------
+        kqi.ingest._samples.SamplesFeed
+            ``.frame`` (SAMPLES columns, ``file_index``, ``line``), ``.files``, ``.report``.
+        """
+        from ._samples import read_samples
+
+        return read_samples(self, path)
+
     # -- app tests ------------------------------------------------------------------------
 
     def app_tests(self, path: str | Path | InMemory, cells: pl.DataFrame | None = None) -> TestsFeed:
@@ -985,16 +1000,25 @@ def _cell_ids(cells: pl.DataFrame) -> pl.Series:
     return cells.get_column("cell_id")
 
 
-def _derive_sites(df: pl.DataFrame, run: _Run) -> pl.DataFrame:
-    """site_id from the cell_id: ``ECI >> 8`` for a 28-bit ECI, ``A`` for ``A-B`` ids."""
-    cid = df.get_column("cell_id")
+def site_ids(cell_id: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The site of each cell id: ``ECI >> 8`` for a 28-bit ECI, ``A`` for ``A-B`` ids, else null;
+    and whether the id is an ECI (the one rule, used for cells and for cells estimated from
+    samples)."""
+    cid = cell_id.cast(pl.String)
     eci = cid.cast(pl.Int64, strict=False)
-    is_eci = eci.is_not_null() & (eci >= 0) & (eci < (1 << ECI_BITS))
+    is_eci = (eci.is_not_null() & (eci >= 0) & (eci < (1 << ECI_BITS))).fill_null(False)
     pair = cid.str.extract(r"^(\d+)-\d+$", 1)
     site = pl.select(
         pl.when(pl.lit(is_eci)).then((pl.lit(eci) // (1 << ECI_CELL_BITS)).cast(pl.String))
         .otherwise(pl.lit(pair))
     ).to_series().alias("site_id")
+    return site, is_eci.alias("is_eci")
+
+
+def _derive_sites(df: pl.DataFrame, run: _Run) -> pl.DataFrame:
+    """site_id from the cell_id: ``ECI >> 8`` for a 28-bit ECI, ``A`` for ``A-B`` ids."""
+    site, is_eci = site_ids(df.get_column("cell_id"))
+    eci = df.get_column("cell_id").cast(pl.Int64, strict=False)
     out = df.with_columns(site)
     n_eci = int(is_eci.sum())
     if n_eci:

@@ -1,7 +1,9 @@
 """The ``kqi`` command line (a thin layer: parsing, progress display, one-line errors).
 
     kqi demo [--out DIR]
-    kqi run --cells F --tests F --kpis F [--complaints F] [--subscribers F] --out DIR [--config F.toml]
+    kqi run --cells F --tests F --kpis F [--complaints F] [--subscribers F] [--samples F|DIR]
+            --out DIR [--config F.toml]
+    kqi samples --samples F|DIR [--cells F] --out DIR      # drive-test / MR samples alone
     kqi map --cells F [--complaints F] --out DIR         # a cell list alone: map, KMZ, GeoJSON
     kqi city --out DIR [--cells N --days N --seed N]     # only generate a synthetic city
 """
@@ -220,17 +222,49 @@ def _clear_demo_history(path: Path, days: int) -> None:
 @click.option("--history", "history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="DuckDB run history (created when missing): follow up earlier orders, record "
                    "this run.")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="Drive-test / MR samples: a file or a folder of files (docs/samples.md).")
 @click.pass_context
 def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints: Path | None,
             subscribers: Path | None, out: Path, config_path: Path | None,
-            history: Path | None) -> None:
+            history: Path | None, samples: Path | None) -> None:
     """Analyse input files and write the results into OUT."""
     from kqi.config import load_config
 
     cfg = load_config(config_path)
     result = _run_pipeline(ctx, cells=cells, tests=tests, kpis=kpis, complaints=complaints,
-                           subscribers=subscribers, out=out, config=cfg, history=history)
+                           subscribers=subscribers, out=out, config=cfg, history=history,
+                           samples=samples)
     _report(result, ctx.obj["quiet"])
+
+
+@cli.command("samples")
+@_verbosity_option
+@click.option("--samples", type=click.Path(path_type=Path), required=True,
+              help="Drive-test / MR samples: a file or a folder of files, read recursively.")
+@click.option("--cells", type=click.Path(path_type=Path), default=None,
+              help="Cells (engineering parameters); cells it lacks are estimated from samples.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML config overriding the defaults ([samples] bin_m ...).")
+@click.pass_context
+def samples_cmd(ctx: click.Context, samples: Path, cells: Path | None, out: Path,
+                config_path: Path | None) -> None:
+    """Drive-test / MR samples alone: coverage bins, per-cell figures, cells estimated from
+    their samples (cells_estimated.csv, a cells file kqi run reads) and a map."""
+    from kqi.config import load_config
+    from kqi.samples import run_samples
+
+    cfg = load_config(config_path)
+    printer = _ProgressPrinter(ctx.obj["quiet"])
+    try:
+        printer("samples", "start")
+        run = run_samples(samples, cells=cells, out=out, config=cfg)
+        printer("samples", "done")
+    finally:
+        printer.close()
+    _report(run, ctx.obj["quiet"])
 
 
 @cli.command("map")

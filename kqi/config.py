@@ -217,6 +217,26 @@ class FollowupConfig:
 
 
 @dataclass(frozen=True)
+class SamplesConfig:
+    """Drive-test / MR samples: the coverage grid, per-cell figures, estimated cells
+    (docs/samples.md)."""
+
+    bin_m: float = 50.0                 # side of a coverage_bins.csv grid bin, metres (5-5000)
+    weak_rsrp_dbm: float = -110.0       # a sample is weak below this RSRP (the MR rule)
+    cqi_good: float = 7.0               # a CQI report at or above this is good
+    #: radio technologies whose samples carry LTE/NR fields (case-insensitive); others (GSM,
+    #: UMTS, HSPA+ ...: their RSRP column holds RSCP) are rejected
+    techs: tuple[str, ...] = ("LTE", "LTE-A", "LTE+", "LTE CA", "4G", "4G+", "5G", "NR",
+                              "5G NSA", "5G SA", "NR NSA", "NR SA", "NSA", "SA")
+    min_samples: int = 30               # a cell's figures are diagnosis evidence from this many
+    min_bins: int = 3                   # ... samples in at least this many bins
+    estimate_min_samples: int = 10      # a cell's position is estimated from this many samples
+    estimate_trim: float = 3.0          # bins beyond this multiple of the median distance from
+    #                                     the site estimate are left out of it (handover lag)
+    omni_resultant: float = 0.3         # bearings less concentrated than this: no azimuth (omni)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a run."""
 
@@ -228,6 +248,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     followup: FollowupConfig = field(default_factory=FollowupConfig)
+    samples: SamplesConfig = field(default_factory=SamplesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for manifest.json)."""
@@ -352,6 +373,7 @@ def _validate(cfg: Config) -> None:
     check_workorders(cfg.workorders)
     check_followup(cfg.followup)
     check_history(cfg.history)
+    check_samples(cfg.samples)
 
 
 # the section checks run at load (above) and again in the stages that read the section, for a
@@ -434,3 +456,23 @@ def check_history(h: HistoryConfig) -> None:
         raise ConfigError(f"'history.window_days' must be 0 (no trailing window) or more, got {h.window_days}")
     if h.lock_wait_s < 0:
         raise ConfigError(f"'history.lock_wait_s' must be >= 0, got {h.lock_wait_s}")
+
+
+def check_samples(s: SamplesConfig) -> None:
+    """Reject samples settings out of range (one-line ConfigError)."""
+    if not 5.0 <= s.bin_m <= 5000.0:
+        raise ConfigError(f"'samples.bin_m' must be between 5 and 5000 metres, got {s.bin_m:g}")
+    if not -156.0 <= s.weak_rsrp_dbm <= -30.0:
+        raise ConfigError(f"'samples.weak_rsrp_dbm' must be an RSRP between -156 and -30 dBm, "
+                          f"got {s.weak_rsrp_dbm:g}")
+    if not 0.0 <= s.cqi_good <= 15.0:
+        raise ConfigError(f"'samples.cqi_good' must be a CQI between 0 and 15, got {s.cqi_good:g}")
+    if not s.techs or any(not isinstance(t, str) or not t.strip() for t in s.techs):
+        raise ConfigError("'samples.techs' must be a non-empty list of technology names")
+    for name in ("min_samples", "min_bins", "estimate_min_samples"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"'samples.{name}' must be at least 1, got {getattr(s, name)}")
+    if not s.estimate_trim > 1.0:
+        raise ConfigError(f"'samples.estimate_trim' must be more than 1, got {s.estimate_trim:g}")
+    if not 0.0 <= s.omni_resultant < 1.0:
+        raise ConfigError(f"'samples.omni_resultant' must lie in [0, 1), got {s.omni_resultant:g}")

@@ -30,6 +30,7 @@ from kqi.summary import RunSummary
 
 if TYPE_CHECKING:
     from kqi.closedloop import Loop
+    from kqi.samples import SamplesResult
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class RunResult:
     run_info : dict
         When the run started and how long each stage took (``run_info.json``): kept apart from
         the manifest so that the same inputs give the same manifest.
+    samples : kqi.samples.SamplesResult or None
+        Drive-test / MR samples: coverage bins, per-cell figures, estimated cells (only with
+        ``samples=``).
     """
 
     out: Path | None = None
@@ -103,6 +107,7 @@ class RunResult:
     reports: dict[str, Any] = field(default_factory=dict)
     rejects: dict[str, pl.DataFrame] = field(default_factory=dict)
     run_info: dict[str, Any] = field(default_factory=dict)
+    samples: SamplesResult | None = None
 
 
 class _Stages:
@@ -130,6 +135,10 @@ def _check_inputs(feeds: dict[str, Source | None]) -> None:
     for feed, source in feeds.items():
         if source is None or not isinstance(source, str | Path):
             continue
+        if feed == "samples":   # a file or a folder of files
+            if not Path(source).exists():
+                raise InputError(source, "samples file or folder not found")
+            continue
         if Path(source).is_dir():
             raise InputError(source, f"{feed} input is a folder, not a file")
         if not Path(source).is_file():
@@ -147,6 +156,7 @@ def run(
     config: Config | str | Path | None = None,
     history: str | Path | None = None,
     progress: Progress | None = None,
+    samples: Source | None = None,
 ) -> RunResult:
     """Run the whole analysis: ingest, flag, diagnose, link complaints, rank work orders.
 
@@ -169,6 +179,10 @@ def run(
         order ids and statuses, and the run is recorded there (docs/history.md).
     progress : callable, optional
         Called as ``progress(stage, "start" | "done")`` for a progress display.
+    samples : path, folder or table, optional
+        Drive-test / MR samples (docs/samples.md): ``coverage_bins.csv``, ``cell_samples.csv``
+        (cells missing from ``cells`` estimated from their samples), a bins layer on the map, and
+        sample figures as diagnosis evidence where the KPIs lack them.
 
     Returns
     -------
@@ -192,7 +206,7 @@ def run(
     """
     cfg = as_config(config)
     inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
-              "subscribers": subscribers}
+              "subscribers": subscribers, "samples": samples}
     _check_inputs(inputs)
     history_path = history if history is not None else (cfg.history.path or None)
     if out is None:
@@ -282,7 +296,7 @@ def _finish(result: RunResult, cfg: Config, inputs: dict[str, Source | None], *,
 
 def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Source, tests: Source,
              kpis: Source, complaints: Source | None = None, subscribers: Source | None = None,
-             loop: Loop | None = None) -> RunResult:
+             loop: Loop | None = None, samples: Source | None = None) -> RunResult:
     """Every stage but the writing: the tables of a run, on a :class:`RunResult`."""
     from kqi.diagnosis import diagnose
     from kqi.flagging import KqiAccumulator, check_kqi_columns, summarize
@@ -324,6 +338,12 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
     with st.stage("inter-site distance"):
         r.isd = site_isd(cell_df, cfg)
 
+    if samples is not None:
+        with st.stage("samples"):
+            from kqi.samples import analyse_samples
+
+            r.samples = analyse_samples(ing.samples(samples).frame, cell_df, cfg, isd=r.isd)
+
     with st.stage("diagnosis"):
         diag = diagnose(r.cell_kqi, kpi_df, cell_df, cfg, isd=r.isd)
     r.diagnosis, r.evidence, r.clusters, r.areas = diag.table, diag.evidence, diag.clusters, diag.areas
@@ -351,6 +371,8 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
     if r.links is not None:
         summary["complaints"] = _complaint_summary(r.links, r.silent, r.hotspots)
     summary["work_orders"] = work_order_summary(r.work_orders)
+    if r.samples is not None:
+        summary["samples"] = r.samples.summary
     r.summary = summary
     r.reports = dict(ing.reports)
     r.rejects = dict(ing.rejects)
@@ -374,6 +396,10 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
     if r.links is not None and r.hotspots is not None:
         files.append(write_csv(out_dir / "complaint_links.csv", r.links))
         files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))
+    if r.samples is not None:
+        from kqi.samples import write_outputs
+
+        files.extend(write_outputs(r.samples, out_dir))
     files.append(write_json(out_dir / "summary.json", r.summary))
     files.append(write_text(out_dir / "summary.md", to_markdown(r.summary)))
     if cfg.output.excel:
@@ -385,11 +411,12 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
 
 def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
     from kqi.maps import render_map
+    from kqi.samples import cells_with_estimates
 
-    return render_map(path, cells=r.cells, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
+    return render_map(path, cells=cells_with_estimates(r.cells, r.samples), cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
                       areas=r.areas, complaints=r.complaints, links=r.links,
                       work_orders=r.work_orders, isd=r.isd, config=cfg, trend=r.trend,
-                      followup=r.followup)
+                      followup=r.followup, samples=r.samples)
 
 
 def _write_exports(r: RunResult, out_dir: Path, cfg: Config) -> list[Path]:

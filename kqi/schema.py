@@ -55,6 +55,7 @@ TIMESTAMP_FORMATS: tuple[str, ...] = (
     "%Y/%m/%d %H:%M",
     "%Y-%m-%d",
     "%Y/%m/%d",
+    "%Y.%m.%d_%H.%M.%S",    # G-NetTrack Pro drive-test logs (samples feed)
 )
 
 #: compact all-digit forms common in Chinese operators' exports, by length. Read only from values
@@ -252,8 +253,38 @@ SUBSCRIBERS = FeedSchema(
     ),
 )
 
+#: drive-test / MR measurement samples (optional feed, kqi.samples): one row per sample. A sample
+#: needs a serving cell or a position; samples of cells missing from the cells table are kept
+#: (their position is estimated), so the feed does not reference cells at ingest
+SAMPLES = FeedSchema(
+    name="samples",
+    one_of=(("lat", "lon"), ("cell_id",)),
+    columns=(
+        Column("ts", "timestamp", False, "UTC", ("timestamp", "time", "时间", "采样时间", "datetime")),
+        # RAWCELLID (the 28-bit ECI) before CellID (G-NetTrack's 8-bit local cell id)
+        Column("cell_id", "string", False, aliases=(
+            "rawcellid", "eci", "ecgi", "cgi", "serving_cell", "servingcell", "小区id", "服务小区",
+            "小区标识", "cellid", "cell")),
+        Column("lat", "float", False, "degrees WGS84", ("latitude", "纬度", "gps_lat"), -90.0, 90.0),
+        Column("lon", "float", False, "degrees WGS84", ("longitude", "lng", "经度", "gps_lon"),
+               -180.0, 180.0),
+        Column("rsrp_dbm", "float", True, "dBm", ("rsrp", "rsrp(dbm)", "rsrp_(dbm)", "serving_rsrp",
+                                                  "参考信号接收功率"), -156.0, -30.0),
+        Column("rsrq_db", "float", False, "dB", ("rsrq", "rsrq(db)", "rsrq_(db)", "serving_rsrq"),
+               -43.0, 20.0),
+        Column("sinr_db", "float", False, "dB", ("sinr", "snr", "rs_sinr", "rssnr", "sinr(db)",
+                                                 "sinr_(db)"), -50.0, 60.0),
+        Column("cqi", "float", False, "0-15", ("cqi_avg", "wideband_cqi"), 0.0, 15.0),
+        Column("dl_kbps", "float", False, "kbit/s", ("dl_bitrate", "dl_throughput_kbps"), 0.0, None),
+        Column("ul_kbps", "float", False, "kbit/s", ("ul_bitrate", "ul_throughput_kbps"), 0.0, None),
+        Column("tech", "string", False, aliases=("networkmode", "network_mode", "network_type",
+                                                 "rat", "制式", "technology")),
+    ),
+)
+
 FEEDS: dict[str, FeedSchema] = {
-    f.name: f for f in (CELLS, APP_TESTS, APP_TESTS_AGG, CELL_KPIS, COMPLAINTS, SUBSCRIBERS)
+    f.name: f for f in (CELLS, APP_TESTS, APP_TESTS_AGG, CELL_KPIS, COMPLAINTS, SUBSCRIBERS,
+                        SAMPLES)
 }
 
 # --------------------------------------------------------------------------------------------
@@ -330,10 +361,49 @@ HOTSPOTS = pa.schema([
     pa.field("complaints", pa.int64()),
 ])
 
+#: ``coverage_bins.csv``: one row per grid bin with samples (kqi.samples)
+COVERAGE_BINS = pa.schema([
+    pa.field("bin_id", pa.string(), nullable=False),      # "<row>_<col>" of the metric grid
+    pa.field("lat", pa.float64(), nullable=False),        # bin centre
+    pa.field("lon", pa.float64(), nullable=False),
+    pa.field("samples", pa.int64(), nullable=False),
+    pa.field("rsrp_median_dbm", pa.float64(), nullable=False),
+    pa.field("rsrp_weak_share", pa.float64(), nullable=False),
+    pa.field("serving_cells", pa.int64(), nullable=False),
+    pa.field("sinr_median_db", pa.float64()),
+    pa.field("cqi_good_share", pa.float64()),
+    pa.field("dl_kbps_median", pa.float64()),
+    pa.field("top_cell_id", pa.string()),                 # the cell serving most of its samples
+])
+
+#: ``cell_samples.csv``: one row per serving cell with samples (kqi.samples)
+CELL_SAMPLES = pa.schema([
+    pa.field("cell_id", pa.string(), nullable=False),
+    pa.field("samples", pa.int64(), nullable=False),
+    pa.field("rsrp_weak_ratio", pa.float64()),
+    pa.field("cqi_good_ratio", pa.float64()),
+    pa.field("sinr_median_db", pa.float64()),
+    pa.field("estimated", pa.bool_(), nullable=False),    # position estimated from its samples
+    pa.field("bins", pa.int64(), nullable=False),         # grid bins it served (place weighting)
+    pa.field("rsrp_median_dbm", pa.float64()),
+    pa.field("dist_p90_m", pa.float64()),                 # p90 distance of its samples' bins
+    pa.field("isd_m", pa.float64()),
+    pa.field("dist_isd_ratio", pa.float64()),
+    pa.field("site_id", pa.string()),
+    pa.field("lat", pa.float64()),
+    pa.field("lon", pa.float64()),
+    pa.field("azimuth", pa.float64()),
+    pa.field("tech", pa.string()),
+    pa.field("evidence_ok", pa.bool_(), nullable=False),  # enough samples and bins to be evidence
+    pa.field("position_method", pa.string()),  # cells file | site in cells file | own samples ...
+])
+
 DERIVED: dict[str, pa.Schema] = {
     "cell_kqi": CELL_KQI,
     "diagnosis": DIAGNOSIS,
     "complaint_links": COMPLAINT_LINKS,
     "work_orders": WORK_ORDERS,
     "hotspots": HOTSPOTS,
+    "coverage_bins": COVERAGE_BINS,
+    "cell_samples": CELL_SAMPLES,
 }

@@ -54,6 +54,7 @@ class RunSummary(TypedDict, total=False):
     complaints: dict[str, Any]
     work_orders: dict[str, Any]
     programme: dict[str, Any]
+    samples: dict[str, Any]
 
 
 #: the summary keys that make up the case table (shown as a table, not as single figures)
@@ -140,6 +141,9 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
             else:
                 lines.append(f"- **{md_text(str(name))}**: {md_text(str(p))}")
         lines.append("")
+    smp = summary.get("samples")
+    if smp:
+        lines += ["## Drive-test / MR samples", "", samples_line(smp), ""]
     comp = summary.get("complaints")
     if comp:
         lines += [
@@ -182,6 +186,9 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
             where = (rejects_dir or Path("rejects")) / f"{feed}.csv"
             out.append(f"[yellow]{escape(feed)}: {c['rows_rejected']} of {c['rows_read']} rows "
                        f"rejected[/yellow] -> {escape(str(where))}")
+    smp = summary.get("samples")
+    if smp:
+        out.append(samples_line(smp))
     comp = summary.get("complaints")
     if comp:
         out.append(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
@@ -196,3 +203,14 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
                      f"{prog.get('reopened', 0)} reopened, {prog.get('closed_recovered', 0)} "
                      "closed as recovered")
     return out
+
+
+def samples_line(smp: Mapping[str, Any]) -> str:
+    """The samples feed's figures in one sentence (numbers only: safe as markup and Markdown)."""
+    return (f"samples: {smp.get('samples', 0):,} accepted, {smp.get('positioned', 0):,} with a "
+            f"position, in {smp.get('bins', 0):,} bins of {smp.get('bin_m', 0):g} m "
+            f"({smp.get('weak_bins', 0):,} weak); {smp.get('serving_cells', 0):,} serving cells: "
+            f"{smp.get('cells_in_cells_file', 0):,} in the cells file, "
+            f"{smp.get('cells_estimated', 0):,} estimated from samples "
+            f"({smp.get('sites_estimated', 0):,} sites), {smp.get('cells_without_position', 0):,} "
+            "without a position")

@@ -28,7 +28,7 @@ from branca.element import Element, MacroElement
 from folium.map import Layer
 from folium.plugins import HeatMap
 from folium.template import Template
-from kqi.maps import geometry
+from kqi.maps import geometry, samples_layer
 from kqi.maps._errors import MapError
 from kqi.maps.assets import head_html
 
@@ -113,6 +113,7 @@ def render_map(
     config: Config | None = None,
     trend: pl.DataFrame | None = None,
     followup: pl.DataFrame | None = None,
+    samples: Any | None = None,
 ) -> Path:
     """Write the folium map of cells, poor cells by cause, complaints and areas to ``path``.
 
@@ -152,6 +153,10 @@ def render_map(
     followup : polars.DataFrame, optional
         ``cell_id, verdict`` (``order_id, status, service, good_rate_before, good_rate_after``
         optional): cells with a ``recovered`` verdict form the layer "Recovered (closed) orders".
+    samples : kqi.samples.SamplesResult, optional
+        Drive-test / MR samples: the coverage bins as a layer coloured by median RSRP (legend in
+        dBm), and each cell's sample figures (and an estimated position) in its popup
+        (:mod:`kqi.maps.samples_layer`).
 
     Returns
     -------
@@ -169,6 +174,14 @@ def render_map(
     table, rings = sector_table(cells, cell_kqi=cell_kqi, diagnosis=diagnosis, links=links,
                                 complaints=complaints, work_orders=work_orders, isd=isd,
                                 config=cfg, trend=trend, followup=followup)
+    # drive-test figures, and an estimated position, in the cells' popups (rows keep their
+    # order: the rings are aligned with them)
+    extra = samples_layer.cell_lines(samples)
+    if extra.height:
+        table = table.join(extra, on="cell_id", how="left", maintain_order="left").with_columns(
+            pl.when(pl.col("samples_text").is_not_null())
+            .then(pl.col("lines") + pl.lit("\n") + pl.col("samples_text"))
+            .otherwise(pl.col("lines")).alias("lines")).drop("samples_text")
     # a cell list alone (kqi map --cells): no cell was judged, so none is "not poor"
     judged = cell_kqi is not None or diagnosis is not None
     healthy_layer = HEALTHY_LAYER if judged else UNJUDGED_LAYER
@@ -185,6 +198,8 @@ def render_map(
 
     coords = _ring_lists(rings)
     counts: dict[str, int] = {}
+    # drive-test bins under the cells (drawn first)
+    n_bins, bin_bounds = samples_layer.add_bins(fmap, samples, _CanvasGeoJson, js_json)
     healthy = table["cause"].is_null().to_numpy()
     _CanvasGeoJson(_feature_collection(table, coords, healthy),
                    HEALTHY_STYLE if judged else UNJUDGED_STYLE,
@@ -209,8 +224,11 @@ def render_map(
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
     fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered,
                            healthy_label=healthy_layer.removeprefix("Cells, ")))
-    lats = np.concatenate([r[:, 1] for r in rings])
-    lons = np.concatenate([r[:, 0] for r in rings])
+    if n_bins:
+        fmap.add_child(samples_layer.legend_element(js_json))
+    extent = [np.array(bin_bounds[0::2]), np.array(bin_bounds[1::2])] if bin_bounds else []
+    lats = np.concatenate([r[:, 1] for r in rings] + extent[:1])
+    lons = np.concatenate([r[:, 0] for r in rings] + extent[1:])
     fmap.fit_bounds([[float(lats.min()), float(lons.min())], [float(lats.max()), float(lons.max())]])
     fmap.add_child(_Ready())
 

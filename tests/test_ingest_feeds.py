@@ -218,6 +218,9 @@ BASE: dict[str, dict[str, str]] = {
     "complaints": {"complaint_id": "K1", "ts": "2024-01-01 10:00:00", "lat": "31.5", "lon": "121.5",
                    "category": "上网慢", "msisdn": "13800138000", "description": "slow", "cell_id": "C1"},
     "subscribers": {"cell_id": "C1", "region": "R1", "subscribers": "1200"},
+    "samples": {"ts": "2024-01-01 10:00:00", "cell_id": "C1", "lat": "31.5", "lon": "121.5",
+                "rsrp_dbm": "-95", "rsrq_db": "-10", "sinr_db": "5", "cqi": "9", "dl_kbps": "1000",
+                "ul_kbps": "100", "tech": "LTE"},
 }
 
 
@@ -247,6 +250,8 @@ def read_one(ing: Ingest, feed: str, path: Path, cells: pl.DataFrame) -> dict[st
         row = ing.cell_kpis(path, cells).row(0, named=True)
     elif feed == "subscribers":
         row = ing.subscribers(path).row(0, named=True)
+    elif feed == "samples":
+        row = ing.samples(path).frame.row(0, named=True)
     else:
         row = ing.complaints(path, cells).row(0, named=True)
     rep = ing.reports["app_tests" if feed.startswith("app_tests") else feed]
