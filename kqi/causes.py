@@ -205,6 +205,17 @@ class Cause:
 # --------------------------------------------------------------------------------------------
 
 _CQI_LOW = Condition("cqi_good_ratio", "<", "cqi_good_ratio")
+#: the CQI share came from drive-test samples (the KPIs had none): said so after the figure
+_CQI_FROM_SAMPLES = Clause((" (from ", Fig("smp_cqi_from", 0), " drive-test samples)"),
+                           when=(_CQI_LOW, Condition("smp_cqi_from", "present")), lead="")
+#: good signal with poor SINR in the cell's drive-test samples: interference as a drive test
+#: shows it (corroboration in the text; the rule stays on the uplink figure)
+_SINR_FROM_SAMPLES = Clause(
+    ("drive-test SINR median ", Fig("smp_sinr_median_db", 1), " dB at median RSRP ",
+     Fig("smp_rsrp_median_dbm", 0), " dBm (good signal, poor SINR; threshold ",
+     Setting("samples_sinr_db"), " dB)"),
+    when=(Condition("smp_sinr_median_db", "<", "samples_sinr_db"),
+          Condition("smp_rsrp_median_dbm", ">", "samples_rsrp_good_dbm")))
 
 INTERFERENCE = Cause(
     name="interference",
@@ -223,6 +234,8 @@ INTERFERENCE = Cause(
                 Setting("ul_interference_dbm")), lead=""),
         Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
                 Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
+        _CQI_FROM_SAMPLES,
+        _SINR_FROM_SAMPLES,
     ),
     boundary=Boundary("ul_interference_dbm", "ul_interference_dbm"),
     doc="busy-hour UL interference above the threshold; low CQI supports it",
@@ -292,6 +305,10 @@ WEAK_COVERAGE = Cause(
     evidence=(
         Clause(("weak-RSRP sample share ", Fig("rsrp_weak_ratio", 0, 100.0), "%, threshold ",
                 Setting("rsrp_weak_ratio", 100.0), "%"), lead=""),
+        # the KPIs had no MR figure: it came from drive-test samples (kqi.samples.fill_evidence)
+        Clause((" (from ", Fig("smp_rsrp_weak_from", 0), " drive-test samples in ",
+                Fig("smp_bins", 0), " bins, weighted by place; the KPIs have no MR figure)"),
+               when=(Condition("smp_rsrp_weak_from", "present"),), lead=""),
     ),
     boundary=Boundary("rsrp_weak_ratio", "rsrp_weak_ratio"),
     doc="share of MR samples with RSRP below -110 dBm above the threshold",
@@ -306,10 +323,19 @@ OVERSHOOTING = Cause(
     rules=(
         Rule("absolute", (Condition("ta_isd_ratio", ">", "overshoot_isd_factor"),),
              Score("ta_isd_ratio", "overshoot_isd_factor", scale="overshoot_scale")),
+        # no TA in the KPIs: the p90 distance of the cell's drive-test samples (by place)
+        Rule("samples", (Condition("smp_dist_isd_ratio", ">", "overshoot_isd_factor"),),
+             Score("smp_dist_isd_ratio", "overshoot_isd_factor", scale="overshoot_scale")),
     ),
     evidence=(
         Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
-                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"), lead=""),
+                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"),
+               when_rule="absolute", lead=""),
+        Clause(("drive-test p90 distance ", Fig("smp_dist_p90_m", 0), " m = ",
+                Fig("smp_dist_isd_ratio", 2), " x local ISD ", Fig("smp_isd_m", 0), " m (",
+                Fig("smp_samples", 0), " samples in ", Fig("smp_bins", 0),
+                " bins; the KPIs have no TA), threshold ", Setting("overshoot_isd_factor"), " x"),
+               when_rule="samples"),
     ),
     boundary=Boundary("overshoot_isd_factor", "ta_isd_ratio"),
     doc="TA p90 beyond a multiple of the local inter-site distance",
@@ -325,6 +351,8 @@ UNKNOWN = Cause(
         Clause(("no cause evidence beyond thresholds",), lead=""),
         Clause(("low CQI: CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
                 Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
+        _CQI_FROM_SAMPLES,
+        _SINR_FROM_SAMPLES,
         Clause((" (check core network, transport, app side)",), lead=""),
     ),
     doc="no rule holds: core network, transport or app side (low CQI alone is stated, not a cause)",

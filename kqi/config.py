@@ -94,6 +94,9 @@ class DiagnosisConfig:
     support_bonus: float = 0.25             # added when supporting evidence also holds
     isd_floor_m: float = 200.0              # ISD never taken below this (co-sited dense cores)
     propose_interference_rise_db: float = 10.0  # proposed threshold = network floor + this
+    samples_sinr_db: float = 3.0            # drive-test SINR median below this ...
+    samples_rsrp_good_dbm: float = -100.0   # ... at a median RSRP above this: interference seen
+    #                                         in samples (evidence text, docs/samples.md)
 
 
 @dataclass(frozen=True)

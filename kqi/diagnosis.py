@@ -464,8 +464,24 @@ def poor_cells(cell_kqi: pl.DataFrame) -> pl.DataFrame:
             .group_by("cell_id").agg(poor_services_agg()).sort("cell_id"))
 
 
+def _note_estimated(judged: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
+    """The evidence of a cell whose position was estimated from drive-test samples (a cells file
+    from ``kqi samples``: ``estimated`` = 1) says so: its ISD and distances rest on it."""
+    if "estimated" not in cells.columns or judged.height == 0:
+        return judged
+    est = cells.filter(pl.col("estimated") == 1).select(pl.col("cell_id").cast(pl.String))
+    if est.height == 0:
+        return judged
+    flag = pl.col("cell_id").is_in(est["cell_id"].implode())
+    return judged.with_columns(
+        pl.when(flag).then(pl.col("evidence") + pl.lit(
+            " | cell position estimated from drive-test samples (not surveyed)"))
+        .otherwise(pl.col("evidence")).alias("evidence"))
+
+
 def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
-             config: Config | None = None, isd: pl.DataFrame | None = None) -> Diagnosis:
+             config: Config | None = None, *, isd: pl.DataFrame | None = None,
+             samples: pl.DataFrame | None = None) -> Diagnosis:
     """Diagnose every poor cell: evidence, rule causes, signature clusters, areas, proposals.
 
     Parameters
@@ -480,6 +496,10 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
         Thresholds in ``config.diagnosis``; defaults when omitted.
     isd : pl.DataFrame, optional
         ``cell_id, isd_m`` from :func:`kqi.geo.site_isd`; computed when omitted.
+    samples : pl.DataFrame, optional
+        ``cell_samples`` (:data:`kqi.schema.CELL_SAMPLES`, from :func:`kqi.samples.analyse_samples`):
+        drive-test figures taken as evidence where the KPIs lack them, said so in the text
+        (:func:`kqi.samples.fill_evidence`).
 
     Returns
     -------
@@ -489,8 +509,13 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     """
     cfg = config or Config()
     check_diagnosis(cfg.diagnosis)
-    evidence = extract_evidence(kpis, cells, cfg, isd=isd)
-    judged = classify(score_causes(evidence, cfg), cfg)
+    kpi_evidence = extract_evidence(kpis, cells, cfg, isd=isd)
+    evidence = kpi_evidence
+    if samples is not None:
+        from kqi.samples import fill_evidence
+
+        evidence = fill_evidence(kpi_evidence, samples)
+    judged = _note_estimated(classify(score_causes(evidence, cfg), cfg), cells)
     poor = poor_cells(cell_kqi)
     diag = poor.join(judged, on="cell_id", how="left").with_columns(
         pl.col("primary_cause").fill_null(FALLBACK),
@@ -500,7 +525,7 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     ).sort("cell_id")
 
     with_kpis = diag.filter(pl.col("kpi_hours").is_not_null())
-    labels, clusters = _signatures(with_kpis, evidence, cfg)
+    labels, clusters = _signatures(with_kpis, kpi_evidence, cfg)
     with_kpis = with_kpis.with_columns(pl.Series("cluster_id", labels, dtype=pl.Int32))
     names = clusters.select("cluster_id", pl.col("name").alias("cluster_name"))
     diag = diag.join(with_kpis.select("cell_id", "cluster_id"), on="cell_id", how="left").join(
@@ -518,7 +543,7 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     area_of, areas = _areas(diag, cells, cfg)
     diag = diag.join(area_of, on="cell_id", how="left").with_columns(
         pl.col("area_id").fill_null(-1)).sort("cell_id")
-    proposals = _proposals(evidence, diag, clusters, cfg)
+    proposals = _proposals(kpi_evidence, diag, clusters, cfg)
 
     table = diag.select([pl.col(name).cast(dtype) for name, dtype in _DIAG_SCHEMA.items()])
     counts = table.group_by("primary_cause").len().sort("primary_cause").iter_rows()

@@ -345,7 +345,8 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
             r.samples = analyse_samples(ing.samples(samples).frame, cell_df, cfg, isd=r.isd)
 
     with st.stage("diagnosis"):
-        diag = diagnose(r.cell_kqi, kpi_df, cell_df, cfg, isd=r.isd)
+        diag = diagnose(r.cell_kqi, kpi_df, cell_df, cfg, isd=r.isd,
+                        samples=None if r.samples is None else r.samples.cells)
     r.diagnosis, r.evidence, r.clusters, r.areas = diag.table, diag.evidence, diag.clusters, diag.areas
 
     if complaint_df is not None:

@@ -49,7 +49,7 @@ _CELL_SCHEMA: dict[str, pl.DataType] = dict(
     pl.from_arrow(CELL_SAMPLES.empty_table()).schema  # type: ignore[union-attr]
 )
 #: columns of the estimated-cells table (a cells file the other commands read), after CELLS'
-ESTIMATED_EXTRA: tuple[str, ...] = ("estimated", "samples", "position_method")
+ESTIMATED_EXTRA: tuple[str, ...] = ("samples", "position_method")
 
 
 @dataclass
@@ -493,7 +493,7 @@ def _estimated_cells_table(table: pl.DataFrame) -> pl.DataFrame:
         "samples": pl.col("samples"),
         "position_method": pl.col("position_method"),
     }
-    assert list(out)[: len(CELLS.names)] == list(CELLS.names[: len(CELLS.names)])
+    assert tuple(out) == (*CELLS.names, *ESTIMATED_EXTRA)
     return est.select([e.alias(k) for k, e in out.items()]).sort("cell_id")
 
 

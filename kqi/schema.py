@@ -169,6 +169,8 @@ CELLS = FeedSchema(
         Column("vendor", "string", False, aliases=("厂家", "设备厂家", "manufacturer")),
         Column("region", "string", False, aliases=("区域", "district", "grid", "网格", "区县")),
         Column("tech", "string", False, aliases=("制式", "rat", "technology")),
+        Column("estimated", "flag", False, "0/1", ("position_estimated", "估算位置"), 0, 1,
+               default=0, doc="1 = position estimated from drive-test samples (kqi samples)"),
     ),
 )
 

@@ -176,7 +176,7 @@ def render_map(
                                 config=cfg, trend=trend, followup=followup)
     # drive-test figures, and an estimated position, in the cells' popups (rows keep their
     # order: the rings are aligned with them)
-    extra = samples_layer.cell_lines(samples)
+    extra = samples_layer.cell_lines(samples, cells)
     if extra.height:
         table = table.join(extra, on="cell_id", how="left", maintain_order="left").with_columns(
             pl.when(pl.col("samples_text").is_not_null())

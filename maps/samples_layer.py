@@ -113,16 +113,24 @@ def add_bins(fmap: Any, samples: Any, layer_cls: Any, js_json: Any) -> tuple[int
     return len(feats), [float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())]
 
 
-def cell_lines(samples: Any) -> pl.DataFrame:
+def cell_lines(samples: Any, table: pl.DataFrame | None = None) -> pl.DataFrame:
     """``cell_id, samples_text``: a cell's drive-test figures for its popup (escaped text; an
-    estimated position said so)."""
+    estimated position said so), and, for a cell of ``table`` (the cells drawn) marked
+    ``estimated`` = 1 without samples this run, that its position was estimated."""
     empty = pl.DataFrame(schema={"cell_id": pl.String, "samples_text": pl.String})
     cells = getattr(samples, "cells", None)
+    flagged = empty
+    if table is not None and "estimated" in table.columns:
+        flagged = table.filter(pl.col("estimated").cast(pl.Int8, strict=False) == 1).select(
+            pl.col("cell_id").cast(pl.String),
+            pl.lit("position ESTIMATED from drive-test samples (cells file of kqi samples)")
+            .alias("samples_text"))
     if cells is None or cells.height == 0:
-        return empty
+        return flagged
 
     def num(c: str, scale: float = 1.0, digits: int = 0) -> pl.Expr:
-        return (pl.col(c) * scale).round(digits).cast(pl.String).fill_null("n/a")
+        r = (pl.col(c) * scale).round(digits)
+        return (r.cast(pl.Int64) if digits == 0 else r).cast(pl.String).fill_null("n/a")
 
     text = pl.concat_str(
         pl.when(pl.col("estimated"))
@@ -139,7 +147,8 @@ def cell_lines(samples: Any) -> pl.DataFrame:
               + num("dist_isd_ratio", 1.0, 2) + pl.lit(" x ISD"))
         .otherwise(pl.lit("")),
     )
-    return cells.select(pl.col("cell_id").cast(pl.String), text.alias("samples_text"))
+    lines = cells.select(pl.col("cell_id").cast(pl.String), text.alias("samples_text"))
+    return pl.concat([lines, flagged.join(lines, on="cell_id", how="anti")])
 
 
 def legend_element(js_json: Any) -> Any:

@@ -41,7 +41,9 @@ def test_cells_round_trip_sorted_with_codes(tmp_path: Path, ing: Ingest) -> None
         exp.write_csv(path) if fmt == "csv" else exp.write_parquet(path)
         got = ing.cells(path)
         assert got.columns == [*CELLS.names, "cell_code"]  # a site_id column: nothing derived
-        assert got.drop("cell_code").equals(exp.sort("cell_id"))
+        # "estimated" (position estimated from samples) defaults to 0
+        assert got.drop("cell_code", "estimated").equals(exp.sort("cell_id"))
+        assert got["estimated"].to_list() == [0, 0, 0]
         assert got["cell_code"].to_list() == [0, 1, 2]
         assert got["cell_code"].dtype == pl.Int32
         assert ing.reports["cells"].rows_accepted == 3
@@ -207,7 +209,8 @@ def test_complaint_description_hostile_text_kept_as_data(tmp_path: Path, ing: In
 
 BASE: dict[str, dict[str, str]] = {
     "cells": {"cell_id": "C1", "site_id": "S1", "cell_name": "n1", "lat": "31.5", "lon": "121.5",
-              "azimuth": "90", "beamwidth": "60", "vendor": "ZTE", "region": "R1", "tech": "LTE"},
+              "azimuth": "90", "beamwidth": "60", "vendor": "ZTE", "region": "R1", "tech": "LTE",
+              "estimated": "1"},
     "app_tests": {"ts": "2024-01-01 10:00:00", "cell_id": "C1", "service": "video", "success": "0",
                   "page_load_ms": "1", "initial_buffer_ms": "2", "stall_ratio": "0.5", "rtt_ms": "3",
                   "jitter_ms": "4", "loss_pct": "5", "good": "1"},

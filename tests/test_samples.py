@@ -3,6 +3,7 @@ cells estimated from samples, `kqi samples`, `kqi run --samples`, and the real C
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,10 @@ CONTRACT_BINS = ["bin_id", "lat", "lon", "samples", "rsrp_median_dbm", "rsrp_wea
                  "serving_cells"]
 CONTRACT_CELLS = ["cell_id", "samples", "rsrp_weak_ratio", "cqi_good_ratio", "sinr_median_db",
                   "estimated"]
+
+
+def _contract(cells: pl.DataFrame) -> pl.DataFrame:
+    return cells.select([c for c in CELLS.names if c in cells.columns])
 
 
 def main_exit(argv: list[str]) -> int:
@@ -166,7 +171,7 @@ def test_grid_is_metric_and_anchored() -> None:
 @pytest.fixture(scope="module")
 def drive(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame]:
     city = make_city(tmp_path_factory.mktemp("city"), seed=5, n_cells=240, days=1)
-    cells = eci_cells(city.cells_df.select(CELLS.names))
+    cells = eci_cells(_contract(city.cells_df))
     return cells, make_samples(cells, seed=3, drives=10, seconds=1200)
 
 
@@ -174,7 +179,7 @@ def drive(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.Da
 def test_positions_and_azimuths_estimated_near_truth(tmp_path_factory: pytest.TempPathFactory,
                                                      seed: int) -> None:
     city = make_city(tmp_path_factory.mktemp("city"), seed=seed, n_cells=240, days=1)
-    cells = eci_cells(city.cells_df.select(CELLS.names))
+    cells = eci_cells(_contract(city.cells_df))
     samples = make_samples(cells, seed=seed, drives=10, seconds=1200)
     feed = Ingest(Config(), None).samples(samples)
     res = analyse_samples(feed.frame, None, Config())
@@ -240,7 +245,7 @@ def test_weak_and_overshooting_cells_show_in_their_figures(tmp_path_factory) -> 
     """The same drives with the western half's cells 30 dB weaker (weak coverage there) and one
     eastern cell 14 dB stronger (it serves far beyond its neighbours): the figures move so."""
     city = make_city(tmp_path_factory.mktemp("city"), seed=21, n_cells=240, days=1)
-    cells = eci_cells(city.cells_df.select(CELLS.names))
+    cells = eci_cells(_contract(city.cells_df))
     known = Ingest(Config(), None).cells(cells)
 
     def figures(offsets: dict[str, float] | None) -> pl.DataFrame:
@@ -373,3 +378,138 @@ def test_cork_end_to_end(real_data: Path, tmp_path: Path) -> None:
     est = Ingest(Config(), None).cells(out / "cells_estimated.csv")
     assert est.height == placed.height
     assert "Drive-test bins, median RSRP (" in (out / "map.html").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# diagnosis evidence from samples
+# --------------------------------------------------------------------------------------------
+
+def _cell_samples(rows: list[dict[str, object]]) -> pl.DataFrame:
+    from kqi.samples import _CELL_SCHEMA
+
+    base = {"samples": 400, "bins": 40, "rsrp_weak_ratio": 0.02, "cqi_good_ratio": 0.95,
+            "sinr_median_db": 12.0, "estimated": False, "rsrp_median_dbm": -85.0,
+            "dist_p90_m": 400.0, "isd_m": 500.0, "dist_isd_ratio": 0.8, "evidence_ok": True}
+    full = [{**base, **r} for r in rows]
+    return pl.DataFrame(full).select(
+        [pl.col(n).cast(t) if n in full[0] else pl.lit(None, t).alias(n)
+         for n, t in _CELL_SCHEMA.items()])
+
+
+def test_samples_fill_what_the_kpis_lack_and_say_so() -> None:
+    from kqi.diagnosis import diagnose
+
+    ids = ["A", "B", "C", "D", "E"]
+    cells = Ingest(Config(), None).cells(pl.DataFrame({
+        "cell_id": ids, "lat": [31.0, 31.01, 31.02, 31.03, 31.04], "lon": [121.0] * 5,
+        "azimuth": [0.0] * 5}))
+    hours = pl.datetime_range(pl.datetime(2026, 11, 2), pl.datetime(2026, 11, 2, 23),
+                              "1h", eager=True, time_zone="UTC")
+    kpis = pl.DataFrame({
+        "ts": list(hours) * 5, "cell_id": [c for c in ids for _ in hours],
+        "prb_util_dl": [30.0] * 120, "availability": [100.0] * 120,
+        # C: uplink interference above the threshold; no CQI, RSRP or TA figures at all
+        "ul_interference_dbm": [-100.0 if c == "C" else -115.0 for c in ids for _ in hours],
+    })
+    cell_kqi = pl.DataFrame({"cell_id": ids, "service": ["browsing"] * 5, "poor": [True] * 5})
+    smp = _cell_samples([
+        {"cell_id": "A", "rsrp_weak_ratio": 0.45},                            # weak coverage
+        {"cell_id": "B", "dist_p90_m": 1500.0, "dist_isd_ratio": 3.0},        # overshooting
+        {"cell_id": "C", "cqi_good_ratio": 0.5, "sinr_median_db": -1.0},      # interference
+        {"cell_id": "D", "rsrp_weak_ratio": 0.6, "samples": 5, "evidence_ok": False},
+    ])
+    d = diagnose(cell_kqi, kpis, cells, Config(), samples=smp).table
+    by = {r["cell_id"]: r for r in d.iter_rows(named=True)}
+    assert by["A"]["primary_cause"] == "weak_coverage"
+    assert "weak-RSRP sample share 45%" in by["A"]["evidence"]
+    assert "(from 400 drive-test samples in 40 bins, weighted by place" in by["A"]["evidence"]
+    assert by["B"]["primary_cause"] == "overshooting"
+    assert ("drive-test p90 distance 1500 m = 3.0 x local ISD 500 m (400 samples in 40 bins; "
+            "the KPIs have no TA), threshold 1.5 x") in by["B"]["evidence"]
+    assert "TA p90" not in by["B"]["evidence"]
+    assert by["C"]["primary_cause"] == "interference"
+    assert "CQI>=7 share 50%, target 88% (from 400 drive-test samples)" in by["C"]["evidence"]
+    assert "drive-test SINR median -1.0 dB at median RSRP -85 dBm" in by["C"]["evidence"]
+    # too few samples: not evidence; no samples: as before
+    assert by["D"]["primary_cause"] == by["E"]["primary_cause"] == "unknown"
+    assert "drive-test" not in by["D"]["evidence"] + by["E"]["evidence"]
+    # without samples the same KPIs find none of it
+    plain = diagnose(cell_kqi, kpis, cells, Config()).table
+    assert set(plain.filter(pl.col("cell_id").is_in(["A", "B"]))["primary_cause"]) == {"unknown"}
+
+
+def test_kpi_figures_win_over_samples() -> None:
+    from kqi.samples import fill_evidence
+
+    ev = pl.DataFrame({"cell_id": ["A"], "kpi_hours": [24], "rsrp_weak_ratio": [0.05],
+                       "cqi_good_ratio": [0.93], "ta_isd_ratio": [1.1]})
+    out = fill_evidence(ev, _cell_samples([{"cell_id": "A", "rsrp_weak_ratio": 0.5,
+                                            "cqi_good_ratio": 0.2, "dist_isd_ratio": 4.0}]))
+    row = out.row(0, named=True)
+    assert (row["rsrp_weak_ratio"], row["cqi_good_ratio"]) == (0.05, 0.93)
+    assert row["smp_rsrp_weak_from"] is None
+    assert row["smp_dist_isd_ratio"] is None
+    assert row["smp_sinr_median_db"] == 12.0   # the corroboration is always there
+
+
+def test_estimated_cells_file_marks_work_orders(drive, tmp_path: Path) -> None:
+    """A run on the cells file kqi samples wrote: the work orders of estimated cells say so."""
+    from kqi.diagnosis import diagnose
+
+    _, samples = drive
+    res = analyse_samples(Ingest(Config(), None).samples(samples).frame, None, Config())
+    path = tmp_path / "cells_estimated.csv"
+    res.estimated.write_csv(path)
+    est = Ingest(Config(), None).cells(path)
+    assert est["estimated"].to_list() == [1] * est.height
+    poor = est.head(3).select("cell_id", pl.lit("browsing").alias("service"),
+                              pl.lit(True).alias("poor"))
+    kpis = pl.DataFrame({"ts": [dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)] * 3,
+                         "cell_id": poor["cell_id"], "prb_util_dl": [20.0] * 3})
+    d = diagnose(poor, kpis, est, Config()).table
+    assert d["evidence"].str.contains("cell position estimated from drive-test samples").all()
+
+
+# --------------------------------------------------------------------------------------------
+# the bins layer in a real browser
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_bins_layer_in_headless_chromium(drive, tmp_path: Path) -> None:
+    from _cdp import Browser, find_chromium, load_map, serve
+    from kqi.maps import assets as map_assets
+
+    from kqi.config import OutputConfig
+
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium; CI installs it)")
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    assets = artifacts / "map-assets"
+    if map_assets.missing_files(assets):
+        map_assets.fetch_assets(assets)
+    _, samples = drive
+    cfg = replace(Config(), output=OutputConfig(map_tiles="none", map_assets=str(assets)))
+    run = run_samples(samples, out=tmp_path / "site", config=cfg)
+    n_bins = run.result.bins.height
+    with serve(tmp_path / "site") as base, Browser(exe, width=1280, height=800) as browser:
+        assert load_map(browser, f"{base}/map.html", timeout=60) > 0
+        state = browser.evaluate("""(function () {
+            var kinds = {};
+            window.kqiMap.eachLayer(function (l) {
+                if (l.kqiKind) { kinds[l.kqiKind] = (kinds[l.kqiKind] || 0) + l.getLayers().length; }
+            });
+            var legend = document.querySelector(".kqi-bins-legend");
+            return {kinds: kinds, legend: legend ? legend.textContent : "",
+                    overlays: Array.from(document.querySelectorAll(
+                        ".leaflet-control-layers-overlays label")).map(function (e) {
+                            return e.textContent.trim(); })};
+        })()""")
+        artifacts.mkdir(exist_ok=True)
+        browser.screenshot(artifacts / "map-bins.png")
+        assert browser.errors() == []
+    assert state["kinds"]["bins"] == n_bins
+    assert state["kinds"]["cells"] == run.result.estimated.height
+    assert "median RSRP" in state["legend"]
+    assert "< -110 dBm (weak)" in state["legend"]
+    assert any(o.startswith("Drive-test bins, median RSRP") for o in state["overlays"])
