@@ -25,6 +25,7 @@ from kqi.schema import SAMPLES
 
 from ._convert import NULL_TOKENS
 from ._sources import InMemory, source_name
+from ._verdict import Tally, feed_verdict
 from .core import FeedReport, Ingest, _Run  # the machinery every feed uses
 
 #: file name endings read in a folder (others are listed as skipped)
@@ -121,7 +122,10 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
     else:
         listing = [(name, None, None)]
 
-    sub = Ingest(ing.config, rejects_dir=None)   # rejects of each file kept, written once below
+    # rejects of each file kept, written once below; the feed's verdict is on all its files
+    sub = Ingest(ing.config, rejects_dir=None, verdicts=False)
+    tally = Tally()
+    forms: list[str] | None = None
     allowed = {t.strip().lower() for t in ing.config.samples.techs}
     frames: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
@@ -143,6 +147,11 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
                 files.append({"file": rel, "skipped": "no data rows"})
                 continue
             raise
+        if forms is not None:
+            # the files of a folder come from one logger: try the time form the last file used
+            # first (only the order changes; every form is still tried)
+            run.parser._formats = [*(f for f in forms if f in run.parser._formats),
+                                   *(f for f in run.parser._formats if f not in forms)]
         m = run.mapping
         if "cell_id" not in m and not {"lat", "lon"} <= m.keys():
             run.abort()
@@ -180,6 +189,9 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
             return run.split(raw, frame, checks)
 
         df = run.run_all(process, _schema())
+        forms = list(run.parser._formats)
+        for message, n in run.tally.counts.items():
+            tally.add(message, n, run.tally.examples.get(message, []))
         rep = sub.reports.pop("samples")
         rej = sub.rejects.pop("samples", None)
         if rej is not None and rej.height:
@@ -188,7 +200,7 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
             notes[note] += 1
         files.append({"file": rel, "rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
                       "rows_rejected": rep.rows_rejected, "sha256": rep.sha256,
-                      "encoding": rep.encoding})
+                      "encoding": rep.encoding, "detected": rep.detected})
         digest.update(f"{rel}\0{rep.sha256}\n".encode())
         encodings.append(rep.encoding)
         totals["read"] += rep.rows_read
@@ -231,9 +243,26 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
         rows_read=totals["read"], rows_accepted=totals["accepted"],
         rows_rejected=totals["rejected"], seconds=round(time.perf_counter() - t0, 3),
         rejects_path=rejects_path, notes=out_notes, files=files,
+        detected=_common([f["detected"] for f in files if "detected" in f]),
+        reject_reasons=tally.top(),
     )
     if report.rows_read != report.rows_accepted + report.rows_rejected:  # pragma: no cover
         raise AssertionError(f"samples: row accounting does not close: {report}")
     ing.reports["samples"] = report
+    if ing.verdicts:   # as for every feed: all rows rejected (or nearly) stops the run
+        err = feed_verdict(Path(name), "samples", report.rows_read, report.rows_rejected, tally,
+                           max_share=ing.config.ingest.max_reject_share)
+        if err is not None:
+            raise err
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=_schema())
     return SamplesFeed(frame=frame, files=files, report=report)
+
+
+def _common(detected: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the files were read, when every file was read the same way; else where to look."""
+    if not detected:
+        return {}
+    first = detected[0]
+    if all(d == first for d in detected[1:]):
+        return first
+    return {"varies": "per file: see files[].detected"}

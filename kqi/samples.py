@@ -585,7 +585,7 @@ def run_samples(samples: Any, *, cells: Any = None, out: Any = None,
 
     def body(out_dir: Path | None) -> SamplesRun:
         rejects_dir = None if out_dir is None else out_dir / "rejects"
-        ing = Ingest(cfg, rejects_dir=rejects_dir)
+        ing = Ingest(cfg, rejects_dir=rejects_dir, verdicts=True)
         cell_df = ing.cells(cells) if cells is not None else None
         feed = ing.samples(samples)
         isd = None

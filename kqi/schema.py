@@ -55,7 +55,6 @@ TIMESTAMP_FORMATS: tuple[str, ...] = (
     "%Y/%m/%d %H:%M",
     "%Y-%m-%d",
     "%Y/%m/%d",
-    "%Y.%m.%d_%H.%M.%S",    # G-NetTrack Pro drive-test logs (samples feed)
 )
 
 #: compact all-digit forms common in Chinese operators' exports, by length. Read only from values

@@ -135,6 +135,14 @@ def test_unusable_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main_exit(["samples", "--samples", str(tmp_path / "missing"), "--out",
                       str(tmp_path / "o")]) == 2
     assert "samples file not found" in capsys.readouterr().err
+    only3g = tmp_path / "only3g"
+    only3g.mkdir()
+    (only3g / "a.csv").write_text(HEADER + "\n" + _row("2019.11.25_15.34.30", "-8.49", "51.89",
+                                                      "UMTS", "-80", cell="838535") + "\n")
+    assert main_exit(["samples", "--samples", str(only3g), "--out", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "1 of 1 rows rejected: tech: not an LTE/NR sample" in err[0]
     empty = tmp_path / "emptydir"
     empty.mkdir()
     with pytest.raises(InputError, match="no samples file"):
