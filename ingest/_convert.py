@@ -109,7 +109,7 @@ class Checks:
             if n:
                 ex: list[str] = []
                 if item.value is not None:
-                    vals = item.value.filter(m).drop_nulls().head(8).cast(pl.String).unique(maintain_order=True)
+                    vals = item.value.filter(m).drop_nulls().cast(pl.String).unique(maintain_order=True)
                     ex = [str(v)[:_VALUE_CHARS] for v in vals.head(2).to_list()]
                 out.append((item.message, n, ex))
             taken = item.mask if taken is None else taken | item.mask

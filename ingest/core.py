@@ -705,25 +705,29 @@ class Ingest:
 
     # -- cell KPIs ------------------------------------------------------------------------
 
-    def cell_kpis(self, path: str | Path | InMemory, cells: pl.DataFrame) -> pl.DataFrame:
+    def cell_kpis(self, path: str | Path | InMemory, cells: pl.DataFrame | None) -> pl.DataFrame:
         """Read hourly (or daily) cell counters.
 
         Rows naming a cell not in ``cells`` are rejected, and so is a second row for the same
-        ``cell_id`` and ``ts``.
+        ``cell_id`` and ``ts``. ``cells=None`` checks no cell: codes are given in the order of
+        each id's first row (a KPI export read on its own).
 
         Returns
         -------
         polars.DataFrame
             The ``CELL_KPIS`` columns and ``cell_code`` (Int32), in file order.
         """
-        codes = _CodeMap(_cell_ids(cells))
+        codes = _CodeMap(None if cells is None else _cell_ids(cells))
         run = _Run(self, "cell_kpis", CELL_KPIS, path)
-        run.cells_hint = self._cells_hint(cells)
+        if cells is not None:
+            run.cells_hint = self._cells_hint(cells)
         dups = _Duplicates(CELL_KPIS.key)
 
         def process(raw: RawChunk) -> pl.DataFrame:
             values, checks = run.convert(raw)
             frame = pl.DataFrame(values)
+            if not codes.fixed:
+                codes.add(frame.get_column("cell_id").filter(~checks.failing()))
             code = codes.lookup(frame.get_column("cell_id"))
             checks.add(code.is_null() & frame.get_column("cell_id").is_not_null(),
                        "cell_id: not in the cells table", frame.get_column("cell_id"))

@@ -369,6 +369,9 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
         for name, rep in ing.reports.items()
     }
     summary["diagnosis"] = diag.summary()
+    from kqi.judged import not_judged
+
+    summary["diagnosis"]["not_judged"] = not_judged(diag.evidence)  # causes the KPIs cannot show
     if r.links is not None:
         summary["complaints"] = _complaint_summary(r.links, r.silent, r.hotspots)
     summary["work_orders"] = work_order_summary(r.work_orders)

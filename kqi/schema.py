@@ -177,7 +177,7 @@ APP_TESTS = FeedSchema(
     name="app_tests",
     references_cells=True,
     columns=(
-        Column("ts", "timestamp", True, "UTC", ("时间", "time", "测试时间", "timestamp")),
+        Column("ts", "timestamp", True, "UTC", ("时间", "time", "测试时间", "timestamp", "datetime", "date_time")),
         Column("cell_id", "string", True, aliases=("小区id", "小区标识", "cgi", "eci", "ecgi", "cellid")),
         Column("service", "service", True, aliases=("业务类型", "业务", "service_type")),
         Column("success", "flag", False, "0/1", ("是否成功", "成功"), 0, 1, default=1),
@@ -209,7 +209,8 @@ CELL_KPIS = FeedSchema(
     references_cells=True,
     key=("cell_id", "ts"),
     columns=(
-        Column("ts", "timestamp", True, "start of the hour, UTC", ("时间", "time", "开始时间", "timestamp")),
+        Column("ts", "timestamp", True, "start of the hour, UTC", ("时间", "time", "开始时间", "timestamp",
+                                                            "datetime", "date_time", "start_time")),
         Column("cell_id", "string", True, aliases=("小区id", "小区标识", "cgi", "eci", "ecgi", "cellid")),
         Column("prb_util_dl", "float", False, "percent 0-100", ("下行prb利用率", "prb利用率", "dl_prb_util"), 0.0, 100.0),
         Column("prb_util_ul", "float", False, "percent 0-100", ("上行prb利用率", "ul_prb_util"), 0.0, 100.0),
@@ -231,7 +232,7 @@ COMPLAINTS = FeedSchema(
     one_of=(("lat", "lon"), ("cell_id",)),
     columns=(
         Column("complaint_id", "string", True, aliases=("投诉id", "工单号", "投诉工单号", "ticket_id", "id")),
-        Column("ts", "timestamp", True, "UTC", ("时间", "投诉时间", "time", "timestamp")),
+        Column("ts", "timestamp", True, "UTC", ("时间", "投诉时间", "time", "timestamp", "datetime", "date_time")),
         Column("lat", "float", False, "degrees WGS84", ("纬度", "latitude"), -90.0, 90.0),
         Column("lon", "float", False, "degrees WGS84", ("经度", "longitude", "lng"), -180.0, 180.0),
         Column("category", "string", True, aliases=("投诉类型", "类别", "问题类型", "type")),

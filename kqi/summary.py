@@ -131,6 +131,12 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["## Causes of poor cells", "", "| cause | cells |", "|---|---:|"]
         lines += [f"| {md_text(str(k))} | {v} |" for k, v in causes.items()]
         lines.append("")
+    unjudged = diag.get("not_judged") or []
+    if unjudged:
+        from kqi.judged import not_judged_text
+
+        lines += [f"**Causes not judged**: the KPIs have no figures for them, so no cell can come out "
+                  f"with them: {md_text(not_judged_text(unjudged))}.", ""]
     proposals = diag.get("proposals") or {}
     if proposals:
         lines += ["## Proposed network-calibrated thresholds (not applied)", ""]
@@ -181,6 +187,12 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     causes = (summary.get("diagnosis") or {}).get("cause_counts") or {}
     if causes:
         out.append("causes: " + ", ".join(f"{escape(str(k))} {v}" for k, v in causes.items()))
+    unjudged = (summary.get("diagnosis") or {}).get("not_judged") or []
+    if unjudged:
+        from kqi.judged import not_judged_text
+
+        out.append(f"[yellow]causes not judged, the KPIs have no figures for them: "
+                   f"{escape(not_judged_text(unjudged))}[/yellow]")
     for feed, c in (summary.get("inputs") or {}).items():
         if c["rows_rejected"]:
             where = (rejects_dir or Path("rejects")) / f"{feed}.csv"

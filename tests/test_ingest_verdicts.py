@@ -119,3 +119,41 @@ def test_semicolon_decimal_comma_and_xlsx_exports_run(city, tmp_path: Path,  # t
     assert k["rows_accepted"] == kpis.height
     wo = pl.read_csv(out / "work_orders.csv")
     assert wo.height > 0
+
+
+def test_causes_the_kpis_cannot_judge_are_named(city, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    kpis = pl.read_csv(city.kpis, infer_schema_length=0)
+    path = tmp_path / "kpis.csv"
+    kpis.drop("ul_interference_dbm", "rsrp_weak_ratio").write_csv(path)
+    out = tmp_path / "out"
+    code, stdout, err = _kqi([*_run(city, out, kpis=path)][1:], capsys)  # without -q: the summary
+    assert code == 0, err
+    line = ("causes not judged, the KPIs have no figures for them: interference (no "
+            "ul_interference_dbm), weak_coverage (no rsrp_weak_ratio)")
+    assert line in " ".join(stdout.split())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diagnosis"]["not_judged"] == [
+        {"cause": "interference", "missing": ["ul_interference_dbm"]},
+        {"cause": "weak_coverage", "missing": ["rsrp_weak_ratio"]}]
+    md = (out / "summary.md").read_text()
+    assert "**Causes not judged**" in md
+    assert "interference (no ul_interference_dbm), weak_coverage (no rsrp_weak_ratio)." in md
+    # every KPI present: nothing to say
+    code, stdout, _ = _kqi(_run(city, tmp_path / "out2")[1:], capsys)
+    assert code == 0
+    assert "causes not judged" not in stdout
+    assert json.loads((tmp_path / "out2" / "summary.json").read_text())["diagnosis"]["not_judged"] == []
+
+
+def test_kpis_read_without_a_cells_table(tmp_path: Path) -> None:
+    from ingest_helpers import cfg, write
+    from kqi.ingest import Ingest
+
+    text = "ts,cell_id,prb_util_dl\n2026-01-05 19:00,B,50\n2026-01-05 19:00,A,40\n2026-01-05 19:00,B,1\n"
+    ing = Ingest(cfg(), tmp_path / "rejects")
+    got = ing.cell_kpis(write(tmp_path / "k.csv", text), None)
+    assert got["cell_code"].to_list() == [0, 1]  # codes in first-appearance order
+    assert got["cell_id"].to_list() == ["B", "A"]
+    assert pl.read_csv(tmp_path / "rejects" / "cell_kpis.csv")["reason"].to_list() == [
+        "ts: duplicate cell_id and ts"]
