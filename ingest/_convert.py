@@ -274,12 +274,18 @@ def _numeric(col: Column, raw: pl.Series, checks: Checks, clean: bool = False, *
     else:
         text = raw.cast(pl.String) if raw.dtype != pl.String else raw
         text = text.str.strip_chars()
-        v = text.cast(pl.Float64, strict=False)
+        # a decimal comma file: one literal replace reads every plain value
+        v = (text.str.replace(",", ".", literal=True) if decimal == "," else text).cast(pl.Float64, strict=False)
         bad = v.is_null() & text.is_not_null()
         if bad.any():
-            bad = bad & ~_is_null_token(text)
-        if bad.any():
+            # the careful work only on the values that did not read: null tokens, thousands
+            # separators, a '%' sign
             idx = bad.arg_true()
+            token = _is_null_token(text.gather(idx))
+            if token.any():
+                bad = bad.scatter(idx.filter(token), False)
+                idx = idx.filter(~token)
+        if bad.any():
             sub = number_text(text.gather(idx), decimal)
             if is_percent(col) or is_ratio(col):
                 pct = sub.str.ends_with("%")

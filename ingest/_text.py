@@ -397,6 +397,8 @@ class CsvSource:
         except (csv.Error, StopIteration):
             raise InputError(path, "cannot parse the header", line=1) from None
         self.columns = _dedupe(header)
+        #: the first data records of the sample (to name what the typed reader parsed)
+        self._head_rows = list(csv.reader(sample_lines[:5], delimiter=self.delimiter, strict=False))
         if self._decimal_setting is not None:
             self.decimal = self._decimal_setting
         elif self.delimiter == "," and b'"' not in rest:
@@ -430,6 +432,14 @@ class CsvSource:
                 "delimiter": _DELIMITER_WORDS.get(self.delimiter, self.delimiter),
                 "decimal": self.decimal, "line_endings": self.line_endings,
                 "configured": configured}
+
+    def first_value(self, column: str) -> str | None:
+        """The first non-empty value of ``column`` in the file's first records, as written."""
+        j = self.columns.index(column) if column in self.columns else -1
+        for row in self._head_rows:
+            if 0 <= j < len(row) and row[j].strip():
+                return row[j].strip()
+        return None
 
     def has_data(self) -> bool:
         """Whether anything but blank lines may follow the header (cheap, from the first MiB)."""

@@ -335,7 +335,11 @@ class _Run:
         d = date.cast(pl.String).str.strip_chars()
         t = time_of_day.cast(pl.String).str.strip_chars()
         t = t.set(t == "", None)  # a date without its time is no timestamp
-        return pl.select(pl.concat_str([pl.lit(d), pl.lit(t)], separator=" ")).to_series().alias(date.name)
+        # a 'time' column that holds whole timestamps (a date in it) is used as it is
+        whole = t.str.contains(r"\d{4}|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2}").fill_null(False)
+        return pl.select(pl.when(pl.lit(whole)).then(pl.lit(t))
+                         .otherwise(pl.concat_str([pl.lit(d), pl.lit(t)], separator=" "))
+                         ).to_series().alias(date.name)
 
     def _timestamps(self, col: Column, r: pl.Series, raw: RawChunk, src: str | None,
                     checks: Checks) -> pl.Series:
@@ -347,10 +351,9 @@ class _Run:
         lo, hi = PLAUSIBLE_YEARS
         odd = (r.is_not_null() & ~r.dt.year().is_between(lo, hi)).fill_null(False)
         ok = r.set(odd, None) if odd.any() else r
-        if self.parser.typed_form is None and ok.is_not_null().any():
-            first = int(ok.is_not_null().arg_true()[0])
-            text = str(raw.text_rows(np.array([first])).get_column(src)[0]).strip()
-            self.parser.typed_form = name_form(text) or "ISO 8601"
+        if self.parser.typed_form is None and isinstance(self.src, CsvSource):
+            text = self.src.first_value(src)
+            self.parser.typed_form = (name_form(text) if text else None) or "ISO 8601"
         v = self.parser.convert(col, ok, checks)
         if odd.any():
             idx = odd.arg_true().to_numpy()
@@ -377,12 +380,14 @@ class _Run:
                 continue
             if self.schema.name not in UNIT_DETECTION_FEEDS:
                 continue
-            v = _numeric(col, raw.column(src), Checks(raw.frame.height), decimal=self.src.decimal
-                         ).drop_nulls()
-            v = v.filter(v.is_finite())
-            if not len(v) or v.min() < 0:  # type: ignore[operator]
+            r = raw.column(src)
+            v = (r.cast(pl.Float64) if r.dtype.is_numeric()
+                 else _numeric(col, r, Checks(raw.frame.height), decimal=self.src.decimal))
+            v = v.set(~v.is_finite(), None) if v.dtype.is_float() and not v.is_finite().all() else v
+            lo_v, hi_v = v.min(), v.max()
+            if not isinstance(lo_v, int | float) or not isinstance(hi_v, int | float) or lo_v < 0:
                 continue
-            hi = float(v.max())  # type: ignore[arg-type]
+            hi = float(hi_v)
             if is_percent(col) and 0 < hi <= 1.0:
                 scale[canon] = 100.0
                 self.unit_notes[canon] = "fraction, detected (every value within 0-1): x100"
@@ -756,7 +761,8 @@ class Ingest:
         run = _Run(self, "complaints", COMPLAINTS, path)
         run.cells_hint = self._cells_hint(cells)
         dups = _Duplicates(COMPLAINTS.key)
-        counts = {"msisdn": 0, "unknown_cell": 0, "half_position": 0}
+        counts = {"msisdn": 0, "unknown_cell": 0, "half_position": 0, "with_cell": 0}
+        unknown_examples: list[str] = []
 
         def process(raw: RawChunk) -> pl.DataFrame:
             values, checks = run.convert(raw)
@@ -784,6 +790,11 @@ class Ingest:
             ok = ~checks.failing()
             counts["msisdn"] += int(frame.get_column("msisdn").is_not_null().filter(ok).sum())
             counts["unknown_cell"] += int(unknown.filter(ok).sum())
+            counts["with_cell"] += int(cell_id.is_not_null().filter(ok).sum())
+            if len(unknown_examples) < 2 and unknown.any():
+                for v in cell_id.filter(unknown & ok).unique(maintain_order=True).head(2).to_list():
+                    if v not in unknown_examples and len(unknown_examples) < 2:
+                        unknown_examples.append(str(v))
             counts["half_position"] += int(half.filter(ok).sum())
             return run.split(raw, frame.drop("msisdn"), checks)
 
@@ -793,6 +804,15 @@ class Ingest:
         rep = self.reports["complaints"]
         if counts["msisdn"]:
             rep.notes.append(f"msisdn: {counts['msisdn']} values dropped after validation")
+        if counts["unknown_cell"] and counts["unknown_cell"] == counts["with_cell"]:
+            name, example = run.cells_hint
+            where = name or "the cells table"
+            eg = ", ".join(repr(e) for e in unknown_examples)
+            msg = (f"none of the {counts['with_cell']:,} complaints' cell ids is in {where} (e.g. {eg})"
+                   + (f"; {where} ids look like {example!r}" if example else "")
+                   + ": complaints are linked by position only")
+            log.warning("%s: %s", run.path, msg)
+            rep.notes.append(f"cell_id: {msg}")
         if counts["unknown_cell"]:
             rep.notes.append(f"cell_id: {counts['unknown_cell']} complaints named a cell not in the "
                              "cells table; cell_id cleared, position kept")

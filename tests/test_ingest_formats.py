@@ -277,6 +277,13 @@ def test_date_and_time_columns_joined(tmp_path: Path) -> None:
     assert ing2.complaints(write(tmp_path / "c2.csv", text), cells).height == 2
 
 
+def test_a_time_column_with_whole_timestamps_beside_a_date(tmp_path: Path) -> None:
+    cells = Ingest(cfg(), None).cells(write(tmp_path / "c.csv", _cells_text()))
+    text = "时间,日期,cell_id,prb_util_dl\n2026-01-05 19:00:00,2026-01-05,A1,50\n19:00,2026-01-06,A1,40\n"
+    got = Ingest(cfg(), None).cell_kpis(write(tmp_path / "k.csv", text), cells)
+    assert got["ts"].to_list() == [dt.datetime(2026, 1, 5, 19, tzinfo=UTC), dt.datetime(2026, 1, 6, 19, tzinfo=UTC)]
+
+
 def test_daily_kpis_from_a_date_column(tmp_path: Path) -> None:
     cells = Ingest(cfg(), None).cells(write(tmp_path / "c.csv", _cells_text()))
     text = "Cell;Date;PRB_Util\nA1;2019-01-01;0,3\nA1;2019-01-02;0,5\nA2;2019-01-01;0,9\n"
@@ -330,3 +337,16 @@ def test_fill_and_missing_values(tmp_path: Path) -> None:
     got = ing.complaints(write(tmp_path / "t.csv", complaints), got)
     assert got["complaint_id"].to_list() == ["trai-2", "trai-3"]
     assert got["ts"].to_list() == [dt.datetime(2018, 4, 1, tzinfo=UTC)] * 2
+
+
+def test_xlsx_date_and_time_cells_joined(tmp_path: Path) -> None:
+    cells = Ingest(cfg(), None).cells(write(tmp_path / "c.csv", _cells_text()))
+    rows: list[list[object]] = [["Ticket", "Date", "Time", "Type", "Latitude", "Longitude"],
+                                ["T1", dt.date(2026, 1, 5), dt.time(19, 5, 30), "video", 30.64, 104.04],
+                                ["T2", dt.date(2026, 1, 6), dt.time(7, 0), "browsing", 30.65, 104.05]]
+    path = _xlsx(tmp_path / "tickets.xlsx", {"Tickets": rows})
+    ing = Ingest(cfg(column_map={"complaints": {"Ticket": "complaint_id"}}), None)
+    got = ing.complaints(path, cells)
+    assert got["ts"].to_list() == [dt.datetime(2026, 1, 5, 19, 5, 30, tzinfo=UTC),
+                                   dt.datetime(2026, 1, 6, 7, 0, tzinfo=UTC)]
+    assert ing.reports["complaints"].detected["timestamp"]["columns"] == ["Date", "Time"]

@@ -157,3 +157,35 @@ def test_kpis_read_without_a_cells_table(tmp_path: Path) -> None:
     assert got["cell_id"].to_list() == ["B", "A"]
     assert pl.read_csv(tmp_path / "rejects" / "cell_kpis.csv")["reason"].to_list() == [
         "ts: duplicate cell_id and ts"]
+
+
+def test_decimal_comma_read_as_points_stops_at_the_cells(tmp_path: Path) -> None:
+    from ingest_helpers import cfg, write
+    from kqi.ingest import Ingest
+
+    from kqi.errors import InputError
+
+    text = "cell_id;lat;lon;azimuth\nA1;30,641785;104,04321;0\nA2;30,65;104,05;90\n"
+    ing = Ingest(cfg(read={"cells": {"decimal": "."}}), tmp_path / "rejects", verdicts=True)
+    with pytest.raises(InputError, match=r"cells\.csv: 2 of 2 rows rejected: lat: not a number \(e\.g\. "
+                                         r"'30,641785', '30,65'\); a decimal comma\? set "
+                                         r"\[ingest\.read\.cells\] decimal = ','"):
+        ing.cells(write(tmp_path / "cells.csv", text))
+
+
+def test_complaints_naming_no_known_cell_are_linked_by_position(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from ingest_helpers import cfg, write
+    from kqi.ingest import Ingest
+
+    ing = Ingest(cfg(), None, verdicts=True)
+    cells = ing.cells(write(tmp_path / "cells.csv", "cell_id,lat,lon,azimuth\n460-1,30,104,0\n"))
+    text = ("complaint_id,ts,category,lat,lon,cell_id\n1,2026-01-05 10:00,browsing,30,104,A9\n"
+            "2,2026-01-05 11:00,browsing,30,104,A8\n")
+    with caplog.at_level("WARNING"):
+        got = ing.complaints(write(tmp_path / "c.csv", text), cells)
+    assert got.height == 2
+    note = ("cell_id: none of the 2 complaints' cell ids is in cells.csv (e.g. 'A9', 'A8'); cells.csv ids "
+            "look like '460-1': complaints are linked by position only")
+    assert note in ing.reports["complaints"].notes
+    assert "none of the 2 complaints' cell ids" in caplog.text
