@@ -25,6 +25,7 @@ from kqi.schema import SAMPLES
 
 from ._convert import NULL_TOKENS
 from ._sources import InMemory, source_name
+from ._times import SPECIAL
 from ._verdict import Tally, feed_verdict
 from .core import FeedReport, Ingest, _Run  # the machinery every feed uses
 
@@ -125,7 +126,9 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
     # rejects of each file kept, written once below; the feed's verdict is on all its files
     sub = Ingest(ing.config, rejects_dir=None, verdicts=False)
     tally = Tally()
-    forms: list[str] | None = None
+    # drive-test logs' own time forms first (G-NetTrack's 2019.12.14_10.16.30 comes after some
+    # thirty common forms otherwise, each tried on every value of the first file)
+    forms: list[str] = list(SPECIAL)
     allowed = {t.strip().lower() for t in ing.config.samples.techs}
     frames: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
@@ -147,7 +150,7 @@ def read_samples(ing: Ingest, source: str | Path | InMemory) -> SamplesFeed:
                 files.append({"file": rel, "skipped": "no data rows"})
                 continue
             raise
-        if forms is not None:
+        if forms:
             # the files of a folder come from one logger: try the time form the last file used
             # first (only the order changes; every form is still tried)
             run.parser._formats = [*(f for f in forms if f in run.parser._formats),
