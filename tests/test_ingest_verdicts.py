@@ -189,3 +189,30 @@ def test_complaints_naming_no_known_cell_are_linked_by_position(tmp_path: Path,
             "look like '460-1': complaints are linked by position only")
     assert note in ing.reports["complaints"].notes
     assert "none of the 2 complaints' cell ids" in caplog.text
+
+
+def test_daily_kpis_with_a_date_column_run_end_to_end(city, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import kqi
+
+    kpis = pl.read_csv(city.kpis, try_parse_dates=True)
+    daily = (kpis.group_by(pl.col("ts").dt.date().alias("Date"), "cell_id")
+             .agg(pl.col("prb_util_dl", "rrc_users_max", "ul_interference_dbm", "rsrp_weak_ratio",
+                         "cqi_good_ratio", "ta_p90_m").mean(), pl.col("availability").min(),
+                  pl.col("alarm_count").sum())
+             .sort("Date", "cell_id"))
+    path = tmp_path / "kpis_daily.csv"
+    daily.with_columns(pl.col("Date").dt.strftime("%d.%m.%Y")).write_csv(path, separator=";")
+    # the city's days are 1-12 of a month: '02.11.2026' cannot say its order, so it is set
+    from kqi.config import config_from_dict
+
+    cfg = config_from_dict({"ingest": {"formats": {"cell_kpis": {"ts": "%d.%m.%Y"}}}})
+    with caplog.at_level("WARNING"):
+        result = kqi.run(cells=city.cells, tests=city.tests, kpis=path, out=None, config=cfg)
+    rep = result.reports["cell_kpis"]
+    assert rep.rows_accepted == daily.height
+    assert "ts: from the date column 'Date' (daily rows)" in rep.notes
+    assert rep.detected["timestamp"] == {"columns": ["Date"], "form": "%d.%m.%Y", "configured": True}
+    assert "busy-hour evidence uses every row" in caplog.text
+    assert result.diagnosis.height > 0
+    assert result.summary["diagnosis"]["not_judged"] == []
