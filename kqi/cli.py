@@ -304,13 +304,18 @@ def map_cmd(ctx: click.Context, cells: Path, complaints: Path | None, out: Path,
 @click.option("--week", type=click.IntRange(0, 52), default=0, show_default=True,
               help="A follow-up period of the same network (1 = the next DAYS days): some poor "
                    "cells fixed, some not, some new; the truth in followup_truth.csv.")
+@click.option("--character", type=click.Choice(["plain", "hard"]), default="plain",
+              show_default=True,
+              help="hard: noise floor, load noise, traffic peaks, near-threshold and mixed causes, "
+                   "missing KPI columns drawn from the seed (docs/synthetic-city.md).")
 @click.pass_context
 def city(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int, gbk: bool,
-         week: int) -> None:
+         week: int, character: str) -> None:
     """Only generate a synthetic city (input files and the planted truth)."""
     from kqi.synth import make_city, make_followup
 
     kw: dict[str, Any] = {"encoding": "gbk", "chinese_headers": True} if gbk else {}
+    kw["character"] = character
     if week:
         c = make_followup(out, seed=seed, n_cells=n_cells, days=days, week=week, **kw)
     else:

@@ -79,8 +79,8 @@ from kqi.io import atomic_path
 from kqi.schema import SERVICES
 
 __all__ = [
-    "CASE_CAUSES", "EXPECTED_VERDICTS", "HOSTILE_STRINGS", "MAX_NETWORK_SHIFT", "OUTCOMES", "City",
-    "make_city", "make_followup",
+    "CASE_CAUSES", "CHARACTERS", "EXPECTED_VERDICTS", "HOSTILE_STRINGS", "MAX_NETWORK_SHIFT",
+    "OUTCOMES", "Character", "City", "draw_params", "make_city", "make_followup",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,9 @@ class City:
     week: int = 0
     followup_truth: Path | None = None
     followup_truth_df: pl.DataFrame | None = field(default=None, repr=False)
+    character: str = "plain"
+    #: the parameters the city was drawn with (:func:`draw_params`, and its floor)
+    params: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def poor_cells(self) -> list[str]:
@@ -344,7 +347,7 @@ _PARTNERS: dict[str, tuple[str, ...]] = {
 
 
 def _plant_truth(rng: np.random.Generator, cells: pl.DataFrame, poor_share: float,
-                 config: Config) -> dict[str, np.ndarray]:
+                 config: Config, secondary_share: float = 0.15) -> dict[str, np.ndarray]:
     """Choose poor cells, their poor services, causes and secondary conditions."""
     n = cells.height
     n_poor = min(round(n * poor_share), n)
@@ -399,7 +402,7 @@ def _plant_truth(rng: np.random.Generator, cells: pl.DataFrame, poor_share: floa
     # planted co-occurring conditions, weaker than the primary evidence
     secondary = np.full(n, "", dtype=object)
     for i in poor_idx:
-        if cause[i] in _PARTNERS and rng.random() < 0.15:
+        if cause[i] in _PARTNERS and rng.random() < secondary_share:
             opts = _PARTNERS[cause[i]]
             secondary[i] = opts[int(rng.integers(len(opts)))]
     return {"cause": cause, "poor_services": poor_services, "secondary": secondary}
@@ -541,16 +544,114 @@ def _make_tests(rng: np.random.Generator, cells: pl.DataFrame, *, counts: np.nda
     return tests
 
 
+#: relative traffic per hour of day of an office district (busy around midday)
+_DAYTIME = np.array([
+    0.20, 0.15, 0.12, 0.10, 0.10, 0.12, 0.25, 0.45, 0.70, 0.88, 0.96, 1.00,
+    0.98, 0.97, 1.00, 0.95, 0.90, 0.75, 0.55, 0.45, 0.40, 0.35, 0.30, 0.25,
+])
+
+
+@dataclass(frozen=True)
+class Character:
+    """How hard a city's KPIs are to read: ranges that :func:`make_city` draws from the seed
+    (docs/synthetic-city.md). A tuple ``(lo, hi)`` is drawn uniformly; ``lo == hi`` is fixed."""
+
+    name: str
+    #: UL noise floor of the network (dBm)
+    floor_dbm: tuple[float, float] = (-116.0, -116.0)
+    #: per-cell floor offset, uniform within +-this (band, equipment)
+    floor_spread_db: tuple[float, float] = (0.75, 0.75)
+    #: load-induced UL noise rise, dB per PRB point of the hour's load
+    load_db_per_prb: tuple[float, float] = (0.02, 0.02)
+    #: share of cells whose traffic peaks around midday (offices) instead of the evening
+    daytime_share: tuple[float, float] = (0.0, 0.0)
+    #: planted primary strength in score units (margin / the cause's scale) for interference,
+    #: high load, weak coverage and overshooting; each cell draws its own within the range
+    strength: tuple[float, float] = (1.0, 3.0)
+    #: share of poor cells with a planted secondary condition
+    secondary_share: tuple[float, float] = (0.15, 0.15)
+    #: share of interference cells whose interferer is constant (else it follows traffic)
+    constant_interferer_share: tuple[float, float] = (0.0, 0.0)
+    #: share of healthy cells with a constant, harmless UL rise of 3-10 dB (noise for the floor)
+    interfered_healthy_share: tuple[float, float] = (0.0, 0.0)
+    #: share of healthy and unknown cells with CQI>=7 below target (low CQI alone)
+    low_cqi_share: tuple[float, float] = (0.0, 0.0)
+    #: share of cells whose KPI export lacks one or two columns (never their cause's own)
+    kpi_missing_share: tuple[float, float] = (0.0, 0.0)
+
+
+#: the city characters :func:`make_city` knows; ``plain`` is the default (the demo)
+CHARACTERS: dict[str, Character] = {
+    "plain": Character("plain"),
+    # every difficulty at once, each drawn from the seed within its range
+    "hard": Character(
+        "hard", floor_dbm=(-118.0, -100.0), floor_spread_db=(0.5, 1.5),
+        load_db_per_prb=(0.03, 0.09), daytime_share=(0.2, 0.6), strength=(0.25, 1.5),
+        secondary_share=(0.3, 0.5), constant_interferer_share=(0.3, 0.7),
+        interfered_healthy_share=(0.02, 0.08), low_cqi_share=(0.1, 0.3),
+        kpi_missing_share=(0.05, 0.15)),
+}
+
+
+def draw_params(character: str | Character, seed: int) -> dict[str, float]:
+    """The parameters a city of ``character`` gets from ``seed`` (its own random stream)."""
+    ch = CHARACTERS[character] if isinstance(character, str) else character
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(300,)))
+    out: dict[str, float] = {}
+    for f in dataclasses.fields(ch):
+        if f.name in ("name", "strength"):  # strength is a range within the city
+            continue
+        lo, hi = getattr(ch, f.name)
+        out[f.name] = float(lo) if lo == hi else float(rng.uniform(lo, hi))
+    return out
+
+
+#: per cause: the scale field of its score and the columns its evidence needs (never dropped)
+_CAUSE_SCALE = {"interference": "interference_scale_db", "high_load": "prb_scale_pct",
+                "weak_coverage": "rsrp_weak_scale", "overshooting": "overshoot_scale"}
+_CAUSE_COLUMNS = {
+    "interference": ("ul_interference_dbm", "cqi_good_ratio", "prb_util_dl"),
+    "high_load": ("prb_util_dl", "rrc_users_max"),
+    "fault": ("availability", "alarm_count"),
+    "weak_coverage": ("rsrp_weak_ratio",),
+    "overshooting": ("ta_p90_m",),
+}
+_DROPPABLE = ("cqi_good_ratio", "rsrp_weak_ratio", "ta_p90_m", "alarm_count", "rrc_users_max",
+              "ul_interference_dbm", "prb_util_dl")
+#: a planted secondary is at most this share of the primary's score, and at least this margin
+_SECONDARY_RATIO = (0.15, 0.6)
+_SECONDARY_MIN = 0.15
+
+
+def _strengths(rng: np.random.Generator, truth: dict[str, np.ndarray], params: dict[str, float],
+               config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Primary and secondary strength per cell, in score units; a secondary too weak to plant
+    (the primary is near its threshold) is dropped from ``truth["secondary"]`` (in place)."""
+    n = truth["cause"].shape[0]
+    u_p = np.asarray(rng.uniform(params["strength_lo"], params["strength_hi"], n), dtype=np.float64)
+    bonus = config.diagnosis.support_bonus
+    has_support = {"interference": bonus, "high_load": bonus}
+    b_p = np.array([has_support.get(c, 0.0) for c in truth["cause"]])
+    b_s = np.array([has_support.get(c, 0.0) for c in truth["secondary"]])
+    total_s = rng.uniform(*_SECONDARY_RATIO, n) * (u_p + b_p)
+    u_s = total_s - b_s
+    weak = (truth["secondary"] != "") & (u_s < _SECONDARY_MIN)
+    truth["secondary"][weak] = ""
+    return u_p, np.where(truth["secondary"] != "", u_s, 0.0)
+
+
 def _make_kpis(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, np.ndarray], *,
-               days: int, start: datetime, noise_floor_dbm: float, config: Config
-               ) -> pl.DataFrame:
+               days: int, start: datetime, noise_floor_dbm: float, config: Config,
+               params: dict[str, float] | None = None) -> pl.DataFrame:
     n = cells.height
     H = days * 24
     dc = config.diagnosis
+    prm = params if params is not None else _plain_params()
     cause = truth["cause"]
     sec = truth["secondary"]
     isd = cells["isd_m"].fill_null(1000.0).to_numpy()
     core = (cells["isd_class"] == "core").to_numpy()
+    u_p, u_s = _strengths(rng, truth, prm, config)
 
     def has(c: str) -> np.ndarray:
         return cause == c
@@ -558,60 +659,76 @@ def _make_kpis(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, n
     def has2(c: str) -> np.ndarray:
         return np.array([c in s.split(";") for s in sec], dtype=bool)
 
-    hours = np.arange(H)
-    prof = _HOURLY[hours % 24][None, :]
-    weekday = ((np.datetime64(start, "D").astype(int) + 3 + hours // 24) % 7)  # 0 = Monday
-    prof = prof * np.where(weekday >= 5, 0.93, 1.0)[None, :]
+    def level(c: str, threshold: float, base: np.ndarray) -> np.ndarray:
+        """``base``, with the cause's evidence planted at its strength above ``threshold``."""
+        scale = float(getattr(dc, _CAUSE_SCALE[c]))
+        out = np.where(has(c), threshold + u_p * scale, base)
+        return np.where(has2(c), threshold + u_s * scale, out)
 
-    # levels below are what a busy-hour average sees (top busy_hour_count hours, weekends
-    # included); dividing by that gain gives the profile's peak
-    top = np.sort(_HOURLY)[-max(1, dc.busy_hour_count):].mean()
-    gain = top * float(np.where(weekday >= 5, 0.93, 1.0).mean())
+    hours = np.arange(H)
+    daytime = rng.random(n) < prm["daytime_share"]
+    shape = np.where(daytime[:, None], _DAYTIME[None, :], _HOURLY[None, :])  # cell x hour of day
+    weekday = ((np.datetime64(start, "D").astype(int) + 3 + hours // 24) % 7)  # 0 = Monday
+    week_f = np.where(weekday >= 5, 0.93, 1.0)
+    prof = shape[:, hours % 24] * week_f[None, :]
+
+    # levels below are what a busy-hour average sees (the cell's top busy_hour_count hours of
+    # the day, weekends included); dividing by that gain gives the profile's peak
+    k_busy = max(1, dc.busy_hour_count)
+    gain = np.sort(shape, axis=1)[:, -k_busy:].mean(axis=1) * float(week_f.mean())
     # PRB: healthy cells 20-60 % in busy hours, some busy healthy cells just below the rule
     busy_prb = np.where(rng.random(n) < 0.12, rng.uniform(dc.prb_util_pct - 14, dc.prb_util_pct - 5, n),
                         rng.uniform(20.0, dc.prb_util_pct - 10, n))
-    busy_prb = np.where(has("high_load"), rng.uniform(dc.prb_util_pct + 12, 96.0, n), busy_prb)
-    busy_prb = np.where(has2("high_load"), rng.uniform(dc.prb_util_pct + 3, dc.prb_util_pct + 7, n), busy_prb)
-    busy_prb = busy_prb / gain
-    prb = np.clip(busy_prb[:, None] * prof * (1 + rng.normal(0, 0.05, (n, H))), 0.5, 99.8)
+    busy_prb = np.minimum(level("high_load", dc.prb_util_pct, busy_prb), 97.0)
+    prb = np.clip((busy_prb / gain)[:, None] * prof * (1 + rng.normal(0, 0.05, (n, H))), 0.5, 99.8)
     prb_ul = np.clip(prb * rng.uniform(0.35, 0.6, n)[:, None] * (1 + rng.normal(0, 0.05, (n, H))), 0.2, 99.0)
     users_busy = np.clip(busy_prb * rng.uniform(1.2, 1.8, n), 5, dc.rrc_users - 30)
     users_busy = np.where(has("high_load"), rng.uniform(dc.rrc_users + 30, dc.rrc_users + 250, n), users_busy)
     users_busy = np.where(has2("high_load"), rng.uniform(dc.rrc_users + 5, dc.rrc_users + 30, n), users_busy)
     users = np.round(np.maximum(users_busy[:, None] * prof * (1 + rng.normal(0, 0.08, (n, H))), 0.0))
 
-    # UL interference: healthy near the floor, rising a little with load
-    delta = np.zeros(n)
-    delta = np.where(has("interference"), dc.ul_interference_dbm - noise_floor_dbm + rng.uniform(5, 15, n), delta)
-    delta = np.where(has2("interference"), dc.ul_interference_dbm - noise_floor_dbm + rng.uniform(2, 4, n), delta)
-    # the interferer is on all day but strongest in busy hours
-    ul = (noise_floor_dbm + rng.uniform(-1.0, 0.5, n)[:, None] + 1.0 * prof
-          + (delta / (0.35 + 0.65 * gain))[:, None] * (0.35 + 0.65 * prof)
-          + rng.normal(0, 0.5, (n, H)))
+    # UL interference + noise: the cell's floor, the noise rise its own load brings (the same
+    # dB per PRB point network-wide), and an interferer where planted. The interferer's rise is
+    # planted over the network floor net of load, at its strength above the rule's rise
+    spread = prm["floor_spread_db"]
+    offset = rng.uniform(-spread, spread, n)
+    interfered = has("interference") | has2("interference")
+    offset = np.where(interfered, 0.0, offset)
+    rise = level("interference", dc.interference_rise_db, np.zeros(n))
+    harmless = ~interfered & (cause == "") & (rng.random(n) < prm["interfered_healthy_share"])
+    rise = np.where(harmless, rng.uniform(3.0, 10.0, n), rise)
+    constant = harmless | (rng.random(n) < prm["constant_interferer_share"])
+    # the interferer is constant, or on all day but strongest in the cell's busy hours
+    pattern = np.where(constant[:, None], 1.0,
+                       (0.35 + 0.65 * prof) / (0.35 + 0.65 * gain)[:, None])
+    ul = (noise_floor_dbm + offset[:, None] + prm["load_db_per_prb"] * prb
+          + rise[:, None] * pattern + rng.normal(0, 0.5, (n, H)))
 
     # CQI >= 7 share
     cqi_base = rng.uniform(dc.cqi_good_ratio + 0.02, 0.97, n)
     cqi_busy = cqi_base - 0.02
+    low = (cause == "") | (cause == "unknown")
+    low &= rng.random(n) < prm["low_cqi_share"]
+    cqi_busy = np.where(low, rng.uniform(0.80, dc.cqi_good_ratio - 0.01, n), cqi_busy)
     cqi_busy = np.where(has("interference"), rng.uniform(0.70, dc.cqi_good_ratio - 0.04, n), cqi_busy)
     cqi_busy = np.where(has("weak_coverage"), rng.uniform(0.78, dc.cqi_good_ratio - 0.02, n), cqi_busy)
     cqi_busy = np.where(has("overshooting"), rng.uniform(0.84, 0.90, n), cqi_busy)
     cqi_busy = np.where(has2("interference"), np.minimum(cqi_busy, rng.uniform(0.83, 0.87, n)), cqi_busy)
-    cqi = np.clip(cqi_base[:, None] - (cqi_base - cqi_busy)[:, None] * prof
+    cqi_base = np.maximum(cqi_base, cqi_busy)
+    cqi = np.clip(cqi_base[:, None] - ((cqi_base - cqi_busy) / gain)[:, None] * prof
                   + rng.normal(0, 0.01, (n, H)), 0.0, 1.0)
 
     # weak-RSRP share
     weak = np.where(core, rng.uniform(0.01, 0.10, n), rng.uniform(0.04, 0.14, n))
-    weak = np.where(has("weak_coverage"), rng.uniform(dc.rsrp_weak_ratio + 0.08, 0.5, n), weak)
     weak = np.where(has("overshooting"), rng.uniform(0.08, dc.rsrp_weak_ratio - 0.03, n), weak)
-    weak = np.where(has2("weak_coverage"), rng.uniform(dc.rsrp_weak_ratio + 0.02, dc.rsrp_weak_ratio + 0.05, n), weak)
+    weak = np.minimum(level("weak_coverage", dc.rsrp_weak_ratio, weak), 0.9)
     rsrp = np.clip(weak[:, None] * (1 + rng.normal(0, 0.08, (n, H))), 0.0, 1.0)
 
-    # TA p90 as a multiple of the local ISD: healthy 0.5-1.0, overshooting well past the rule
+    # TA p90 as a multiple of the local ISD: healthy 0.5-1.0, overshooting past the rule
     f = rng.uniform(0.5, 1.0, n)
     f = np.where(has("weak_coverage"), rng.uniform(0.9, 1.3, n), f)
-    f = np.where(has("overshooting"), dc.overshoot_isd_factor + rng.uniform(0.35, 1.4, n), f)
-    f = np.where(has2("overshooting"), dc.overshoot_isd_factor + rng.uniform(0.08, 0.2, n), f)
-    ta = np.maximum(f * isd, 80.0)[:, None] * (1 + rng.normal(0, 0.06, (n, H)))
+    f = level("overshooting", dc.overshoot_isd_factor, f)
+    ta = np.maximum(f * np.maximum(isd, dc.isd_floor_m), 80.0)[:, None] * (1 + rng.normal(0, 0.06, (n, H)))
 
     # availability and alarms: faults are a few bad hours with alarms
     avail = np.full((n, H), 100.0)
@@ -625,30 +742,63 @@ def _make_kpis(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, n
         alarms[i, hrs] = rng.integers(dc.alarm_count, dc.alarm_count + 4, hrs.size)
     fault_mask = alarms > 0
 
-    def drop(a: np.ndarray, share: float = 0.003) -> np.ndarray:
+    # whole columns missing for some cells (an export without them), never the ones the
+    # cell's planted causes are read from
+    missing: dict[str, np.ndarray] = {c: np.zeros(n, dtype=bool) for c in _DROPPABLE}
+    for i in np.flatnonzero(rng.random(n) < prm["kpi_missing_share"]):
+        keep = {c for name in (cause[i], *sec[i].split(";")) for c in _CAUSE_COLUMNS.get(name, ())}
+        options = [c for c in _DROPPABLE if c not in keep]
+        for c in rng.choice(options, size=min(len(options), int(rng.integers(1, 3))), replace=False):
+            missing[str(c)][i] = True
+
+    def drop(a: np.ndarray, name: str, share: float = 0.003) -> np.ndarray:
         a = a.astype(np.float64)
         a[(rng.random(a.shape) < share) & ~fault_mask] = np.nan
+        if name in missing:
+            a[missing[name]] = np.nan
         return a
 
     ts = (np.datetime64(start, "s") + (hours * 3600).astype("timedelta64[s]")).astype("datetime64[us]")
     # hour-major (ts, then cell_id): transposing the (cell, hour) arrays needs no sort
-    def col(a: np.ndarray, decimals: int | None) -> np.ndarray:
-        a = drop(a)
+    def col(a: np.ndarray, name: str, decimals: int | None) -> np.ndarray:
+        a = drop(a, name)
         return (np.round(a, decimals) if decimals is not None else a).T.ravel()
 
+    alarm_out = alarms.astype(np.float64)
+    alarm_out[missing["alarm_count"]] = np.nan
     return pl.DataFrame({
         "ts": np.repeat(ts, n),
         "cell_id": pl.concat([cells["cell_id"]] * H),
-        "prb_util_dl": col(prb, 2),
-        "prb_util_ul": col(prb_ul, 2),
-        "rrc_users_max": col(users, None),
-        "ul_interference_dbm": col(ul, 2),
-        "rsrp_weak_ratio": col(rsrp, 4),
-        "cqi_good_ratio": col(cqi, 4),
-        "ta_p90_m": col(ta, 0),
+        "prb_util_dl": col(prb, "prb_util_dl", 2),
+        "prb_util_ul": col(prb_ul, "prb_util_ul", 2),
+        "rrc_users_max": col(users, "rrc_users_max", None),
+        "ul_interference_dbm": col(ul, "ul_interference_dbm", 2),
+        "rsrp_weak_ratio": col(rsrp, "rsrp_weak_ratio", 4),
+        "cqi_good_ratio": col(cqi, "cqi_good_ratio", 4),
+        "ta_p90_m": col(ta, "ta_p90_m", 0),
         "availability": np.round(avail, 2).T.ravel(),
-        "alarm_count": alarms.T.ravel(),
-    }, nan_to_null=True)
+        "alarm_count": alarm_out.T.ravel(),
+    }, nan_to_null=True).with_columns(pl.col("alarm_count").cast(pl.Int64))
+
+
+def _city_params(character: str, seed: int, noise_floor_dbm: float | None
+                 ) -> tuple[dict[str, float], float]:
+    if character not in CHARACTERS:
+        raise ValueError(f"character must be one of {', '.join(CHARACTERS)}, got {character!r}")
+    params = _flat(draw_params(character, seed), CHARACTERS[character])
+    floor = params["floor_dbm"] if noise_floor_dbm is None else float(noise_floor_dbm)
+    return params, floor
+
+
+def _plain_params() -> dict[str, float]:
+    return _flat(draw_params("plain", 0), CHARACTERS["plain"])
+
+
+def _flat(drawn: dict[str, float], ch: Character) -> dict[str, float]:
+    """Drawn parameters plus the strength range's ends (strength is a range within a city)."""
+    out = dict(drawn)
+    out["strength_lo"], out["strength_hi"] = ch.strength
+    return out
 
 
 def _make_complaints(rng: np.random.Generator, cells: pl.DataFrame, truth: dict[str, np.ndarray], *,
@@ -876,12 +1026,13 @@ def _check_city_args(n_cells: int, days: int, suburban_share: float, poor_share:
 
 
 def _week0(seed: int, *, n_cells: int, days: int, tests_per_cell_day: float,
-           suburban_share: float, poor_share: float, config: Config) -> _Week0:
+           suburban_share: float, poor_share: float, config: Config,
+           secondary_share: float = 0.15) -> _Week0:
     # independent streams per part: changing one part's draws leaves the others as they were
     ss = np.random.SeedSequence(seed)
     r_cells, r_truth, r_tests, r_kpis, r_compl, r_corrupt = (np.random.default_rng(s) for s in ss.spawn(6))
     cells = _make_cells(r_cells, n_cells, suburban_share, config)
-    truth = _plant_truth(r_truth, cells, poor_share, config)
+    truth = _plant_truth(r_truth, cells, poor_share, config, secondary_share)
     poor = _poor_matrix(truth["poor_services"])
     counts = _test_counts(r_tests, np.where(poor, 4.0 * config.kqi.min_tests, 0.0), days=days,
                           tests_per_cell_day=tests_per_cell_day)
@@ -996,7 +1147,8 @@ def make_city(
     days: int = 7,
     tests_per_cell_day: float = 30.0,
     start: str = DEFAULT_START,
-    noise_floor_dbm: float = -116.0,
+    noise_floor_dbm: float | None = None,
+    character: str = "plain",
     suburban_share: float = 0.35,
     poor_share: float = 0.10,
     complaints_per_day: float | None = None,
@@ -1022,7 +1174,13 @@ def make_city(
         Mean app tests per cell and day (skewed across cells; planted poor services always get
         at least 4 x ``config.kqi.min_tests`` expected tests).
     noise_floor_dbm
-        Uplink noise floor: healthy cells' UL interference sits within about 2 dB of it.
+        Uplink noise floor (dBm): healthy cells' quiet-hour UL interference sits within about
+        1 dB of it. ``None`` = the character's (plain: -116; hard: drawn from -118..-100).
+    character
+        ``plain`` (the demo) or ``hard`` (:data:`CHARACTERS`): how hard the KPIs are to read;
+        the hard character's parameters (floor, load-induced noise rise, traffic peaks, planted
+        strengths near the thresholds, mixed causes, missing KPI columns) are drawn from
+        ``seed`` (:func:`draw_params`), so hard cities differ by seed.
     suburban_share
         Share of cells in the sparse suburban ring (ISD ~1.3-1.6 km vs ~400 m in the core).
     poor_share
@@ -1057,13 +1215,15 @@ def make_city(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = datetime.strptime(start, "%Y-%m-%d")
+    params, floor = _city_params(character, seed, noise_floor_dbm)
     base = _week0(seed, n_cells=n_cells, days=days, tests_per_cell_day=tests_per_cell_day,
-                  suburban_share=suburban_share, poor_share=poor_share, config=cfg)
+                  suburban_share=suburban_share, poor_share=poor_share, config=cfg,
+                  secondary_share=params["secondary_share"])
     cells, truth, r = base.cells, base.truth, base.rngs
     tests = _make_tests(r["tests"], cells, counts=base.counts, p_good=base.p_good, days=days,
                         start=t0, config=cfg)
-    kpis = _make_kpis(r["kpis"], cells, truth, days=days, start=t0, noise_floor_dbm=noise_floor_dbm,
-                      config=cfg)
+    kpis = _make_kpis(r["kpis"], cells, truth, days=days, start=t0, noise_floor_dbm=floor,
+                      config=cfg, params=params)
     cpd = complaints_per_day if complaints_per_day is not None else 0.025 * n_cells
     complaints, ctruth, rising = _make_complaints(
         r["complaints"], cells, truth, test_counts=base.counts, days=days, start=t0,
@@ -1078,7 +1238,8 @@ def make_city(
              cells.height, tests.height, kpis.height, complaints.height,
              int((truth["poor_services"] != "").sum()), out)
     return City(out_dir=out, **paths, truth_df=truth_df, complaint_truth_df=ctruth,
-                rejects_df=rejects_df, cells_df=cells)
+                rejects_df=rejects_df, cells_df=cells, character=character,
+                params={**params, "floor_dbm": floor})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1107,7 +1268,8 @@ _FOLLOWUP_SCHEMA = {
 
 def _followup_plan(rng: np.random.Generator, cells: pl.DataFrame, truth0: dict[str, np.ndarray],
                    p0: np.ndarray, *, fix_share: float, worse_share: float, sparse_share: float,
-                   new_poor_share: float, config: Config) -> dict[str, np.ndarray]:
+                   new_poor_share: float, config: Config,
+                   secondary_share: float = 0.15) -> dict[str, np.ndarray]:
     """The state of every week after week 0: outcome per cell, the planted truth (cause,
     poor_services, secondary) and the good-rate per cell x service before any network shift."""
     n = cells.height
@@ -1156,7 +1318,7 @@ def _followup_plan(rng: np.random.Generator, cells: pl.DataFrame, truth0: dict[s
     svc_list = svc_list[rng.permutation(svc_list.size)]
     for i, s in zip(new_idx, svc_list, strict=True):
         poor_services[i] = s
-        if cause[i] in _PARTNERS and rng.random() < 0.15:
+        if cause[i] in _PARTNERS and rng.random() < secondary_share:
             opts = _PARTNERS[cause[i]]
             secondary[i] = opts[int(rng.integers(len(opts)))]
 
@@ -1205,7 +1367,8 @@ def make_followup(
     network_shift: float = 0.0,
     tests_per_cell_day: float = 30.0,
     start: str = DEFAULT_START,
-    noise_floor_dbm: float = -116.0,
+    noise_floor_dbm: float | None = None,
+    character: str = "plain",
     suburban_share: float = 0.35,
     poor_share: float = 0.10,
     complaints_per_day: float | None = None,
@@ -1231,7 +1394,7 @@ def make_followup(
     ----------
     out_dir
         Folder to write into (created if missing; existing files of the same names replaced).
-    seed, n_cells, days, tests_per_cell_day, start, noise_floor_dbm, suburban_share, poor_share
+    seed, n_cells, days, tests_per_cell_day, start, noise_floor_dbm, character, suburban_share, poor_share
         As for :func:`make_city`, and the same for every week of one network.
     week
         0 = :func:`make_city`'s week; 1 = the ``days`` days right after it; and so on.
@@ -1279,18 +1442,22 @@ def make_followup(
     out = Path(out_dir)
     # week 0 as make_city draws it; the outcomes from one stream for all weeks >= 1, apart
     # from make_city's six
+    params, floor = _city_params(character, seed, noise_floor_dbm)
     base = _week0(seed, n_cells=n_cells, days=days, tests_per_cell_day=tests_per_cell_day,
-                  suburban_share=suburban_share, poor_share=poor_share, config=cfg)
+                  suburban_share=suburban_share, poor_share=poor_share, config=cfg,
+                  secondary_share=params["secondary_share"])
     cells, truth0 = base.cells, base.truth
     plan = _followup_plan(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(100,))),
                           cells, truth0, base.p_good, fix_share=fix_share, worse_share=worse_share,
-                          sparse_share=sparse_share, new_poor_share=new_poor_share, config=cfg)
+                          sparse_share=sparse_share, new_poor_share=new_poor_share, config=cfg,
+                          secondary_share=params["secondary_share"])
     ftruth_path = out / "followup_truth.csv"
 
     if week == 0:
         city = make_city(out, seed=seed, n_cells=n_cells, days=days,
                          tests_per_cell_day=tests_per_cell_day, start=start,
-                         noise_floor_dbm=noise_floor_dbm, suburban_share=suburban_share,
+                         noise_floor_dbm=noise_floor_dbm, character=character,
+                         suburban_share=suburban_share,
                          poor_share=poor_share, complaints_per_day=complaints_per_day,
                          encoding=encoding, chinese_headers=chinese_headers,
                          tests_format=tests_format, corrupt=corrupt, config=cfg)
@@ -1328,8 +1495,8 @@ def make_followup(
 
     state = {"cause": plan["cause"], "poor_services": plan["poor_services"],
              "secondary": plan["secondary"]}
-    kpis = _make_kpis(r_kpis, cells, state, days=days, start=tw, noise_floor_dbm=noise_floor_dbm,
-                      config=cfg)
+    kpis = _make_kpis(r_kpis, cells, state, days=days, start=tw, noise_floor_dbm=floor,
+                      config=cfg, params=params)
     boost = np.where(outcome == "worse", _BOOST_WORSE, np.where(outcome == "new_poor", _BOOST_NEW, 1.0))
     complaints, ctruth, rising = _make_complaints(
         r_compl, cells, state, test_counts=counts, days=days, start=tw, complaints_per_day=cpd,
@@ -1352,4 +1519,4 @@ def make_followup(
              int((outcome == "new_poor").sum()), out)
     return City(out_dir=out, **paths, truth_df=truth_df, complaint_truth_df=ctruth,
                 rejects_df=rejects_df, cells_df=cells, week=week, followup_truth=ftruth_path,
-                followup_truth_df=ftruth)
+                followup_truth_df=ftruth, character=character, params={**params, "floor_dbm": floor})

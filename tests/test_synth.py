@@ -249,10 +249,15 @@ def test_kpi_evidence_per_cause(city: City, kpis_df: pl.DataFrame) -> None:
     assert plain["alarms"].max() == 0
     assert plain["weak"].max() < dc.rsrp_weak_ratio
     assert plain["ta_ratio"].max() < dc.overshoot_isd_factor
-    # each cause (primary or planted secondary) shows its evidence
-    assert cells_with("interference", include_secondary=True)["ul"].min() > dc.ul_interference_dbm
-    assert cells_with("interference")["ul"].min() > dc.ul_interference_dbm + 4
-    assert cells_with("interference")["cqi"].max() < dc.cqi_good_ratio
+    # each cause (primary or planted secondary) shows its evidence; interference as the rise
+    # over the -116 dBm floor beyond what the cell's load brings (0.02 dB per PRB point)
+    rise = pl.col("ul") + 116.0 - 0.02 * pl.col("prb")
+    interf = cells_with("interference", include_secondary=True).with_columns(rise=rise)
+    assert interf["rise"].min() > dc.interference_rise_db
+    assert interf["cqi"].max() < dc.cqi_good_ratio
+    primary = cells_with("interference").with_columns(rise=rise)
+    assert primary["rise"].min() > dc.interference_rise_db + 4
+    assert primary["ul"].min() > dc.ul_interference_dbm - 1
     hl = cells_with("high_load", include_secondary=True)
     assert hl["prb"].min() > dc.prb_util_pct
     assert hl["rrc"].min() > dc.rrc_users
@@ -263,7 +268,8 @@ def test_kpi_evidence_per_cause(city: City, kpis_df: pl.DataFrame) -> None:
     assert cells_with("weak_coverage", include_secondary=True)["weak"].min() > dc.rsrp_weak_ratio
     ov = cells_with("overshooting", include_secondary=True)
     assert ov["ta_ratio"].min() > dc.overshoot_isd_factor
-    assert cells_with("overshooting")["ta_ratio"].min() > 1.8
+    # primary strength at least one score unit (0.25 x ISD) beyond the factor
+    assert cells_with("overshooting")["ta_ratio"].min() > dc.overshoot_isd_factor + 0.2
     # primary evidence dominates: no non-planted condition on a poor cell
     for cause, col, thr in (("interference", "ul", dc.ul_interference_dbm),
                             ("high_load", "prb", dc.prb_util_pct),
@@ -440,3 +446,60 @@ def test_corrupt_rows_match_expected_rejects(tmp_path: Path) -> None:
                     found.append((feed, reader.line_num, why))
         want = expected.filter(pl.col("feed") == feed).rows()
         assert found == [tuple(r) for r in want]
+
+
+# ---------------------------------------------------------------- hard cities
+
+
+def test_hard_character_draws_from_the_seed() -> None:
+    from kqi.synth import CHARACTERS, draw_params
+
+    hard = CHARACTERS["hard"]
+    draws = [draw_params("hard", s) for s in range(11, 31)]
+    floors = [d["floor_dbm"] for d in draws]
+    assert hard.floor_dbm == (-118.0, -100.0)
+    assert all(-118.0 <= f <= -100.0 for f in floors)
+    assert max(floors) - min(floors) > 12  # seeds spread over the range, not one tuned city
+    assert draw_params("hard", 11) == draw_params("hard", 11)
+    assert draw_params("plain", 11)["floor_dbm"] == -116.0
+    with pytest.raises(ValueError, match="character"):
+        make_city("/nonexistent", character="tricky")
+
+
+def test_hard_city_kpis(tmp_path: Path) -> None:
+    from kqi.synth import draw_params
+
+    c = make_city(tmp_path, seed=16, n_cells=400, days=3, character="hard")
+    p = draw_params("hard", 16)
+    assert c.character == "hard"
+    assert c.params["floor_dbm"] == pytest.approx(p["floor_dbm"])
+    k = pl.read_csv(c.kpis).with_columns(h=pl.col("ts").str.slice(11, 2).cast(pl.Int32))
+    # busy hours differ by cell: some peak around midday, most in the evening
+    peak = (k.group_by("cell_id", "h").agg(pl.col("prb_util_dl").mean())
+            .sort(["cell_id", "prb_util_dl"], descending=[False, True])
+            .group_by("cell_id", maintain_order=True).first())
+    midday = peak.filter(pl.col("h").is_between(9, 16)).height / peak.height
+    assert midday == pytest.approx(p["daytime_share"], abs=0.1)
+    # whole KPI columns missing for some cells, never the planted cause's own
+    per_cell = k.group_by("cell_id").agg(pl.col(c).null_count().alias(c) for c in
+                                         ("cqi_good_ratio", "ta_p90_m", "rsrp_weak_ratio"))
+    empty = per_cell.filter(pl.any_horizontal(pl.col("cqi_good_ratio", "ta_p90_m",
+                                                     "rsrp_weak_ratio") == 72))
+    assert empty.height > 0
+    truth = c.truth_df
+    over = truth.filter(pl.col("cause") == "overshooting")["cell_id"]
+    assert per_cell.filter(pl.col("cell_id").is_in(over.implode()))["ta_p90_m"].max() < 72
+    # load-induced noise rise: healthy cells' UL tracks their PRB hour by hour
+    healthy = truth.filter(pl.col("poor_services") == "")["cell_id"]
+    h = k.filter(pl.col("cell_id").is_in(healthy.implode())).drop_nulls(
+        ["ul_interference_dbm", "prb_util_dl"])
+    slope = np.polyfit(h["prb_util_dl"].to_numpy(), h["ul_interference_dbm"].to_numpy(), 1)[0]
+    assert slope == pytest.approx(p["load_db_per_prb"], abs=0.01)
+
+
+def test_cli_city_knows_every_character() -> None:
+    from kqi.cli import city
+    from kqi.synth import CHARACTERS
+
+    opt = next(p for p in city.params if p.name == "character")
+    assert list(opt.type.choices) == list(CHARACTERS)  # type: ignore[attr-defined]
