@@ -38,14 +38,18 @@ OPS: tuple[str, ...] = (">", "<", ">=", "<=", "present")
 
 @dataclass(frozen=True)
 class Condition:
-    """``column <op> config.diagnosis.<threshold>``; a missing figure never satisfies it.
+    """``column <op> config.diagnosis.<threshold>`` (or a number, for a fixed bound).
 
-    ``op = "present"`` only asks that the figure is not missing (``threshold`` unused).
+    A missing figure does not satisfy it, unless ``if_missing`` says otherwise: only a guard
+    whose figure may be unknowable uses that (the absolute interference rule's "stands out from
+    this network's floor", when no floor can be estimated). ``op = "present"`` only asks that the
+    figure is not missing (``threshold`` unused).
     """
 
     column: str
     op: Op
-    threshold: str = ""
+    threshold: str | float = ""
+    if_missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Score:
     side: Literal["above", "below"] = "above"
     scale: str = ""
     factor: str = ""
+    #: the score where this one's figure is missing (interference without a network floor)
+    fallback: Score | None = None
 
 
 @dataclass(frozen=True)
@@ -150,14 +156,17 @@ class Cause:
 
         def add_conds(conds: tuple[Condition, ...]) -> None:
             for c in conds:
-                if c.op != "present":
+                if c.op != "present" and isinstance(c.threshold, str):
                     add(c.threshold)
 
         for t in self.rules:
             add_conds(t.conditions)
-            add(t.score.threshold)
-            add(t.score.scale)
-            add(t.score.factor)
+            sc: Score | None = t.score
+            while sc is not None:
+                add(sc.threshold)
+                add(sc.scale)
+                add(sc.factor)
+                sc = sc.fallback
             if t.off_below:
                 add(t.off_below[0])
         add_conds(self.support)
@@ -181,7 +190,10 @@ class Cause:
         for c in conds:
             names.append(c.column)
         for t in self.rules:
-            names.append(t.score.column)
+            sc: Score | None = t.score
+            while sc is not None:
+                names.append(sc.column)
+                sc = sc.fallback
         for cl in (*self.evidence, *self.review):
             names += [p.column for p in cl.parts if isinstance(p, Fig)]
         if self.boundary:
@@ -191,7 +203,14 @@ class Cause:
     @property
     def scale_fields(self) -> tuple[str, ...]:
         """Config fields that divide a margin (must be positive)."""
-        return tuple(dict.fromkeys(t.score.scale for t in self.rules if t.score.scale))
+        out: list[str] = []
+        for t in self.rules:
+            sc: Score | None = t.score
+            while sc is not None:
+                if sc.scale:
+                    out.append(sc.scale)
+                sc = sc.fallback
+        return tuple(dict.fromkeys(out))
 
     def rule(self, name: str) -> Rule:
         for t in self.rules:
@@ -217,6 +236,23 @@ _SINR_FROM_SAMPLES = Clause(
     when=(Condition("smp_sinr_median_db", "<", "samples_sinr_db"),
           Condition("smp_rsrp_median_dbm", ">", "samples_rsrp_good_dbm")))
 
+_RISE = Condition("ul_rise_db", ">", "interference_rise_db")
+_RISE_SCORE = Score("ul_rise_db", "interference_rise_db", scale="interference_scale_db",
+                    fallback=Score("ul_interference_dbm", "ul_interference_dbm",
+                                   scale="interference_scale_db"))
+_UL_FIGURES = (
+    Clause(("UL interference ", Fig("ul_interference_dbm", 1), " dBm in busy hours"), lead=""),
+    Clause((Fig("ul_over_floor_db", 1), " dB over this network's floor of ", Fig("ul_floor_dbm", 1)),
+           when=(Condition("ul_floor_dbm", "present"),), lead=", "),
+    Clause(("(", Fig("ul_load_rise_db", 1), " dB of it from load)"),
+           when=(Condition("ul_load_rise_db", ">=", 0.05), Condition("ul_floor_dbm", "present")),
+           lead=" "),
+    Clause(("threshold ", Setting("ul_interference_dbm")),),
+    Clause(("or a rise of ", Setting("interference_rise_db"), " dB net of load with CQI>=7 below ",
+            Setting("cqi_good_ratio", 100.0), "%"),
+           when=(Condition("ul_floor_dbm", "present"),), lead=", "),
+)
+
 INTERFERENCE = Cause(
     name="interference",
     label="Interference", label_zh="干扰",
@@ -224,21 +260,32 @@ INTERFERENCE = Cause(
     action="Interference hunting: check PIM and external sources, verify parameters",
     weight=1.0,
     rules=(
+        # above the absolute threshold, and standing out from this network's own floor by more
+        # than the cell's load explains (on a network whose floor is near the threshold, the
+        # level alone would call every cell interference)
         Rule("absolute",
-             (Condition("ul_interference_dbm", ">", "ul_interference_dbm"),),
-             Score("ul_interference_dbm", "ul_interference_dbm", scale="interference_scale_db")),
+             (Condition("ul_interference_dbm", ">", "ul_interference_dbm"),
+              Condition("ul_rise_db", ">", "interference_rise_db", if_missing=True)),
+             _RISE_SCORE),
+        # the rise over the network floor, net of load, corroborated by degraded CQI
+        Rule("relative", (_RISE, _CQI_LOW), _RISE_SCORE),
     ),
     support=(_CQI_LOW,),
     evidence=(
-        Clause(("UL interference ", Fig("ul_interference_dbm", 1), " dBm in busy hours, threshold ",
-                Setting("ul_interference_dbm")), lead=""),
+        *_UL_FIGURES,
         Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
                 Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
         _CQI_FROM_SAMPLES,
         _SINR_FROM_SAMPLES,
     ),
-    boundary=Boundary("ul_interference_dbm", "ul_interference_dbm"),
-    doc="busy-hour UL interference above the threshold; low CQI supports it",
+    review=(
+        *_UL_FIGURES,
+        Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+                Setting("cqi_good_ratio", 100.0), "%"),),
+    ),
+    boundary=Boundary("interference_rise_db", "ul_rise_db"),
+    doc="busy-hour UL interference above the threshold and above the network floor by more than "
+        "load explains, or a rise over the floor net of load with degraded CQI; low CQI supports it",
 )
 
 HIGH_LOAD = Cause(
@@ -255,6 +302,8 @@ HIGH_LOAD = Cause(
     evidence=(
         Clause(("busy-hour PRB utilisation ", Fig("prb_util_busy", 1), "% (p90 ",
                 Fig("prb_util_p90", 1), "%), threshold ", Setting("prb_util_pct"), "%"), lead=""),
+        Clause(("network median ", Fig("net_prb_util_busy", 0), "%"),
+               when=(Condition("net_prb_util_busy", "present"),)),
         Clause((Fig("rrc_users_busy", 0), " RRC users in busy hours, threshold ",
                 Setting("rrc_users")), when=(Condition("rrc_users_busy", ">", "rrc_users"),)),
     ),
@@ -309,6 +358,8 @@ WEAK_COVERAGE = Cause(
         Clause((" (from ", Fig("smp_rsrp_weak_from", 0), " drive-test samples in ",
                 Fig("smp_bins", 0), " bins, weighted by place; the KPIs have no MR figure)"),
                when=(Condition("smp_rsrp_weak_from", "present"),), lead=""),
+        Clause(("network median ", Fig("net_rsrp_weak_ratio", 0, 100.0), "%"),
+               when=(Condition("net_rsrp_weak_ratio", "present"),)),
     ),
     boundary=Boundary("rsrp_weak_ratio", "rsrp_weak_ratio"),
     doc="share of MR samples with RSRP below -110 dBm above the threshold",
@@ -331,11 +382,20 @@ OVERSHOOTING = Cause(
         Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
                 Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"),
                when_rule="absolute", lead=""),
+        Clause(("network median ", Fig("net_ta_isd_ratio", 2), " x"),
+               when=(Condition("net_ta_isd_ratio", "present"),), when_rule="absolute"),
         Clause(("drive-test p90 distance ", Fig("smp_dist_p90_m", 0), " m = ",
                 Fig("smp_dist_isd_ratio", 2), " x local ISD ", Fig("smp_isd_m", 0), " m (",
                 Fig("smp_samples", 0), " samples in ", Fig("smp_bins", 0),
                 " bins; the KPIs have no TA), threshold ", Setting("overshoot_isd_factor"), " x"),
                when_rule="samples"),
+    ),
+    review=(
+        Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
+                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"),
+               lead=""),
+        Clause(("network median ", Fig("net_ta_isd_ratio", 2), " x"),
+               when=(Condition("net_ta_isd_ratio", "present"),)),
     ),
     boundary=Boundary("overshoot_isd_factor", "ta_isd_ratio"),
     doc="TA p90 beyond a multiple of the local inter-site distance",
@@ -411,16 +471,18 @@ def check_registry(registry: tuple[Cause, ...]) -> None:
         for x in conds:
             if x.op not in OPS:
                 raise RegistryError(f"{where}: unknown operator {x.op!r}")
-            if x.op != "present" and not x.threshold:
+            if x.op != "present" and x.threshold == "":
                 raise RegistryError(f"{where}: condition on {x.column} has no threshold field")
         for t in c.rules:
             if not t.conditions:
                 raise RegistryError(f"{where}: rule {t.name!r} has no condition")
-            s = t.score
-            if s.kind == "margin" and not s.scale:
-                raise RegistryError(f"{where}: rule {t.name!r} scores a margin without a scale")
-            if s.kind == "ratio" and not s.factor:
-                raise RegistryError(f"{where}: rule {t.name!r} scores a ratio without a factor")
+            sc: Score | None = t.score
+            while sc is not None:
+                if sc.kind == "margin" and not sc.scale:
+                    raise RegistryError(f"{where}: rule {t.name!r} scores a margin without a scale")
+                if sc.kind == "ratio" and not sc.factor:
+                    raise RegistryError(f"{where}: rule {t.name!r} scores a ratio without a factor")
+                sc = sc.fallback
         for cl in (*c.evidence, *c.review):
             if cl.when_rule and cl.when_rule not in names:
                 raise RegistryError(f"{where}: text names unknown rule {cl.when_rule!r}")
@@ -436,6 +498,12 @@ check_registry(REGISTRY)
 CAUSE_NAMES: tuple[str, ...] = tuple(c.name for c in REGISTRY)
 #: causes a rule can establish (every cause but the fallback)
 RULE_CAUSES: tuple[str, ...] = tuple(c.name for c in REGISTRY if c.rules)
+
+#: network figures the texts state: ``net_<column>`` = the median of ``<column>`` over the
+#: cells that are not poor (kqi.diagnosis.network_relative)
+NETWORK_MEDIANS: tuple[str, ...] = tuple(dict.fromkeys(
+    p.column[4:] for c in REGISTRY for cl in (*c.evidence, *c.review) for p in cl.parts
+    if isinstance(p, Fig) and p.column.startswith("net_")))
 
 #: languages the labels exist in
 LANGUAGES: tuple[str, ...] = ("en", "zh")

@@ -71,7 +71,14 @@ class DiagnosisConfig:
 
     busy_hours: tuple[int, ...] = ()        # fixed busy hours (0-23); empty = each cell's top hours
     busy_hour_count: int = 4                # top-traffic hours per cell when busy_hours is empty
+    quiet_hour_count: int = 4               # lowest-traffic hours per cell: its quiet UL level
     ul_interference_dbm: float = -105.0     # busy-hour mean UL interference above this (FDD)
+    interference_rise_db: float = 6.0       # busy-hour UL over the network floor, net of load,
+    #                                         above this (with the level above or CQI degraded)
+    floor_quantile: float = 0.5             # network floor = this quantile of the non-poor
+    #                                         cells' quiet-hour UL interference
+    load_slope_min_prb: float = 10.0        # cells whose busy and quiet PRB differ by at least
+    #                                         this many points estimate the dB per PRB point
     prb_util_pct: float = 70.0              # busy-hour mean PRB utilisation above this
     rrc_users: float = 150.0                # busy-hour max RRC users supporting high load
     availability_pct: float = 99.0          # any hour below this = fault
@@ -391,6 +398,15 @@ def check_diagnosis(d: DiagnosisConfig) -> None:
         raise ConfigError(f"'diagnosis.busy_hours' must be hours 0-23, got {list(d.busy_hours)}")
     if d.busy_hour_count < 1:
         raise ConfigError("'diagnosis.busy_hour_count' must be at least 1")
+    if d.quiet_hour_count < 1 or d.quiet_hour_count + d.busy_hour_count > 24:
+        raise ConfigError("'diagnosis.quiet_hour_count' must be at least 1 and, with "
+                          "busy_hour_count, at most 24")
+    if not 0.0 < d.floor_quantile < 1.0:
+        raise ConfigError(f"'diagnosis.floor_quantile' must lie strictly between 0 and 1, "
+                          f"got {d.floor_quantile}")
+    if d.interference_rise_db < 0 or d.load_slope_min_prb <= 0:
+        raise ConfigError("'diagnosis.interference_rise_db' must be >= 0 and "
+                          "'load_slope_min_prb' positive")
     if d.min_cluster_size < 2 or d.area_min_cluster_size < 2:
         raise ConfigError("'diagnosis.min_cluster_size' and 'area_min_cluster_size' must be >= 2")
     if d.signature_min_samples < 1:

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from kqi import rules
-from kqi.causes import BY_NAME, FALLBACK, REGISTRY, RULE_CAUSES
+from kqi.causes import BY_NAME, FALLBACK, NETWORK_MEDIANS, REGISTRY, RULE_CAUSES
 from kqi.config import Config, check_diagnosis
 from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
 from kqi.schema import CAUSES, DIAGNOSIS
@@ -29,16 +29,19 @@ log = logging.getLogger(__name__)
 
 #: evidence columns per cell, in DIAGNOSIS order
 EVIDENCE_COLUMNS: tuple[str, ...] = (
-    "ul_interference_dbm", "prb_util_busy", "prb_util_p90", "rrc_users_busy", "rsrp_weak_ratio",
+    "ul_interference_dbm", "ul_quiet_dbm", "prb_util_busy", "prb_util_quiet", "prb_util_p90", "rrc_users_busy", "rsrp_weak_ratio",
     "cqi_good_ratio", "ta_p90_m", "isd_m", "ta_isd_ratio", "availability_min", "availability_mean",
     "alarm_count",
 )
 
 #: evidence the signature clusters are built on (one per cause dimension, plus CQI and users)
 SIGNATURE_FEATURES: tuple[str, ...] = (
-    "ul_interference_dbm", "prb_util_busy", "rrc_users_busy", "rsrp_weak_ratio", "cqi_good_ratio",
+    "ul_rise_db", "prb_util_busy", "rrc_users_busy", "rsrp_weak_ratio", "cqi_good_ratio",
     "ta_isd_ratio", "availability_min", "alarm_count",
 )
+
+#: the centroid figures of the clusters table: the busy-hour UL level, then the features
+CLUSTER_PROFILE: tuple[str, ...] = ("ul_interference_dbm", *SIGNATURE_FEATURES)
 
 _KPI_FLOATS: tuple[str, ...] = (
     "prb_util_dl", "rrc_users_max", "ul_interference_dbm", "rsrp_weak_ratio", "cqi_good_ratio",
@@ -67,6 +70,8 @@ class Diagnosis:
         ``area_id, n_cells, cell_ids`` (";"-joined), ``lat, lon`` (centroid), ``dominant_cause``.
     proposals : dict
         Network-calibrated thresholds proposed from the data (never applied automatically).
+    network : dict
+        The network's reference figures (:func:`network_relative`): UL floor, load slope, ...
     """
 
     table: pl.DataFrame
@@ -74,6 +79,7 @@ class Diagnosis:
     clusters: pl.DataFrame
     areas: pl.DataFrame
     proposals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    network: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Figures for ``summary.json``: cause counts, clusters, areas and proposals."""
@@ -94,6 +100,7 @@ class Diagnosis:
             "areas": self.areas.height,
             "cells_in_areas": int(self.areas["n_cells"].sum()) if self.areas.height else 0,
             "proposals": self.proposals,
+            "network": self.network,
         }
 
 
@@ -160,15 +167,22 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         log.warning("cell KPIs hold one time of day only (a daily feed?): busy-hour evidence "
                     "uses every row")
         busy = pl.Series(np.ones(k.height, dtype=bool))
-    elif d.busy_hours:
-        busy = k["hour"].is_in(list(d.busy_hours))
+        quiet = busy
     else:
-        busy = pl.Series(_busy_lookup(k, d.busy_hour_count)[k["key"].to_numpy()])
+        keys = k["key"].to_numpy()
+        quiet = pl.Series(_busy_lookup(k, d.quiet_hour_count, busiest=False)[keys])
+        if d.busy_hours:
+            busy = k["hour"].is_in(list(d.busy_hours))
+        else:
+            busy = pl.Series(_busy_lookup(k, d.busy_hour_count)[keys])
     b = pl.col("busy")
-    ev = k.with_columns(busy.alias("busy")).lazy().group_by("code").agg(
+    q = pl.col("quiet")
+    ev = k.with_columns(busy.alias("busy"), quiet.alias("quiet")).lazy().group_by("code").agg(
         pl.col("cell_id").first(),
         pl.len().cast(pl.Int64).alias("kpi_hours"),
         pl.col("ul_interference_dbm").filter(b).mean(),
+        pl.col("ul_interference_dbm").filter(q).mean().alias("ul_quiet_dbm"),
+        pl.col("prb_util_dl").filter(q).mean().alias("prb_util_quiet"),
         pl.col("prb_util_dl").filter(b).mean().alias("prb_util_busy"),
         pl.col("prb_util_dl").filter(b).quantile(0.9, "linear").alias("prb_util_p90"),
         pl.col("rrc_users_max").filter(b).mean().alias("rrc_users_busy"),
@@ -198,16 +212,23 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
     return ev.select("cell_id", "kpi_hours", *EVIDENCE_COLUMNS).sort("cell_id")
 
 
-def _busy_lookup(k: pl.DataFrame, count: int) -> np.ndarray:
-    """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest.
+def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True) -> np.ndarray:
+    """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest (or,
+    with ``busiest=False``, quietest).
 
     Traffic is the mean PRB utilisation of that hour of the day over the window (RRC users
-    where PRB is missing); ties go to the earlier hour, hours without traffic figures come last.
+    for a cell without any PRB figure); ties go to the earlier hour, hours without traffic
+    figures come last.
     """
     n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
     key = k["key"].to_numpy()
-    traffic = k.select(pl.coalesce("prb_util_dl", "rrc_users_max")).to_series().to_numpy()
-    traffic = np.asarray(traffic, dtype=np.float64)  # null -> NaN
+    # one measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
+    # two row by row would let an hour with a missing PRB figure rank by its user count)
+    prb = np.asarray(k["prb_util_dl"].to_numpy(), dtype=np.float64)  # null -> NaN
+    users = np.asarray(k["rrc_users_max"].to_numpy(), dtype=np.float64)
+    codes = k["code"].to_numpy()
+    has_prb = np.bincount(codes[~np.isnan(prb)], minlength=n_codes) > 0
+    traffic = np.where(has_prb[codes], prb, users)
     valid = ~np.isnan(traffic)
     size = n_codes * 24
     rows = np.bincount(key, minlength=size).reshape(n_codes, 24)
@@ -216,11 +237,100 @@ def _busy_lookup(k: pl.DataFrame, count: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
     # sort key per hour: busiest first; hours with rows but no traffic figure next; absent last
-    order_key = np.where(n_valid > 0, -mean, np.where(rows > 0, np.finfo(np.float64).max, np.inf))
+    order_key = np.where(n_valid > 0, -mean if busiest else mean,
+                         np.where(rows > 0, np.finfo(np.float64).max, np.inf))
     top = np.argsort(order_key, axis=1, kind="stable")[:, :count]  # stable: ties -> earlier hour
     lookup = np.zeros((n_codes, 24), dtype=bool)
     np.put_along_axis(lookup, top, True, axis=1)
     return lookup.ravel()
+
+
+# --------------------------------------------------------------------------------------------
+# The network's own reference: the quiet UL floor, the noise rise load brings, typical figures
+# --------------------------------------------------------------------------------------------
+
+#: columns :func:`network_relative` adds (the per-cell ones; ``net_<column>`` besides)
+NETWORK_COLUMNS: tuple[str, ...] = ("ul_floor_dbm", "ul_over_floor_db", "ul_load_rise_db",
+                                    "ul_rise_db")
+
+
+def network_relative(evidence: pl.DataFrame, poor_ids: pl.Series | list[str] | None = None,
+                     config: Config | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Add the figures that state each cell's evidence relative to its network.
+
+    The reference is the cells that are not poor (``poor_ids``; every cell when none is given
+    or none remains), so the poor cells, where the interferers are, cannot drag it:
+
+    - **floor** (``ul_floor_dbm``): the ``floor_quantile`` (median) of the reference cells'
+      quiet-hour UL interference (``ul_quiet_dbm``; none without quiet-hour figures: the
+      rules are then the absolute ones alone);
+    - **load slope** (dB per PRB point): the median over the reference cells whose busy and
+      quiet PRB utilisation differ by at least ``load_slope_min_prb`` of (busy UL - quiet UL) /
+      (busy PRB - quiet PRB), at least 0: how much noise rise load brings on this network;
+    - per cell, ``ul_load_rise_db`` = slope x (busy PRB - the reference's median quiet PRB),
+      at least 0 (a cell without PRB figures is taken at the reference's median busy PRB);
+      ``ul_over_floor_db`` = busy-hour UL - floor; ``ul_rise_db`` = ``ul_over_floor_db`` -
+      ``ul_load_rise_db``, the rise that the cell's load does not explain;
+    - ``net_<column>``: the reference's median of each column a cause's text states
+      (:data:`kqi.causes.NETWORK_MEDIANS`).
+
+    Returns
+    -------
+    (pl.DataFrame, dict)
+        ``evidence`` with those columns, and the baseline (``floor_dbm``, ``load_db_per_prb``,
+        ``quiet_prb``, ``reference_cells``, ``slope_cells``, ``medians``, ``basis``) for
+        ``summary.json``.
+    """
+    d = (config or Config()).diagnosis
+    ev = with_columns_or_null(evidence, dict.fromkeys(
+        ("ul_interference_dbm", "ul_quiet_dbm", "prb_util_busy", "prb_util_quiet",
+         *NETWORK_MEDIANS), pl.Float64))
+    ref = ev
+    if poor_ids is not None:
+        ids = pl.Series(poor_ids, dtype=pl.String) if isinstance(poor_ids, list) else poor_ids
+        healthy = ev.filter(~pl.col("cell_id").is_in(ids.cast(pl.String).implode()))
+        if healthy.height:
+            ref = healthy
+    col = pl.col
+    quiet_ul = ref["ul_quiet_dbm"]
+    floor = _q(quiet_ul, d.floor_quantile)
+    quiet_prb = _q(ref["prb_util_quiet"], 0.5)
+    busy_prb = _q(ref["prb_util_busy"], 0.5)
+    spread = ref.filter((col("prb_util_busy") - col("prb_util_quiet")) >= d.load_slope_min_prb)
+    slopes = spread.select((col("ul_interference_dbm") - col("ul_quiet_dbm"))
+                            / (col("prb_util_busy") - col("prb_util_quiet"))).to_series()
+    slope_med = _q(slopes, 0.5)
+    slope = max(0.0, slope_med) if slope_med is not None else 0.0
+    n_slope = int(slopes.drop_nulls().len())
+    medians = {c: _q(ref[c], 0.5) for c in NETWORK_MEDIANS}
+    f64 = pl.Float64
+    load = (pl.lit(slope) * (pl.coalesce(col("prb_util_busy"), pl.lit(busy_prb, dtype=f64))
+                             - pl.lit(quiet_prb, dtype=f64))).clip(lower_bound=0.0)
+    if quiet_prb is None:
+        load = pl.lit(0.0)
+    out = ev.with_columns(
+        pl.lit(floor, dtype=f64).alias("ul_floor_dbm"),
+        (col("ul_interference_dbm") - pl.lit(floor, dtype=f64)).alias("ul_over_floor_db"),
+        pl.when(pl.lit(floor, dtype=f64).is_not_null()).then(load).alias("ul_load_rise_db"),
+        *[pl.lit(v, dtype=f64).alias(f"net_{c}") for c, v in medians.items()],
+    ).with_columns((col("ul_over_floor_db") - col("ul_load_rise_db")).alias("ul_rise_db"))
+    basis = (
+        f"floor: {d.floor_quantile:g} quantile of {quiet_ul.drop_nulls().len()} non-poor cells' "
+        f"quiet-hour UL interference = {floor:.1f} dBm; load: {slope:.3f} dB per PRB point "
+        f"(median of {n_slope} cells), from a quiet-hour PRB of {quiet_prb:.1f}%"
+        if floor is not None and quiet_prb is not None else
+        (f"floor {floor:.1f} dBm; no PRB figures, so no load rise is subtracted"
+         if floor is not None else "no UL interference figures: no network floor"))
+    baseline = {
+        "floor_dbm": None if floor is None else round(floor, 2),
+        "load_db_per_prb": round(slope, 4),
+        "quiet_prb": None if quiet_prb is None else round(quiet_prb, 2),
+        "reference_cells": ref.height,
+        "slope_cells": n_slope,
+        "medians": {c: (None if v is None else round(v, 4)) for c, v in medians.items()},
+        "basis": basis,
+    }
+    return out, baseline
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,14 +454,18 @@ def _signatures(poor: pl.DataFrame, reference: pl.DataFrame,
         z = robust_standardize(_feature_matrix(poor), _feature_matrix(reference))
         labels = signature_clusters(z, min_cluster_size=cfg.diagnosis.min_cluster_size,
                                     min_samples=cfg.diagnosis.signature_min_samples)
-    raw = poor.select([pl.col(c).cast(pl.Float64) for c in SIGNATURE_FEATURES]).fill_null(
-        float("nan")).to_numpy().reshape(poor.height, len(SIGNATURE_FEATURES))
+    # the centroid (median) of every figure a rule reads, so the name follows the same rules
+    naming = [c for c in dict.fromkeys((*CLUSTER_PROFILE,
+                                        *(x for r in REGISTRY for x in r.columns)))
+              if c in poor.columns]
+    raw = poor.select([pl.col(c).cast(pl.Float64) for c in naming]).fill_null(
+        float("nan")).to_numpy().reshape(poor.height, len(naming))
     prof = cluster_profiles(raw, labels)
-    centroid = pl.DataFrame(
-        {c: prof[:, j] for j, c in enumerate(SIGNATURE_FEATURES)},
-        schema=dict.fromkeys(SIGNATURE_FEATURES, pl.Float64),
+    full = pl.DataFrame(
+        {c: prof[:, j] for j, c in enumerate(naming)}, schema=dict.fromkeys(naming, pl.Float64),
     ).with_columns(pl.all().fill_nan(None))
-    named = classify(score_causes(centroid, cfg), cfg)
+    centroid = full.select(CLUSTER_PROFILE)
+    named = classify(score_causes(full, cfg), cfg)
     k = prof.shape[0]
     sizes = np.bincount(labels[labels >= 0], minlength=k) if k else np.zeros(0, dtype=np.int64)
     clusters = pl.DataFrame({
@@ -422,15 +536,18 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
     if healthy.height == 0:
         healthy = evidence
     out: dict[str, dict[str, Any]] = {}
-    floor = _q(healthy["ul_interference_dbm"], 0.5)
+    # the same floor the rules measure the rise against (network_relative)
+    floor = _q(evidence["ul_floor_dbm"], 0.5) if "ul_floor_dbm" in evidence.columns else None
     if floor is not None:
+        busy = _q(healthy["ul_interference_dbm"], 0.5)
         p95 = _q(healthy["ul_interference_dbm"], 0.95)
         proposed = round(floor + d.propose_interference_rise_db, 1)
         out["ul_interference_dbm"] = {
             "current": d.ul_interference_dbm,
             "proposed": proposed,
             "network_floor_dbm": round(floor, 1),
-            "basis": (f"healthy cells' busy-hour UL interference: median {floor:.1f} dBm "
+            "basis": (f"this network's quiet UL floor {floor:.1f} dBm (as the rules use it); "
+                      f"healthy cells' busy-hour UL interference: median {busy:.1f} dBm "
                       f"(p95 {p95:.1f}); proposed = floor + {d.propose_interference_rise_db:g} dB"),
         }
     for cause, (param, column, side) in _BOUNDARIES.items():
@@ -456,6 +573,48 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
 # --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
+
+
+def _review_note(cfg: Config) -> pl.Expr:
+    """Why a cell is marked for review, in words: its signature cluster is named after a cause
+    the rules do not find here (with that cause's figures and thresholds), or find only as a
+    secondary cause, or the cluster's centroid shows no cause while the rules find one."""
+    d = cfg.diagnosis
+    col = pl.col
+    head = pl.concat_str(pl.lit("signature cluster "), col("cluster_id").cast(pl.String),
+                         pl.lit(" ("), col("_cluster_size").cast(pl.String),
+                         pl.lit(" cells) is named "), col("cluster_name"))
+    secondary = col("secondary_causes").fill_null("").str.split(";").list.contains(
+        col("cluster_name"))
+    figures: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
+    score_of: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.Float64))
+    for c in RULE_CAUSES:
+        cause = BY_NAME[c]
+        figures = figures.when(col("cluster_name") == c).then(
+            rules.text_expr(cause, d, cause.review or cause.evidence))
+        score_of = score_of.when(col("cluster_name") == c).then(
+            col(f"s_{c}"))
+    figures = figures.otherwise(pl.lit(""))
+    score_of = score_of.otherwise(pl.lit(None, dtype=pl.Float64))
+    primary_part = pl.when(col("primary_cause") == FALLBACK).then(
+        pl.lit("; no rule holds here")).otherwise(
+        pl.concat_str(pl.lit("; the rules find "), col("primary_cause"), pl.lit(" (score "),
+                      col("cause_score").round(2).cast(pl.String), pl.lit(")")))
+    not_found = pl.concat_str(head, pl.lit(", which the rules do not find here: "), figures,
+                              primary_part)
+    as_secondary = pl.concat_str(
+        head, pl.lit(", which the rules find here only as a secondary cause (score "),
+        score_of.round(2).cast(pl.String), pl.lit(", against "), col("primary_cause"),
+        pl.lit(" "), col("cause_score").round(2).cast(pl.String), pl.lit(")"))
+    no_cause = pl.concat_str(
+        pl.lit("signature cluster "), col("cluster_id").cast(pl.String), pl.lit(" ("),
+        col("_cluster_size").cast(pl.String),
+        pl.lit(" cells) shows no cause beyond thresholds at its centroid, while the rules find "),
+        col("primary_cause"), pl.lit(" here: check whether that evidence is borderline"))
+    return (pl.when(~col("review").fill_null(False)).then(pl.lit(""))
+            .when(col("cluster_name") == FALLBACK).then(no_cause)
+            .when(secondary).then(as_secondary)
+            .otherwise(not_found))
 
 
 def poor_cells(cell_kqi: pl.DataFrame) -> pl.DataFrame:
@@ -510,13 +669,15 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     cfg = config or Config()
     check_diagnosis(cfg.diagnosis)
     kpi_evidence = extract_evidence(kpis, cells, cfg, isd=isd)
+    poor = poor_cells(cell_kqi)
+    # the network's reference from the KPIs (the samples add no UL figure)
+    kpi_evidence, baseline = network_relative(kpi_evidence, poor["cell_id"], cfg)
     evidence = kpi_evidence
     if samples is not None:
         from kqi.samples import fill_evidence
 
         evidence = fill_evidence(kpi_evidence, samples)
     judged = _note_estimated(classify(score_causes(evidence, cfg), cfg), cells)
-    poor = poor_cells(cell_kqi)
     diag = poor.join(judged, on="cell_id", how="left").with_columns(
         pl.col("primary_cause").fill_null(FALLBACK),
         pl.col("secondary_causes").fill_null(""),
@@ -535,10 +696,13 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
         (pl.col("cluster_name").is_not_null()
          & (pl.col("cluster_name") != pl.col("primary_cause"))).alias("review"),
     )
+    diag = diag.join(clusters.select("cluster_id", pl.col("size").alias("_cluster_size")),
+                     on="cluster_id", how="left")
+    diag = diag.with_columns(_review_note(cfg).alias("review_note")).drop("_cluster_size")
     agreement = diag.filter(pl.col("cluster_id") >= 0).group_by("cluster_id").agg(
         (1.0 - pl.col("review").cast(pl.Float64).mean()).alias("agreement"))
     clusters = clusters.join(agreement, on="cluster_id", how="left").select(
-        "cluster_id", "name", "size", "agreement", *SIGNATURE_FEATURES).sort("cluster_id")
+        "cluster_id", "name", "size", "agreement", *CLUSTER_PROFILE).sort("cluster_id")
 
     area_of, areas = _areas(diag, cells, cfg)
     diag = diag.join(area_of, on="cell_id", how="left").with_columns(
@@ -550,4 +714,4 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     log.info("diagnosed %d poor cells: %s; %d signature clusters, %d areas", table.height,
              ", ".join(f"{c} {n}" for c, n in counts), clusters.height, areas.height)
     return Diagnosis(table=table, evidence=evidence, clusters=clusters, areas=areas,
-                     proposals=proposals)
+                     proposals=proposals, network=baseline)

@@ -37,7 +37,7 @@ VERDICT_FILLS: dict[str, str] = {
 #: orders drawn in the trend chart (the highest-ranked ones)
 TREND_ORDERS = 10
 #: long free-text columns, wrapped rather than cut off
-_WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids")
+_WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids", "review_note")
 UNKNOWN_VENDOR = "Unknown vendor"
 #: colours of the good-rate scale: low (red), middle (yellow), high (green)
 SCALE_COLOURS = ("F8696B", "FFEB84", "63BE7B")

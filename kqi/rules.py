@@ -5,7 +5,8 @@ from the records; another engine (Spark) builds its own expressions from the sam
 with the same semantics:
 
 - a :class:`~kqi.causes.Condition` on a missing figure is false (missing evidence never makes a
-  cause hold);
+  cause hold), or its ``if_missing`` value for a guard;
+- a score whose figure is missing is its ``fallback`` score;
 - a rule holds when it is switched on and all its conditions hold; a cause holds when any of
   its rules holds;
 - the cause's score is the largest score of its holding rules, plus ``support_bonus`` when all
@@ -46,9 +47,9 @@ def condition_expr(c: Condition, d: DiagnosisConfig) -> pl.Expr:
     col = pl.col(c.column)
     if c.op == "present":
         return col.is_not_null()
-    t = getattr(d, c.threshold)
+    t = float(getattr(d, c.threshold)) if isinstance(c.threshold, str) else float(c.threshold)
     expr = {">": col > t, "<": col < t, ">=": col >= t, "<=": col <= t}[c.op]
-    return expr.fill_null(False)
+    return expr.fill_null(c.if_missing)
 
 
 def all_of(conds: tuple[Condition, ...], d: DiagnosisConfig) -> pl.Expr:
@@ -73,9 +74,11 @@ def score_value(s: Score, d: DiagnosisConfig) -> pl.Expr:
     v = pl.col(s.column).cast(pl.Float64)
     t = float(getattr(d, s.threshold))
     if s.kind == "ratio":
-        return float(getattr(d, s.factor)) * v / t
-    margin = (v - t) if s.side == "above" else (t - v)
-    return (margin / float(getattr(d, s.scale))).clip(lower_bound=0.0)
+        out = float(getattr(d, s.factor)) * v / t
+    else:
+        margin = (v - t) if s.side == "above" else (t - v)
+        out = (margin / float(getattr(d, s.scale))).clip(lower_bound=0.0)
+    return out if s.fallback is None else pl.coalesce(out, score_value(s.fallback, d))
 
 
 def cause_holds(c: Cause, d: DiagnosisConfig) -> pl.Expr:

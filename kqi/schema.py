@@ -313,7 +313,9 @@ DIAGNOSIS = pa.schema([
     pa.field("evidence", pa.string(), nullable=False),        # readable sentence(s)
     pa.field("cause_score", pa.float64(), nullable=False),
     pa.field("ul_interference_dbm", pa.float64()),
+    pa.field("ul_quiet_dbm", pa.float64()),      # UL interference in the cell's quiet hours
     pa.field("prb_util_busy", pa.float64()),
+    pa.field("prb_util_quiet", pa.float64()),
     pa.field("prb_util_p90", pa.float64()),
     pa.field("rrc_users_busy", pa.float64()),
     pa.field("rsrp_weak_ratio", pa.float64()),
@@ -324,9 +326,13 @@ DIAGNOSIS = pa.schema([
     pa.field("availability_min", pa.float64()),
     pa.field("availability_mean", pa.float64()),
     pa.field("alarm_count", pa.int64()),
+    pa.field("ul_floor_dbm", pa.float64()),     # the network's quiet UL floor (one per run)
+    pa.field("ul_load_rise_db", pa.float64()),  # the rise this cell's busy-hour load explains
+    pa.field("ul_rise_db", pa.float64()),       # busy-hour UL over the floor, net of load
     pa.field("cluster_id", pa.int32()),    # -1 = noise / not clustered
     pa.field("cluster_name", pa.string()),
     pa.field("review", pa.bool_()),        # rule cause disagrees with its signature cluster
+    pa.field("review_note", pa.string()),  # why, in words (empty when review is false)
     pa.field("area_id", pa.int32()),       # -1 = not in an area
 ])
 

@@ -46,6 +46,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "poor_tests",
     "rrc_users_busy",
     "complaint_ids",
+    "review_note",
 )
 
 
@@ -217,14 +218,16 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
     if diagnosis_table is not None and diagnosis_table.height:
         require_columns(diagnosis_table, ("cell_id", *diag_cols), "diagnosis")
         extra = ["rrc_users_busy"] if "rrc_users_busy" in diagnosis_table.columns else []
+        notes = ["review_note"] if "review_note" in diagnosis_table.columns else []
         diag = diagnosis_table.select(
             pl.col("cell_id").cast(pl.String),
-            *[pl.col(c).cast(pl.String) for c in diag_cols],
+            *[pl.col(c).cast(pl.String) for c in (*diag_cols, *notes)],
             *[pl.col(c).cast(pl.Float64) for c in extra],
         ).unique("cell_id", keep="first", maintain_order=True)
     else:
         diag = pl.DataFrame(schema={"cell_id": pl.String, **dict.fromkeys(diag_cols, pl.String)})
-    diag = diag.with_columns(column_or_null(diag.columns, "rrc_users_busy", pl.Float64))
+    diag = diag.with_columns(column_or_null(diag.columns, "rrc_users_busy", pl.Float64),
+                             column_or_null(diag.columns, "review_note", pl.String))
     if evidence is not None and "rrc_users_busy" in evidence.columns:
         require_columns(evidence, ("cell_id",), "evidence")
         ev = evidence.select(pl.col("cell_id").cast(pl.String),
@@ -252,6 +255,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
             pl.col("evidence").fill_null("no diagnosis for this cell"),
             pl.col("complaints").fill_null(0),
             pl.col("complaint_ids").fill_null(""),
+            pl.col("review_note").fill_null(""),
             pl.col("poor_tests").fill_null(0).cast(pl.Int64),
         )
     )

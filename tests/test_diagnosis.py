@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -20,11 +21,13 @@ from kqi.diagnosis import (
     classify,
     diagnose,
     extract_evidence,
+    network_relative,
     poor_cells,
     score_causes,
 )
 from kqi.errors import ConfigError
 from kqi.schema import DIAGNOSIS
+from kqi.workorders import build_work_orders
 
 T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 
@@ -45,7 +48,8 @@ def evidence_row(**values: float | None) -> pl.DataFrame:
         "ul_interference_dbm": -116.0, "prb_util_busy": 40.0, "prb_util_p90": 45.0,
         "rrc_users_busy": 60.0, "rsrp_weak_ratio": 0.05, "cqi_good_ratio": 0.95,
         "ta_p90_m": 500.0, "isd_m": 1000.0, "ta_isd_ratio": 0.5, "availability_min": 100.0,
-        "availability_mean": 100.0, "alarm_count": 0.0,
+        "availability_mean": 100.0, "alarm_count": 0.0, "ul_quiet_dbm": None,
+        "prb_util_quiet": None,
     }
     base.update(values)
     schema = dict.fromkeys(EVIDENCE_COLUMNS, pl.Float64) | {"alarm_count": pl.Int64}
@@ -152,7 +156,7 @@ def test_primary_is_strongest_secondary_ordered() -> None:
     assert out["cause_score"] == pytest.approx(25.0 / d.prb_scale_pct)
     assert out["evidence"].startswith("busy-hour PRB utilisation 95.0%")
     assert " | also weak_coverage: weak-RSRP sample share 25%, threshold 20%" in out["evidence"]
-    assert " | also interference: UL interference -104.0 dBm in busy hours, threshold -105" in out["evidence"]
+    assert " | also interference: UL interference -104.0 dBm in busy hours; threshold -105" in out["evidence"]
 
 
 def test_tie_goes_to_cause_order() -> None:
@@ -166,9 +170,9 @@ def test_tie_goes_to_cause_order() -> None:
 
 
 @pytest.mark.parametrize(("values", "text"), [
-    ({"ul_interference_dbm": -96.5}, "UL interference -96.5 dBm in busy hours, threshold -105"),
+    ({"ul_interference_dbm": -96.5}, "UL interference -96.5 dBm in busy hours; threshold -105"),
     ({"ul_interference_dbm": -96.5, "cqi_good_ratio": 0.72},
-     "UL interference -96.5 dBm in busy hours, threshold -105; CQI>=7 share 72%, target 88%"),
+     "UL interference -96.5 dBm in busy hours; threshold -105; CQI>=7 share 72%, target 88%"),
     ({"prb_util_busy": 86.0, "prb_util_p90": 93.0, "rrc_users_busy": 210.0},
      "busy-hour PRB utilisation 86.0% (p90 93.0%), threshold 70%; 210 RRC users in busy hours, threshold 150"),
     ({"availability_min": 62.0, "availability_mean": 97.5, "alarm_count": 4},
@@ -187,7 +191,7 @@ def test_evidence_text_states_figures_and_thresholds(values: dict[str, float], t
 def test_evidence_text_follows_configured_threshold() -> None:
     out = classify(score_causes(evidence_row(ul_interference_dbm=-96.5), cfg_with(ul_interference_dbm=-100.0)),
                    cfg_with(ul_interference_dbm=-100.0))
-    assert out["evidence"].to_list() == ["UL interference -96.5 dBm in busy hours, threshold -100"]
+    assert out["evidence"].to_list() == ["UL interference -96.5 dBm in busy hours; threshold -100"]
 
 
 def classify_reference(values: dict[str, float | None], d: DiagnosisConfig) -> tuple[str, list[str]]:
@@ -274,23 +278,26 @@ def hourly(cell_values: dict[str, dict[str, object]], hours: int = 48, *, seed: 
     return pl.DataFrame(rows).with_columns(pl.col("alarm_count").cast(pl.Int64))
 
 
-def evidence_reference(kpis: pl.DataFrame, busy_count: int, fixed: tuple[int, ...] = ()) -> dict:
+def evidence_reference(kpis: pl.DataFrame, busy_count: int, fixed: tuple[int, ...] = (),
+                       quiet_count: int = 4) -> dict:
     """Per-cell evidence computed row by row in plain Python."""
     out = {}
     for cell_id in sorted(set(kpis["cell_id"].to_list())):
         rows = [r for r in kpis.iter_rows(named=True) if r["cell_id"] == cell_id]
-        if fixed:
-            busy = set(fixed)
-        else:
-            by_hour: dict[int, list[float]] = {}
-            for r in rows:
-                t = r["prb_util_dl"] if r["prb_util_dl"] is not None else r["rrc_users_max"]
-                by_hour.setdefault(r["ts"].hour, [])
-                if t is not None and not math.isnan(t):
-                    by_hour[r["ts"].hour].append(t)
-            means = {h: (sum(v) / len(v) if v else None) for h, v in by_hour.items()}
-            order = sorted(means, key=lambda h: (means[h] is None, -(means[h] or 0.0), h))
-            busy = set(order[:busy_count])
+        # one traffic measure per cell: PRB, or RRC users when the cell reports no PRB at all
+        use_prb = any(r["prb_util_dl"] is not None and not math.isnan(r["prb_util_dl"])
+                      for r in rows)
+        by_hour: dict[int, list[float]] = {}
+        for r in rows:
+            t = r["prb_util_dl"] if use_prb else r["rrc_users_max"]
+            by_hour.setdefault(r["ts"].hour, [])
+            if t is not None and not math.isnan(t):
+                by_hour[r["ts"].hour].append(t)
+        means = {h: (sum(v) / len(v) if v else None) for h, v in by_hour.items()}
+        order = sorted(means, key=lambda h: (means[h] is None, -(means[h] or 0.0), h))
+        quiet_order = sorted(means, key=lambda h: (means[h] is None, means[h] or 0.0, h))
+        busy = set(fixed) if fixed else set(order[:busy_count])
+        quiet = set(quiet_order[:quiet_count])
 
         def vals(key: str, only_busy: bool, rows=rows, busy=busy) -> list[float]:
             return [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])
@@ -298,6 +305,10 @@ def evidence_reference(kpis: pl.DataFrame, busy_count: int, fixed: tuple[int, ..
 
         def mean(x: list[float]) -> float | None:
             return sum(x) / len(x) if x else None
+
+        def in_quiet(key: str, rows=rows, quiet=quiet) -> list[float]:
+            return [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])
+                    and r["ts"].hour in quiet]
 
         prb = sorted(vals("prb_util_dl", True))
         p90 = None
@@ -316,6 +327,8 @@ def evidence_reference(kpis: pl.DataFrame, busy_count: int, fixed: tuple[int, ..
         out[cell_id] = {
             "kpi_hours": len(rows),
             "ul_interference_dbm": mean(vals("ul_interference_dbm", True)),
+            "ul_quiet_dbm": mean(in_quiet("ul_interference_dbm")),
+            "prb_util_quiet": mean(in_quiet("prb_util_dl")),
             "prb_util_busy": mean(prb), "prb_util_p90": p90,
             "rrc_users_busy": mean(vals("rrc_users_max", True)),
             "rsrp_weak_ratio": mean(vals("rsrp_weak_ratio", False)),
@@ -530,16 +543,16 @@ def test_clusters_named_and_review_flag(handmade) -> None:
         assert interf["ul_interference_dbm"][0] == pytest.approx(-96.0, abs=1.0)
 
 
-def test_review_marks_disagreement() -> None:
-    # six cells share one signature: interference just over its threshold, load just under;
-    # the sixth has load just over too, with the larger margin in score units (1 PRB point vs
-    # 0.2 dB at the default scales): its rule cause is
-    # high load, its cluster (centroid load 69 %) interference
+def _review_case(sixth: dict[str, object]) -> tuple[pl.DataFrame, list[str]]:
+    """Six poor cells share one signature: busy-hour UL 6.5 dB over the -116 dBm floor with
+    CQI>=7 at 85 % (interference by the relative rule, score 0.1 + 0.25), load just under its
+    threshold (69 %); the sixth has ``sixth`` in its busy hours instead."""
     cells, _, _, _ = network()
     ids = cells["cell_id"].to_list()
     group = ids[:6]
-    spec = {cid: {"busy": {"ul_interference_dbm": -104.8, "prb_util_dl": 69.0}} for cid in group}
-    spec[group[5]] = {"busy": {"ul_interference_dbm": -104.8, "prb_util_dl": 69.0 + 2.0}}
+    base = {"ul_interference_dbm": -109.5, "prb_util_dl": 69.0, "cqi_good_ratio": 0.85}
+    spec = {cid: {"busy": dict(base)} for cid in group}
+    spec[group[5]] = {"busy": base | sixth}
     # a second signature, so that hdbscan has more than one group to tell apart
     other = ids[60:66]
     spec |= {cid: {"all": {"rsrp_weak_ratio": 0.4}} for cid in other}
@@ -549,12 +562,42 @@ def test_review_marks_disagreement() -> None:
                              "good_tests": 50, "good_rate": 0.5, "poor": True, "rate_low": 0.4,
                              "rate_high": 0.6, "confidence": 0.9})
     d = diagnose(cell_kqi, kpis, cells, cfg_with(min_cluster_size=3))
-    row = d.table.filter(pl.col("cell_id") == group[5]).row(0, named=True)
+    return d.table, group
+
+
+def test_review_marks_disagreement() -> None:
+    # the sixth has load over its threshold too, with the larger score (0.5 against 0.35): its
+    # rule cause is high load, its cluster (centroid load 69 %) interference
+    table, group = _review_case({"prb_util_dl": 75.0})
+    row = table.filter(pl.col("cell_id") == group[5]).row(0, named=True)
     assert row["primary_cause"] == "high_load"
     assert row["secondary_causes"] == "interference"
     assert row["cluster_name"] == "interference"
     assert row["review"] is True
-    assert d.table["review"].sum() == 1
+    assert table["review"].sum() == 1
+    assert re.fullmatch(r"signature cluster \d+ \(6 cells\) is named interference, which the rules "
+                        r"find here only as a secondary cause \(score 0\.3\d?, against high_load "
+                        r"0\.5\d?\)", row["review_note"]), row["review_note"]
+    assert table.filter(~pl.col("review"))["review_note"].to_list() == [""] * (table.height - 1)
+
+
+def test_review_note_says_the_rules_do_not_find_the_clusters_cause() -> None:
+    # the sixth's UL rise is 5.5 dB, under the 6 dB of the relative rule: no rule holds, its
+    # cluster is named interference; the note gives the figures and thresholds in words
+    table, group = _review_case({"ul_interference_dbm": -110.5})
+    row = table.filter(pl.col("cell_id") == group[5]).row(0, named=True)
+    assert row["primary_cause"] == "unknown"
+    assert row["cluster_name"] == "interference"
+    note = row["review_note"]
+    assert "is named interference, which the rules do not find here: UL interference -110.5 dBm" in note
+    assert "over this network's floor of -116" in note
+    assert "threshold -105, or a rise of 6 dB net of load with CQI>=7 below 88%" in note
+    assert note.endswith("CQI>=7 share 85%, target 88%; no rule holds here")
+    # the work order says so too
+    wo = build_work_orders(table, pl.DataFrame({
+        "cell_id": group, "service": "browsing", "tests": 100, "good_tests": 50,
+        "good_rate": 0.5, "poor": True}), pl.DataFrame({"cell_id": group}), None, Config())
+    assert wo.filter(pl.col("cell_id") == group[5])["review_note"][0] == note
 
 
 def test_areas_group_nearby_poor_cells(handmade) -> None:
@@ -682,3 +725,131 @@ def test_cell_code_and_local_busy_hours(handmade) -> None:
     assert local.equals(extract_evidence(kpis, cells, utc_window, isd=no_isd(kpis)))
     assert not local.equals(extract_evidence(kpis, cells, cfg_with(busy_hours=(19, 20, 21, 22)),
                                              isd=no_isd(kpis)))
+
+
+# --------------------------------------------------------------------------------------------
+# evidence relative to the network (floor, load-induced rise)
+# --------------------------------------------------------------------------------------------
+
+#: relative traffic per hour of day: quiet at night, busy 19-22 h
+_PROFILE = np.array([0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.3, 0.5, 0.6, 0.6, 0.6, 0.6,
+                     0.6, 0.6, 0.6, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0, 0.6])
+
+
+def load_network(n: int, *, floor: float, slope: float, cells: dict[str, dict[str, float]],
+                 seed: int = 0) -> pl.DataFrame:
+    """Hourly KPIs for ``n`` cells over two days: UL = floor + slope x PRB + noise, healthy
+    busy PRB 30-60 %; ``cells`` overrides a cell's busy PRB (``prb``), adds a constant rise
+    (``rise``, dB) or sets its busy-hour CQI (``cqi``)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:03d}" for i in range(n)]
+    rows = []
+    for i, cid in enumerate(ids):
+        spec = cells.get(cid, {})
+        peak = spec.get("prb", 30.0 + 30.0 * (i % 7) / 6)
+        for h in range(48):
+            prb = peak * _PROFILE[h % 24] * (1 + rng.normal(0, 0.02))
+            busy = _PROFILE[h % 24] == 1.0
+            rows.append({
+                "ts": T0 + dt.timedelta(hours=h), "cell_id": cid, **HEALTHY,
+                "prb_util_dl": prb,
+                "ul_interference_dbm": floor + slope * prb + spec.get("rise", 0.0)
+                + float(rng.normal(0, 0.3)),
+                "cqi_good_ratio": spec.get("cqi", 0.95) if busy else 0.95,
+            })
+    return pl.DataFrame(rows).with_columns(pl.col("alarm_count").cast(pl.Int64))
+
+
+def poor_kqi(ids: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"cell_id": ids, "service": "browsing", "tests": 100, "good_tests": 50,
+                         "good_rate": 0.5, "poor": True, "rate_low": 0.4, "rate_high": 0.6,
+                         "confidence": 0.9})
+
+
+def grid_cells(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"cell_id": [f"c{i:03d}" for i in range(n)],
+                         "site_id": [f"s{i // 3:03d}" for i in range(n)],
+                         "lat": [30.0 + (i // 3 // 10) * 0.005 for i in range(n)],
+                         "lon": [120.0 + (i // 3 % 10) * 0.005 for i in range(n)],
+                         "azimuth": [120.0 * (i % 3) for i in range(n)]})
+
+
+def test_interference_over_a_quiet_floor_below_the_absolute_threshold() -> None:
+    # the issue's case: a floor of -116 dBm, a poor cell at -106 dBm in busy hours with CQI>=7 at
+    # 60 %: 10 dB over the floor, under -105, interference by the relative rule, both figures in
+    # the text; the same level with healthy CQI holds no rule
+    kpis = load_network(60, floor=-116.0, slope=0.0, cells={
+        "c000": {"rise": 10.0, "cqi": 0.6}, "c001": {"rise": 10.0}})
+    d = diagnose(poor_kqi(["c000", "c001"]), kpis, grid_cells(60), Config())
+    row = d.table.filter(pl.col("cell_id") == "c000").row(0, named=True)
+    assert row["primary_cause"] == "interference"
+    assert row["ul_interference_dbm"] == pytest.approx(-106.0, abs=0.5)
+    assert row["ul_floor_dbm"] == pytest.approx(-116.0, abs=0.2)
+    assert row["ul_rise_db"] == pytest.approx(10.0, abs=0.5)
+    assert re.match(r"UL interference -10[56]\.\d dBm in busy hours, (9\.\d|10\.\d) dB over this "
+                    r"network's floor of -116\.\d; threshold -105, or a rise of 6 dB net of load "
+                    r"with CQI>=7 below 88%; CQI>=7 share 60%, target 88%$", row["evidence"]), \
+        row["evidence"]
+    other = d.table.filter(pl.col("cell_id") == "c001").row(0, named=True)
+    assert other["primary_cause"] == "unknown"
+    assert d.network["floor_dbm"] == pytest.approx(-116.0, abs=0.2)
+    assert d.summary()["network"] == d.network
+
+
+def test_poor_cells_do_not_drag_the_floor() -> None:
+    # 40 % of the cells interfered by 12 dB (all poor): the floor stays the clean cells' level
+    interfered = {f"c{i:03d}": {"rise": 12.0, "cqi": 0.7} for i in range(0, 100, 5)}
+    interfered |= {f"c{i:03d}": {"rise": 12.0, "cqi": 0.7} for i in range(1, 100, 5)}
+    kpis = load_network(100, floor=-112.0, slope=0.0, cells=interfered)
+    d = diagnose(poor_kqi(sorted(interfered)), kpis, grid_cells(100), Config())
+    assert d.network["floor_dbm"] == pytest.approx(-112.0, abs=0.2)
+    assert d.network["reference_cells"] == 60
+    assert (d.table["primary_cause"] == "interference").all()
+    # a mean over every cell would sit 4.8 dB up (40 % of cells x 12 dB)
+    assert d.evidence["ul_quiet_dbm"].mean() == pytest.approx(-112.0 + 0.4 * 12.0, abs=0.3)
+
+
+def test_load_induced_rise_is_load_not_interference() -> None:
+    # a noisy network (-103 dBm) where UL rises 0.08 dB per PRB point: a poor cell at 95 % PRB
+    # is 7 dB over the floor from its own load (over -105, CQI degraded): high load, not
+    # interference; a cell of the same load with 8 dB more is interference (and high load)
+    kpis = load_network(60, floor=-103.0, slope=0.08, cells={
+        "c000": {"prb": 95.0, "cqi": 0.8}, "c001": {"prb": 95.0, "cqi": 0.8, "rise": 8.0}})
+    d = diagnose(poor_kqi(["c000", "c001"]), kpis, grid_cells(60), Config())
+    assert d.network["load_db_per_prb"] == pytest.approx(0.08, abs=0.005)
+    busy = d.table.filter(pl.col("cell_id") == "c000").row(0, named=True)
+    assert busy["ul_interference_dbm"] > -105.0
+    assert busy["ul_load_rise_db"] == pytest.approx(0.08 * (95.0 - 0.1 * 30), abs=1.5)
+    assert busy["primary_cause"] == "high_load"
+    assert "interference" not in busy["secondary_causes"]
+    hunted = d.table.filter(pl.col("cell_id") == "c001").row(0, named=True)
+    assert {hunted["primary_cause"], *hunted["secondary_causes"].split(";")} == {
+        "interference", "high_load"}
+    assert "dB of it from load)" in hunted["evidence"]
+
+
+def test_noisy_network_level_alone_is_not_interference() -> None:
+    # a floor of -101 dBm: every uplink is over -105; a poor cell at the network's level is not
+    # interference, even with degraded CQI; the proposal follows the floor
+    kpis = load_network(60, floor=-101.0, slope=0.0, cells={"c000": {"cqi": 0.7}})
+    d = diagnose(poor_kqi(["c000"]), kpis, grid_cells(60), Config())
+    row = d.table.row(0, named=True)
+    assert row["ul_interference_dbm"] > -105.0
+    assert row["primary_cause"] == "unknown"
+    assert d.proposals["ul_interference_dbm"]["proposed"] == pytest.approx(-91.0, abs=0.3)
+
+
+def test_network_relative_without_quiet_figures_keeps_the_absolute_rule() -> None:
+    ev = evidence_row(ul_interference_dbm=-100.0)
+    out, base = network_relative(ev, None, Config())
+    assert base["floor_dbm"] is None
+    assert out["ul_rise_db"][0] is None
+    assert holding(out) == {"interference"}
+
+
+def test_network_settings_are_checked() -> None:
+    for setting in ({"quiet_hour_count": 0}, {"quiet_hour_count": 21},
+                    {"floor_quantile": 1.0}, {"interference_rise_db": -1.0},
+                    {"load_slope_min_prb": 0.0}):
+        with pytest.raises(ConfigError):
+            score_causes(evidence_row(), cfg_with(**setting))
