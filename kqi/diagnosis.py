@@ -252,6 +252,11 @@ def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True) -> np.ndarra
 #: columns :func:`network_relative` adds (the per-cell ones; ``net_<column>`` besides)
 NETWORK_COLUMNS: tuple[str, ...] = ("ul_floor_dbm", "ul_over_floor_db", "ul_load_rise_db",
                                     "ul_rise_db")
+#: the KPI figure each derived evidence figure comes from (what a feed lacking it lacks)
+DERIVED_FROM: dict[str, str] = {
+    **dict.fromkeys(NETWORK_COLUMNS, "ul_interference_dbm"),
+    **{f"net_{c}": c for c in NETWORK_MEDIANS},
+}
 
 
 def network_relative(evidence: pl.DataFrame, poor_ids: pl.Series | list[str] | None = None,

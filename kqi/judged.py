@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from kqi.causes import FALLBACK, REGISTRY
+from kqi.diagnosis import DERIVED_FROM
 
 
 def not_judged(evidence: pl.DataFrame) -> list[dict[str, Any]]:
@@ -36,7 +37,11 @@ def not_judged(evidence: pl.DataFrame) -> list[dict[str, Any]]:
     for cause in REGISTRY:
         if cause.name == FALLBACK or not cause.rules:
             continue
-        needs = [tuple(dict.fromkeys(c.column for c in rule.conditions)) for rule in cause.rules]
+        # a guard that passes on a missing figure (if_missing) is not a figure the rule needs;
+        # a figure derived from another (the rise over the network floor) is named by its source
+        needs = [tuple(dict.fromkeys(DERIVED_FROM.get(c.column, c.column)
+                                     for c in rule.conditions if not c.if_missing))
+                 for rule in cause.rules]
         if any(all(col in have for col in cols) for cols in needs):
             continue
         missing = list(dict.fromkeys(col for cols in needs for col in cols if col not in have))
