@@ -137,6 +137,10 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
 
         lines += [f"**Causes not judged**: the KPIs have no figures for them, so no cell can come out "
                   f"with them: {md_text(not_judged_text(unjudged))}.", ""]
+    net = diag.get("network") or {}
+    if isinstance(net, dict) and net.get("basis"):
+        # the reference the network-relative evidence is stated against (kqi.diagnosis)
+        lines += ["## This network's reference", "", f"- {md_text(str(net['basis']))}", ""]
     proposals = diag.get("proposals") or {}
     if proposals:
         lines += ["## Proposed network-calibrated thresholds (not applied)", ""]

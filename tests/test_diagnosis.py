@@ -853,3 +853,13 @@ def test_network_settings_are_checked() -> None:
                     {"load_slope_min_prb": 0.0}):
         with pytest.raises(ConfigError):
             score_causes(evidence_row(), cfg_with(**setting))
+
+
+def test_summary_md_states_the_network_reference() -> None:
+    from kqi.summary import to_markdown
+
+    kpis = load_network(60, floor=-112.0, slope=0.05, cells={"c000": {"rise": 9.0, "cqi": 0.7}})
+    d = diagnose(poor_kqi(["c000"]), kpis, grid_cells(60), Config())
+    md = to_markdown({"diagnosis": d.summary()})
+    assert "## This network's reference" in md
+    assert re.search(r"quiet-hour UL interference = -11[12]\.\d dBm; load: 0\.0[45]\d dB per PRB", md), md
