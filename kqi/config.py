@@ -196,6 +196,7 @@ class OutputConfig:
     map_tiles: str = "OpenStreetMap"       # a tile URL template, a folium name, or "none"
     map_assets: str = "auto"               # auto (local copy if fetched, else CDN) | "" (CDN) |
     #                                        a folder or URL prefix with Leaflet JS/CSS (offline)
+    language: str = "en"                   # words of the workbook: en | zh (docs/work-orders.md)
     kmz: bool = True                       # sectors.kmz (Google Earth), docs/maps.md
     geojson: bool = True                   # cells.geojson (GIS), docs/maps.md
 
@@ -379,6 +380,11 @@ def _validate(cfg: Config) -> None:
     for cat, svc in cfg.complaints.categories.items():
         if svc not in ("", "browsing", "video", "gaming", "coverage"):
             raise ConfigError(f"'complaints.categories.{cat}': '{svc}' is not browsing/video/gaming/coverage or ''")
+    from kqi.causes import LANGUAGES
+
+    if cfg.output.language not in LANGUAGES:
+        raise ConfigError(f"'output.language' must be one of {', '.join(LANGUAGES)}, "
+                          f"got {cfg.output.language!r}")
     check_diagnosis(cfg.diagnosis)
     check_workorders(cfg.workorders)
     check_followup(cfg.followup)

@@ -1,9 +1,18 @@
-"""The work-order workbook (``work_orders.xlsx``): a summary sheet and one sheet per vendor.
+"""The work-order workbook (``work_orders.xlsx``), written for the people who read and print it.
 
-Every sheet has a frozen header row, filters, column widths fitted to the content, number formats,
-and a red-to-green colour scale on good-rate columns. Text is always stored as text: a value that
-a spreadsheet would run as a formula (starting with ``= + - @``) gets a leading apostrophe, like in
-the CSV outputs, and its cell type is forced to string.
+Sheets: ``Summary`` (the case table, rule, inputs, causes, proposals, complaints, work orders,
+follow-up programme and hotspots, each as a table with a title), ``All orders`` in rank order,
+``Follow-up`` and ``Trends`` with a history, then one sheet per vendor in dispatch order.
+
+Headers and coded values are in words (``Primary cause: High load``), English or Chinese
+(``[output] language``, :mod:`kqi.words`); numbers are stored as numbers with number formats.
+Order sheets are Excel tables (banded rows, filter buttons) with frozen panes, a red-to-green
+colour scale on good-rate columns and wrapped long text; they print landscape on A4, fitted to
+the page width, with the header row on every page and a print area of the columns a field team
+reads (:data:`PRINT_COLUMNS`), the rest kept on screen to the right. Text is always stored as
+text: a value that a spreadsheet would run as a formula (``= + - @``) is a string cell marked
+"quote prefix" (Excel's own way to keep typed text literal), shown as written without an
+apostrophe; control characters are removed.
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ from typing import Any
 
 import polars as pl
 
-from kqi.io import CONTROL, inert_text, write_workbook
+from kqi.io import CONTROL, clean_text, formula_like, write_workbook
 from kqi.summary import CASE_KEYS, case_frame
+from kqi.words import figure, header, section, translate
 from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
@@ -36,16 +46,39 @@ VERDICT_FILLS: dict[str, str] = {
 }
 #: orders drawn in the trend chart (the highest-ranked ones)
 TREND_ORDERS = 10
-#: long free-text columns, wrapped rather than cut off
-_WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids", "review_note")
 UNKNOWN_VENDOR = "Unknown vendor"
 #: colours of the good-rate scale: low (red), middle (yellow), high (green)
 SCALE_COLOURS = ("F8696B", "FFEB84", "63BE7B")
 _MAX_WIDTH = 60
 _FLOAT_DIGITS = 6
-#: first column of the summary sheet's right-hand block (D)
-_SUMMARY_RIGHT_COLUMN = 4
 _MIN_WIDTH = 6
+#: a header is wrapped rather than widening its column beyond this
+_HEADER_WIDTH = 10
+#: width caps of long text columns (wrapped), so that the printed key columns fit a landscape
+#: A4 page at a readable size (about 7 pt or more after fitting, checked in tests/test_print.py)
+_WIDTH_CAPS: dict[str, int] = {"evidence": 36, "action": 24, "cell_name": 18, "complaint_ids": 40,
+                               "secondary_causes": 16, "order_id": 28, "poor_services": 12, "review_note": 36,
+                               "primary_cause": 13, "cause_at_open": 13, "control_basis": 16}
+#: text columns wrapped (their rows made as tall as the text)
+_WRAPPED = ("evidence", "action", "secondary_causes", "complaint_ids", "cell_name",
+            "poor_services", "primary_cause", "cause_at_open", "control_basis", "review_note")
+#: what a field team reads on paper, in this order: the print area of an order sheet (the
+#: other columns, priority score, order id, tests, users, complaint ids ..., follow on screen)
+PRINT_COLUMNS: tuple[str, ...] = (
+    "rank", "cell_id", "cell_name", "vendor", "region", "poor_services", "primary_cause",
+    "evidence", "action", "complaints", "order_status",
+    "good_rate_browsing", "good_rate_video", "good_rate_gaming")
+#: points per line of wrapped 11 pt text (row heights are set: spreadsheets do not fit them to
+#: wrapped text when they open a file)
+_LINE_PT = 14.4
+#: the same for the follow-up sheet
+FOLLOWUP_PRINT: tuple[str, ...] = (
+    "order_id", "cell_id", "cell_name", "region", "cause_at_open", "service", "good_rate_before",
+    "good_rate_after", "tests_after", "control_delta", "effect", "p_value", "verdict", "status")
+#: the workbook's font (Excel's default; LibreOffice uses its metric twin Carlito)
+FONT = "Calibri"
+#: Excel's table style of the order sheets (banded rows)
+TABLE_STYLE = "TableStyleLight9"
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 # characters XML 1.0 cannot carry; openpyxl refuses them
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -63,16 +96,16 @@ _NUMBER_FORMATS: dict[str, str] = {
 }
 
 
-def _text(value: str) -> str:
-    return inert_text(_ILLEGAL.sub("", value)) or ""
-
-
 def _put(ws: Any, row: int, col: int, value: Any) -> Any:
     """Write one value; strings are stored as strings whatever they look like."""
     cell = ws.cell(row=row, column=col)
     if isinstance(value, str):
-        cell.value = _text(value)
+        text = clean_text(_ILLEGAL.sub("", value))
+        cell.value = text
         cell.data_type = "s"  # openpyxl would otherwise read "=..." as a formula
+        if formula_like(text):
+            # shown as written and kept as text if edited, without a visible apostrophe
+            cell.quotePrefix = True
     elif isinstance(value, float):
         # NaN and inf stay empty; the rest is rounded like the CSVs (float_precision=6), so that no long
         # digit run (an accidental phone-number look-alike) or float noise reaches the workbook
@@ -87,6 +120,49 @@ def _display_width(text: str) -> int:
     import unicodedata
 
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _shown_width(value: Any, fmt: str | None) -> int:
+    """Characters a value takes on screen in its number format."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return _display_width(value)
+    if isinstance(value, float) and fmt is not None:
+        if fmt.endswith("%"):
+            return 6
+        decimals = len(fmt.split(".")[1]) if "." in fmt else 0
+        return len(f"{value:,.{decimals}f}")
+    return len(f"{value}")
+
+
+def _fit_heights(ws: Any, first_row: int = 1, spans: Mapping[tuple[int, int], float] | None = None
+                 ) -> None:
+    """Each row as tall as its longest wrapped text (wrapped cells only), from ``first_row``.
+
+    ``spans`` gives the width of merged cells by (row, column)."""
+    import math as _m
+
+    from openpyxl.utils import get_column_letter
+
+    width = {}
+    for row in ws.iter_rows(min_row=first_row):
+        lines = 1
+        for cell in row:
+            if not isinstance(cell.value, str) or not cell.alignment.wrap_text:
+                continue
+            w = (spans or {}).get((cell.row, cell.column))
+            if w is None:
+                letter = get_column_letter(cell.column)
+                if letter not in width:
+                    width[letter] = ws.column_dimensions[letter].width or 8.43
+                w = width[letter]
+            per_line = max(1.0, w - 1.0)
+            n = sum(max(1, _m.ceil(_display_width(part) / per_line))
+                    for part in cell.value.split("\n"))
+            lines = max(lines, n)
+        if lines > 1:
+            ws.row_dimensions[row[0].row].height = round(lines * _LINE_PT, 1)
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
@@ -104,11 +180,21 @@ def _sheet_title(name: str, taken: set[str]) -> str:
     return title
 
 
-def _fit_widths(ws: Any, widths: dict[int, int]) -> None:
+def _fit_widths(ws: Any, widths: dict[int, int], caps: Mapping[int, int] | None = None) -> None:
     from openpyxl.utils import get_column_letter
 
     for col, width in widths.items():
-        ws.column_dimensions[get_column_letter(col)].width = max(_MIN_WIDTH, min(_MAX_WIDTH, width + 2))
+        cap = (caps or {}).get(col, _MAX_WIDTH)
+        ws.column_dimensions[get_column_letter(col)].width = max(_MIN_WIDTH, min(cap, width + 2))
+
+
+def _headers(columns: Sequence[str], language: str) -> list[str]:
+    """Each column's words, made unique (an Excel table needs distinct headers)."""
+    out: list[str] = []
+    for name in columns:
+        words = header(name, language)
+        out.append(words if words not in out else f"{words} ({name})")
+    return out
 
 
 def _number_format(name: str, dtype: pl.DataType) -> str | None:
@@ -124,27 +210,52 @@ def _number_format(name: str, dtype: pl.DataType) -> str | None:
 
 
 def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
-                 widths: dict[int, int] | None = None) -> tuple[int, int]:
-    """Write ``df`` with a bold header at (top, left); return (last row, last column)."""
-    from openpyxl.styles import Font, PatternFill
+                 widths: dict[int, int] | None = None, *, language: str = "en",
+                 table: str | None = None, free: Sequence[str] = ()) -> tuple[int, int]:
+    """Write ``df`` at (top, left): a bold wrapped header of words, values in words, numbers
+    with number formats; an Excel table named ``table`` when given (and ``df`` has rows).
+    Returns (last row, last column)."""
+    from openpyxl.styles import Alignment, Font, PatternFill
 
     widths = {} if widths is None else widths
-    bold = Font(bold=True)
+    bold = Font(name=FONT, bold=True)
     fill = PatternFill("solid", fgColor="DDEBF7")
-    for j, name in enumerate(df.columns):
-        cell = _put(ws, top, left + j, name)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    sized = [c not in free for c in df.columns]   # columns whose content sets their width
+    numeric = [t.is_numeric() for t in df.dtypes]
+    right = Alignment(wrap_text=True, vertical="top", horizontal="right")
+    for j, words in enumerate(_headers(df.columns, language)):
+        cell = _put(ws, top, left + j, words)
         cell.font = bold
         cell.fill = fill
-        widths[left + j] = max(widths.get(left + j, 0), len(name))
+        cell.alignment = right if numeric[j] else wrap
+        if sized[j]:
+            # wrapped at _HEADER_WIDTH, but never inside a word (bold: a character more)
+            longest = max((_display_width(w) for w in words.split()), default=0) + 1
+            widths[left + j] = max(widths.get(left + j, 0),
+                                   min(max(_display_width(words), longest),
+                                       max(_HEADER_WIDTH, longest)))
     formats = [_number_format(n, t) for n, t in df.schema.items()]
-    for i, row in enumerate(df.iter_rows(), start=top + 1):
-        for j, raw in enumerate(row):
-            value = ("yes" if raw else "no") if isinstance(raw, bool) else raw
+    shown = translate(df, language)
+    for i, row in enumerate(shown.iter_rows(), start=top + 1):
+        for j, value in enumerate(row):
             cell = _put(ws, i, left + j, value)
             if formats[j] is not None and not isinstance(value, str):
                 cell.number_format = formats[j]
-            shown = _display_width(value) if isinstance(value, str) else len(f"{value}") if value is not None else 0
-            widths[left + j] = max(widths.get(left + j, 0), min(shown, _MAX_WIDTH))
+            if sized[j]:
+                widths[left + j] = max(widths.get(left + j, 0),
+                                       min(_shown_width(value, formats[j]), _MAX_WIDTH))
+    if table is not None and df.height:
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.table import Table, TableStyleInfo
+
+        ref = (f"{get_column_letter(left)}{top}:"
+               f"{get_column_letter(left + df.width - 1)}{top + df.height}")
+        t = Table(displayName=table, ref=ref)
+        t.tableStyleInfo = TableStyleInfo(name=TABLE_STYLE, showRowStripes=True,
+                                          showColumnStripes=False, showFirstColumn=False,
+                                          showLastColumn=False)
+        ws.add_table(t)
     return top + df.height, left + df.width - 1
 
 
@@ -187,93 +298,180 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
                     if isinstance(v, Mapping):
                         rows.extend(_flatten(v, f"{name}[{k}]."))
                     else:
-                        rows.append((f"{name}[{k}]", str(v)))
+                        rows.append((name, str(v)))
         else:
             rows.append((name, value))
     return rows
 
 
-#: summary entries that are lists of ids or per-cluster profiles: in the CSVs, not on this sheet
-_SUMMARY_SKIP = {"silent_cell_ids", "clusters", "by_method"}
+#: summary keys the sheet shows as its own tables (the rest go to "Other figures"); lists of ids
+#: and cluster profiles stay in the CSVs
+_SHOWN_KEYS = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service", "tests",
+               "by_vendor", "by_region", "rule", "inputs", "diagnosis", "complaints",
+               "work_orders", "programme"}
+_DIAGNOSIS_FIGURES = ("poor_cells", "review", "areas", "cells_in_areas")
 
 
-def _other_figures(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Item / value rows for the figures beside the case table, readable by a person."""
-    rows: list[tuple[str, Any]] = []
-    diag_value = summary.get("diagnosis")
-    diag: Mapping[str, Any] = diag_value if isinstance(diag_value, Mapping) else {}
+def _title(ws: Any, row: int, text: str) -> int:
+    from openpyxl.styles import Font
+
+    _put(ws, row, 1, text).font = Font(name=FONT, bold=True, size=13)
+    return row + 1
+
+
+def _figures(items: Sequence[tuple[str, Any]]) -> pl.DataFrame:
+    """Figure / value rows; the values stay numbers when they all are."""
+    values = [v for _, v in items]
+    numbers = [v for v in values if v is not None]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        dtype: Any = pl.Int64
+    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+        dtype = pl.Float64
+    else:
+        dtype, values = pl.String, [None if v is None else str(v) for v in values]
+    return pl.DataFrame({"figure": [k for k, _ in items], "value": values},
+                        schema={"figure": pl.String, "value": dtype})
+
+
+def _summary_tables(work_orders: pl.DataFrame, summary: Mapping[str, Any],
+                    hotspots: pl.DataFrame | None,
+                    language: str) -> list[tuple[str, pl.DataFrame, dict[str, str]]]:
+    """The summary sheet's tables, in reading order: (title key, table, number formats)."""
+    out: list[tuple[str, pl.DataFrame, dict[str, str]]] = []
+    case = case_frame(summary)
+    if case is not None:
+        out.append(("case", case, {"poor share": "0.00%"}))
+    rule = summary.get("rule")
+    if isinstance(rule, Mapping) and isinstance(rule.get("thresholds"), Mapping):
+        th = rule["thresholds"]
+        out.append(("rule", pl.DataFrame(
+            {"service": list(th), "threshold": [float(v) for v in th.values()],
+             "min tests": [rule.get("min_tests")] * len(th)},
+            schema={"service": pl.String, "threshold": pl.Float64, "min tests": pl.Int64}),
+            {"threshold": "0%"}))
+    inputs = summary.get("inputs")
+    if isinstance(inputs, Mapping) and inputs:
+        out.append(("inputs", pl.DataFrame(
+            {"feed": list(inputs),
+             "rows read": [c.get("rows_read") for c in inputs.values()],
+             "rows accepted": [c.get("rows_accepted") for c in inputs.values()],
+             "rows rejected": [c.get("rows_rejected") for c in inputs.values()],
+             "rejects file": [f"rejects/{k}.csv" if c.get("rows_rejected") else ""
+                              for k, c in inputs.items()]},
+            schema={"feed": pl.String, "rows read": pl.Int64, "rows accepted": pl.Int64,
+                    "rows rejected": pl.Int64, "rejects file": pl.String}),
+            {"rows read": "#,##0", "rows accepted": "#,##0", "rows rejected": "#,##0"}))
+    diag = summary.get("diagnosis") if isinstance(summary.get("diagnosis"), Mapping) else {}
+    assert isinstance(diag, Mapping)
+    primary, secondary = diag.get("cause_counts") or {}, diag.get("secondary_counts") or {}
+    if primary:
+        names = list(dict.fromkeys([*primary, *secondary]))
+        out.append(("causes", pl.DataFrame(
+            {"cause": names, "primary": [primary.get(n, 0) for n in names],
+             "secondary": [secondary.get(n, 0) for n in names]},
+            schema={"cause": pl.String, "primary": pl.Int64, "secondary": pl.Int64}), {}))
+    figs = [(figure(k, language), diag[k]) for k in _DIAGNOSIS_FIGURES if k in diag]
+    if figs:
+        out.append(("diagnosis", _figures(figs), {}))
     proposals = diag.get("proposals") or {}
-    rest = dict(summary)
-    if diag:
-        rest["diagnosis"] = {k: v for k, v in diag.items() if k not in ("proposals", "cause_counts")}
-    for item, value in _flatten(rest):
-        if any(part.split("[")[0] in _SUMMARY_SKIP for part in item.split(".")):
-            continue
-        rows.append((item, value if isinstance(value, int | float | str) or value is None
-                     else str(value)))
-    for name, p in proposals.items():
-        if isinstance(p, Mapping) and "proposed" in p:
-            rows.append((f"proposed {name} (not applied)",
-                         f"{p.get('current')} -> {p['proposed']}: {p.get('basis', '')}"))
-    return rows
+    rows = [(name, p.get("current"), p.get("proposed"), str(p.get("basis", "")))
+            for name, p in proposals.items() if isinstance(p, Mapping) and "proposed" in p]
+    if rows:
+        out.append(("proposals", pl.DataFrame(
+            rows, schema={"setting": pl.String, "current": pl.Float64, "proposed": pl.Float64,
+                          "basis": pl.String}, orient="row"), {}))
+    comp = summary.get("complaints")
+    if isinstance(comp, Mapping) and comp:
+        items = [(figure(k, language), comp[k]) for k in
+                 ("complaints", "network_complaints", "linked", "non_network") if k in comp]
+        items += [(figure(k, language), v) for k, v in (comp.get("by_method") or {}).items()
+                  if k != "non_network"]
+        items += [(figure(k, language), comp[k]) for k in ("silent_poor_cells", "hotspots")
+                  if k in comp and comp[k] is not None]
+        out.append(("complaints", _figures(items), {}))
+    figures_wo = work_order_summary(work_orders)
+    counts: Mapping[str, Any] = figures_wo["causes"]  # type: ignore[assignment]
+    if work_orders.height:
+        out.append(("work_orders", pl.DataFrame(
+            {"cause": [*counts.keys(), section("total", language)],
+             "work orders": [*counts.values(), work_orders.height]},
+            schema={"cause": pl.String, "work orders": pl.Int64}), {}))
+        vendors = (work_orders.select(pl.col("vendor").cast(pl.String).fill_null(""))
+                   .group_by("vendor").len().sort("vendor"))
+        out.append(("vendors", pl.DataFrame(
+            {"vendor": [v or UNKNOWN_VENDOR for v in vendors["vendor"].to_list()],
+             "work orders": vendors["len"].cast(pl.Int64).to_list()},
+            schema={"vendor": pl.String, "work orders": pl.Int64}), {}))
+    if hotspots is not None and hotspots.height:
+        out.append(("hotspots", hotspots.select(
+            [c for c in hotspots.columns if hotspots[c].null_count() < hotspots.height]), {}))
+    # what no table above shows (the case counts without a case table, unknown keys ...)
+    shown = set(_SHOWN_KEYS)
+    if case is None:
+        shown -= set(CASE_KEYS)
+    if not any(k == "rule" for k, _, _ in out):
+        shown.discard("rule")
+    rest = {k: v for k, v in summary.items() if k not in shown}
+    other = [(k, v if isinstance(v, int | float | str) or v is None else str(v))
+             for k, v in _flatten(rest)]
+    if other:
+        out.append(("other", pl.DataFrame({"figure": [k for k, _ in other],
+                                           "value": [None if v is None else str(v)
+                                                     for _, v in other]},
+                                          schema={"figure": pl.String, "value": pl.String}), {}))
+    return out
 
 
 def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any],
-                   hotspots: pl.DataFrame | None) -> None:
-    """The case table (scope x counts) top left, then the other figures as item / value rows;
-    causes, silent cells and hotspots to the right, so the counts are on the first screen."""
-    from openpyxl.styles import Font
+                   hotspots: pl.DataFrame | None, language: str = "en") -> None:
+    """Every figure of the run as titled tables, one below the other (it prints down the page);
+    the case table first, the follow-up programme after the work orders."""
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
 
-    title = Font(bold=True, size=13)
     widths: dict[int, int] = {}
-    _put(ws, 1, 1, "Case summary").font = title
-    case = case_frame(summary)
-    row = 2
-    skip: set[str] = set()
-    if case is not None:
-        end, _ = _write_table(ws, case, top=2, left=1, widths=widths)
-        share = case.columns.index("poor share") + 1
-        for r in range(3, end + 1):
-            ws.cell(row=r, column=share).number_format = "0.00%"
-        row = end + 2
-        skip = set(CASE_KEYS)
+    row = _title(ws, 1, section("title", language))
+    row += 1
+    tables = _summary_tables(work_orders, summary, hotspots, language)
     programme = summary.get("programme")
-    left_width = case.width if case is not None else 0
-    if isinstance(programme, Mapping):
-        row, width = _programme_block(ws, programme, row, widths)
-        left_width = max(left_width, width)
-        skip.add("programme")   # shown as tables above, not as programme.* dotted rows
-    other = _other_figures({k: v for k, v in summary.items() if k not in skip})
-    for k, (item, value) in enumerate(other, start=row):
-        _put(ws, k, 1, item)
-        _put(ws, k, 2, value)
-        widths[1] = max(widths.get(1, 0), len(item))
-        widths[2] = max(widths.get(2, 0), min(len(str(value)), _MAX_WIDTH))
+    merges: list[tuple[int, int]] = []   # (row, column) of long text spread to _SUMMARY_SPAN
+    for key, table, formats in tables:
+        if key == "hotspots" and isinstance(programme, Mapping):
+            row = _programme_block(ws, programme, row, widths, language)
+        row = _title(ws, row, section(key, language))
+        long_col = _LONG_TEXT.get(key)
+        # long text has no width of its own: it spreads over the columns to its right
+        end, _ = _write_table(ws, table, top=row, left=1, widths=widths, language=language,
+                              free=(long_col,) if long_col else ())
+        for j, name in enumerate(table.columns, start=1):
+            if name in formats:
+                for r in range(row + 1, end + 1):
+                    ws.cell(row=r, column=j).number_format = formats[name]
+            if name == long_col:
+                merges += [(r, j) for r in range(row, end + 1)]
+        row = end + 2
+    if isinstance(programme, Mapping) and not any(k == "hotspots" for k, _, _ in tables):
+        row = _programme_block(ws, programme, row, widths, language)
+    # the first column holds scopes and figure names: wide enough to read them
+    widths[1] = max(widths.get(1, 0), 24)
+    _fit_widths(ws, widths, caps=dict.fromkeys(range(2, _SUMMARY_SPAN + 1), 16))
+    wrap = Alignment(wrap_text=True, vertical="top")
+    spans: dict[tuple[int, int], float] = {}
+    top = Alignment(vertical="top")
+    for r, j in merges:
+        ws.merge_cells(start_row=r, start_column=j, end_row=r, end_column=_SUMMARY_SPAN)
+        ws.cell(row=r, column=j).alignment = wrap
+        for c in range(1, j):   # the row's other cells at the top, beside the wrapped text
+            if r > 1 and not ws.cell(row=r, column=c).font.b:
+                ws.cell(row=r, column=c).alignment = top
+        spans[(r, j)] = sum(ws.column_dimensions[get_column_letter(c)].width or 8.43
+                            for c in range(j, _SUMMARY_SPAN + 1))
+    _fit_heights(ws, spans=spans)
 
-    # the right-hand block starts after the widest table on the left
-    left = _SUMMARY_RIGHT_COLUMN if left_width == 0 else max(_SUMMARY_RIGHT_COLUMN, left_width + 2)
-    _put(ws, 1, left, "Work orders by primary cause").font = title
-    figures = work_order_summary(work_orders)
-    counts: dict[str, int] = figures["causes"]  # type: ignore[assignment]
-    silent = figures["silent_poor_cells"]
-    cause_df = pl.DataFrame({
-        "primary_cause": [*counts.keys(), "total"],
-        "work_orders": [*counts.values(), work_orders.height],
-    }, schema={"primary_cause": pl.String, "work_orders": pl.Int64})
-    end, _ = _write_table(ws, cause_df, top=2, left=left, widths=widths)
-    row = end + 1
-    _put(ws, row, left, "silent poor cells (no complaint yet)")
-    _put(ws, row, left + 1, silent)
-    widths[left] = max(widths.get(left, 0), 36)
-    row += 2
 
-    if hotspots is not None and hotspots.height:
-        _put(ws, row, left, "Complaint hotspots").font = title
-        row += 1
-        shown = hotspots.select([c for c in hotspots.columns
-                                 if hotspots[c].null_count() < hotspots.height])
-        _write_table(ws, shown, top=row, left=left, widths=widths)
-    _fit_widths(ws, widths)
+#: summary tables with a long text column, spread over the columns up to _SUMMARY_SPAN
+_LONG_TEXT = {"proposals": "basis", "other": "value"}
+_SUMMARY_SPAN = 11
 
 
 _PROGRAMME_DIMS = (("by_cause", "cause"), ("by_vendor", "vendor"), ("by_region", "region"))
@@ -325,26 +523,23 @@ def _programme_table(programme: Mapping[str, Any]) -> pl.DataFrame:
 
 
 def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
-                     widths: dict[int, int]) -> tuple[int, int]:
+                     widths: dict[int, int], language: str = "en") -> int:
     """The closed loop on the summary sheet: orders by state, then the before / after table.
-    Returns the next free row and the number of columns used."""
-    from openpyxl.styles import Font, PatternFill
+    Returns the next free row."""
+    from openpyxl.styles import PatternFill
 
-    _put(ws, row, 1, "Follow-up programme (closed loop)").font = Font(bold=True, size=13)
-    row += 1
+    row = _title(ws, row, section("programme", language))
     orders = programme.get("orders")
     if isinstance(orders, Mapping) and orders:
         states = pl.DataFrame({"order state": [str(k) for k in orders],
                                "orders": [int(v) if _num(v) is not None else None
                                           for v in orders.values()]},
                               schema={"order state": pl.String, "orders": pl.Int64})
-        end, _ = _write_table(ws, states, top=row, left=1, widths=widths)
+        end, _ = _write_table(ws, states, top=row, left=1, widths=widths, language=language)
         row = end + 2
     table = _programme_table(programme)
-    used = 2
     if table.height:
-        used = table.width
-        end, _ = _write_table(ws, table, top=row, left=1, widths=widths)
+        end, _ = _write_table(ws, table, top=row, left=1, widths=widths, language=language)
         for j, name in enumerate(table.columns, start=1):
             fmt = {"good rate before": "0.0%", "good rate after": "0.0%",
                    "change": _SIGNED_PERCENT, "mean effect": _SIGNED_PERCENT}.get(name)
@@ -355,7 +550,7 @@ def _programme_block(ws: Any, programme: Mapping[str, Any], row: int,
             if colour is not None:   # the verdict headers in the verdict colours
                 ws.cell(row=row, column=j).fill = PatternFill("solid", fgColor=colour)
         row = end + 2
-    return row, used
+    return row
 
 
 #: line colours of the trend chart's series (distinct, colour-blind-safe: Okabe-Ito, then Tol)
@@ -363,48 +558,81 @@ _SERIES_COLOURS = ("0072B2", "E69F00", "009E73", "D55E00", "CC79A7", "56B4E9", "
                    "000000", "882255", "44AA99")
 
 
-def _print_setup(sheet: Any, *, title_row: bool = True, one_page: bool = False) -> None:
-    """Print landscape on A4, fitted to the page width (as many pages down as needed, or one
-    page in all), the header row repeated on every page."""
+def _print_setup(sheet: Any, *, title_row: int | None = 1, one_page: bool = False,
+                 print_area: str | None = None) -> None:
+    """Print landscape on A4 with narrow margins, fitted to the page width (as many pages down
+    as needed, or one page in all), the header row repeated on every page, the sheet's name and
+    page number in the footer."""
+    from openpyxl.worksheet.page import PageMargins
+
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 1 if one_page else 0
-    if title_row:
-        sheet.print_title_rows = "1:1"
+    sheet.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25,
+                                     footer=0.3)
+    sheet.oddFooter.center.text = "&A, &P / &N"
+    if title_row is not None:
+        sheet.print_title_rows = f"{title_row}:{title_row}"
+    if print_area is not None:
+        sheet.print_area = print_area
 
 
-def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float]) -> None:
-    """A list of work orders: header, filters, frozen rank and cell, widths, wrapped long text."""
+def _print_first(table: pl.DataFrame, first: Sequence[str]) -> tuple[pl.DataFrame, int]:
+    """``table`` with the ``first`` columns it has in front; returns it and their number."""
+    lead = [c for c in first if c in table.columns]
+    return table.select(*lead, *[c for c in table.columns if c not in lead]), len(lead)
+
+
+def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float], *,
+                 language: str = "en", name: str | None = None) -> None:
+    """A list of work orders: an Excel table (banded, filters), frozen rank and cell, widths,
+    wrapped long text; printed: the key columns (:data:`PRINT_COLUMNS`)."""
     from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
 
+    table, n_print = _print_first(table, PRINT_COLUMNS)
     widths: dict[int, int] = {}
-    _write_table(sheet, table, widths=widths)
-    _fit_widths(sheet, widths)
+    _write_table(sheet, table, widths=widths, language=language, table=name)
+    caps = {j: _WIDTH_CAPS[c] for j, c in enumerate(table.columns, start=1) if c in _WIDTH_CAPS}
+    _fit_widths(sheet, widths, caps)
     sheet.freeze_panes = "C2"
-    if table.height:
-        sheet.auto_filter.ref = sheet.dimensions
     _colour_scale(sheet, table, top=1, left=1, thresholds=thresholds)
     wrap = Alignment(wrap_text=True, vertical="top")
-    for j, name in enumerate(table.columns, start=1):
-        if name in _WRAPPED:
-            for row in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
-                row[0].alignment = wrap
-    _print_setup(sheet)
+    top = Alignment(vertical="top")
+    for j, col in enumerate(table.columns, start=1):
+        for row in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
+            row[0].alignment = wrap if col in _WRAPPED else top
+    _fit_heights(sheet)
+    last = get_column_letter(max(n_print, 1))
+    _print_setup(sheet, print_area=f"A1:{last}{max(table.height + 1, 2)}")
 
 
-def _followup_sheet(sheet: Any, followup: pl.DataFrame) -> None:
-    """The follow-up verdicts as a table: frozen header, filters, verdict cells in colour."""
+def _followup_sheet(sheet: Any, followup: pl.DataFrame, *, language: str = "en",
+                    name: str | None = None) -> None:
+    """The follow-up verdicts as an Excel table: frozen header, verdict cells in colour;
+    printed: the key columns (:data:`FOLLOWUP_PRINT`)."""
     from openpyxl.styles import PatternFill
+    from openpyxl.utils import get_column_letter
 
+    followup, n_print = _print_first(followup, FOLLOWUP_PRINT)
     widths: dict[int, int] = {}
-    _write_table(sheet, followup, widths=widths)
-    _fit_widths(sheet, widths)
+    _write_table(sheet, followup, widths=widths, language=language, table=name)
+    caps = {j: _WIDTH_CAPS[c] for j, c in enumerate(followup.columns, start=1)
+            if c in _WIDTH_CAPS}
+    _fit_widths(sheet, widths, caps)
+    from openpyxl.styles import Alignment
+
+    wrap = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
+    for j, column in enumerate(followup.columns, start=1):
+        for row in sheet.iter_rows(min_row=2, min_col=j, max_col=j):
+            row[0].alignment = wrap if column in _WRAPPED else top
+    _fit_heights(sheet)
     sheet.freeze_panes = "B2" if followup.columns[:1] == ["order_id"] else "A2"
-    _print_setup(sheet)
-    if followup.height:
-        sheet.auto_filter.ref = sheet.dimensions
+    last = get_column_letter(max(n_print, 1))
+    _print_setup(sheet, print_area=f"A1:{last}{max(followup.height + 1, 2)}")
     if "verdict" not in followup.columns:
         return
     col = followup.columns.index("verdict") + 1
@@ -472,7 +700,7 @@ def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
 
 
 def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame,
-                  followup: pl.DataFrame | None = None) -> int:
+                  followup: pl.DataFrame | None = None, *, language: str = "en") -> int:
     """The good-rate per run of the top orders: a data block (A1) and a line chart beside it.
     Returns the number of series drawn."""
     from openpyxl.chart import LineChart, Reference
@@ -488,7 +716,7 @@ def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame,
                           **{run: [wide[c][k] for c in wide.columns[1:]] for k, run in enumerate(runs)}},
                          schema={"order (service)": pl.String, **dict.fromkeys(runs, pl.Float64)})
     widths: dict[int, int] = {}
-    end, last_col = _write_table(sheet, block, widths=widths)
+    end, last_col = _write_table(sheet, block, widths=widths, language=language)
     for r in range(2, end + 1):
         for c in range(2, last_col + 1):
             sheet.cell(row=r, column=c).number_format = "0.0%"
@@ -535,6 +763,7 @@ def write_work_orders_xlsx(
     vendor_columns: Sequence[str] | None = None,
     followup: pl.DataFrame | None = None,
     trend: pl.DataFrame | None = None,
+    language: str = "en",
 ) -> Path:
     """Write ``work_orders.xlsx`` atomically.
 
@@ -545,7 +774,8 @@ def write_work_orders_xlsx(
     work_orders : polars.DataFrame
         Output of :func:`kqi.workorders.build_work_orders` (sorted by rank).
     summary : mapping or None
-        The case table (``summary.json`` content): shown flattened as item / value rows.
+        ``summary.json`` content: shown as titled tables (case table, rule, inputs, causes,
+        proposals, complaints, work orders, programme, hotspots; anything else as figures).
     hotspots : polars.DataFrame or None
         Output of :func:`kqi.complaints.hotspots`; all-empty columns are left out.
     vendor_columns : sequence of str, optional
@@ -558,6 +788,10 @@ def write_work_orders_xlsx(
         x run x service. The ``Trends`` sheet charts the good rate per run of the
         :data:`TREND_ORDERS` best-ranked orders (``rank``/``order_id`` of ``work_orders``; one
         series per order, its first poor service), from a data block on the same sheet.
+
+    language : str
+        ``en`` or ``zh``: the words of headers, causes, services, statuses and titles
+        (:mod:`kqi.words`); ``[output] language`` in a run.
 
     Returns
     -------
@@ -573,28 +807,35 @@ def write_work_orders_xlsx(
     """
     from openpyxl import Workbook
 
+    from kqi.words import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
     wb = Workbook()
     ws = wb.active
     ws.title = SUMMARY_SHEET
-    _summary_sheet(ws, work_orders, summary or {}, hotspots)
-    _print_setup(ws, title_row=False)
+    _summary_sheet(ws, work_orders, summary or {}, hotspots, language)
+    _print_setup(ws, title_row=None)
 
     thresholds = (summary or {}).get("rule", {}).get("thresholds", {}) if summary else {}
     taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower(), FOLLOWUP_SHEET.lower(),
              TRENDS_SHEET.lower()}
+    tables = iter(f"Orders{k}" for k in range(1, 10_000))
     if work_orders.height:
         # the whole list in priority order, for whoever plans the week before dispatch by vendor
         sheet = wb.create_sheet(ALL_SHEET)
-        _order_sheet(sheet, work_orders, thresholds)
+        _order_sheet(sheet, work_orders, thresholds, language=language, name=next(tables))
     if followup is not None and followup.width:
-        _followup_sheet(wb.create_sheet(FOLLOWUP_SHEET), followup)
+        _followup_sheet(wb.create_sheet(FOLLOWUP_SHEET), followup, language=language,
+                        name="FollowUp")
     needed = {"order_id", "cell_id", "run_id", "last_day", "service", "good_rate"}
     if trend is not None and trend.height:
         missing = sorted(needed - set(trend.columns))
         if missing:
             log.warning("workbook: trend has no column %s; no trend chart", missing[0])
         else:
-            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders, followup)
+            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders, followup,
+                          language=language)
     cols = list(vendor_columns) if vendor_columns is not None else [
         c for c in work_orders.columns if c != "vendor"]
     wo = work_orders.with_columns(pl.col("vendor").fill_null(""))
@@ -603,7 +844,7 @@ def write_work_orders_xlsx(
     for vendor in vendors:
         part = wo.filter(pl.col("vendor") == vendor).sort(["region", "rank"], nulls_last=True)
         sheet = wb.create_sheet(_sheet_title(vendor or UNKNOWN_VENDOR, taken))
-        _order_sheet(sheet, part.select(cols), thresholds)
+        _order_sheet(sheet, part.select(cols), thresholds, language=language, name=next(tables))
     if not vendors:
         log.info("no work orders: the workbook has only the summary sheet")
 

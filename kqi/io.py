@@ -34,12 +34,24 @@ _UMASK = os.umask(0)  # read once at import (os.umask can only be read by settin
 os.umask(_UMASK)
 
 
+def formula_like(value: str) -> bool:
+    """Whether a spreadsheet would run ``value`` as a formula: it starts with ``= + - @``, a tab
+    or a carriage return and is not a plain number (``-110.5`` is a number, not a formula)."""
+    return value.startswith(_FORMULA_START) and not _NUMBER.match(value)
+
+
+def clean_text(value: str) -> str:
+    """``value`` without the characters removed from every text cell (module docstring)."""
+    return _CONTROL.sub("", value)
+
+
 def inert_text(value: str | None) -> str | None:
-    """Return ``value`` made safe for CSV/Excel: formula-like text gets a leading apostrophe."""
+    """Return ``value`` made safe for CSV: formula-like text gets a leading apostrophe (the
+    workbook stores such text as a string cell instead, kqi.excel)."""
     if value is None or value == "":
         return value
-    value = _CONTROL.sub("", value)
-    if value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+    value = clean_text(value)
+    if formula_like(value):
         return "'" + value
     return value
 
@@ -93,11 +105,17 @@ def write_json(path: str | Path, data: Any) -> Path:
                                        default=str) + "\n")
 
 
-def write_csv(path: str | Path, df: pl.DataFrame, *, inert: bool = True) -> Path:
-    """Write ``df`` as UTF-8 CSV atomically; string cells made formula-inert unless told not to."""
+def write_csv(path: str | Path, df: pl.DataFrame, *, inert: bool = True, bom: bool = False) -> Path:
+    """Write ``df`` as UTF-8 CSV atomically; string cells made formula-inert unless told not to.
+
+    ``bom``: start with the UTF-8 byte order mark, so that Excel opening the file by a double
+    click reads it as UTF-8 (Chinese names intact); polars, pandas and DuckDB skip the mark, and
+    Python's ``csv`` module reads it with ``encoding="utf-8-sig"``.
+    """
     out = make_inert(df) if inert else df
     with atomic_path(path) as tmp:
-        out.write_csv(tmp, float_precision=6, datetime_format="%Y-%m-%d %H:%M:%S")
+        out.write_csv(tmp, float_precision=6, datetime_format="%Y-%m-%d %H:%M:%S",
+                      include_bom=bom)
     return Path(path)
 
 

@@ -394,7 +394,8 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
     for name, table in (("diagnosis", r.diagnosis), ("clusters", r.clusters), ("areas", r.areas)):
         files.append(write_csv(out_dir / f"{name}.csv", table))
     files.append(write_parquet(out_dir / "diagnosis.parquet", r.diagnosis))
-    files.append(write_csv(out_dir / "work_orders.csv", r.work_orders))
+    # the one CSV people double-click: a byte order mark makes Excel read it as UTF-8
+    files.append(write_csv(out_dir / "work_orders.csv", r.work_orders, bom=True))
     if r.followup is not None:
         files.append(write_csv(out_dir / "followup.csv", r.followup))
     if r.links is not None and r.hotspots is not None:
@@ -410,7 +411,8 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         from kqi.excel import write_work_orders_xlsx
 
         files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", r.work_orders, r.summary,
-                                            r.hotspots, followup=r.followup, trend=r.trend))
+                                            r.hotspots, followup=r.followup, trend=r.trend,
+                                            language=cfg.output.language))
 
 
 def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:

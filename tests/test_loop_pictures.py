@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from kqi.maps.render import RECOVERED_LAYER, render_map
 
+from kqi import words
 from kqi.config import Config, OutputConfig
 from kqi.excel import FOLLOWUP_SHEET, TRENDS_SHEET, VERDICT_FILLS, write_work_orders_xlsx
 
@@ -98,24 +99,28 @@ def test_followup_sheet_has_table_and_verdict_colours(workbook) -> None:
     assert workbook.sheetnames[:4] == ["Summary", "All orders", FOLLOWUP_SHEET, TRENDS_SHEET]
     ws = workbook[FOLLOWUP_SHEET]
     header = [c.value for c in ws[1]]
-    assert header == followup_frame().columns
+    # every column, in words; the printed key columns first (kqi.excel.FOLLOWUP_PRINT)
+    assert sorted(header) == sorted(words.header(c) for c in followup_frame().columns)
+    assert header[:2] == ["Order ID", "Cell ID"]
     assert ws.freeze_panes == "B2"
-    assert ws.auto_filter.ref == ws.dimensions
-    col = header.index("verdict") + 1
+    (table,) = ws.tables.values()          # an Excel table: banded rows, filter buttons
+    assert table.ref == ws.dimensions
+    col = header.index("Verdict") + 1
     seen = {}
     for r in range(2, ws.max_row + 1):
         cell = ws.cell(row=r, column=col)
         seen[cell.value] = cell.fill.fgColor.rgb[-6:]
-    assert seen == {v: VERDICT_FILLS[v] for v in VERDICTS}
+    verdict_words = words.value_words("verdict")
+    assert seen == {verdict_words[v]: VERDICT_FILLS[v] for v in VERDICTS}
     assert VERDICT_FILLS["recovered"].startswith("C6")   # green
-    assert ws.cell(row=2, column=header.index("good_rate_before") + 1).number_format == "0.0%"
+    assert ws.cell(row=2, column=header.index("Good rate before") + 1).number_format == "0.0%"
 
 
 def test_trend_chart_references_its_data_block(workbook) -> None:
     ws = workbook[TRENDS_SHEET]
     rows = list(ws.iter_rows(values_only=True))
     header = rows[0]
-    assert header[0] == "order (service)"
+    assert header[0] == words.header("order (service)")
     # one column per run (printable: the block stays narrow), one row per order
     assert list(header[1:]) == [d.isoformat() for d in DAYS]
     # the ten best-ranked orders, in rank order; C01's first poor service is video
@@ -148,20 +153,21 @@ def test_programme_table_on_summary(workbook) -> None:
     ws = workbook["Summary"]
     values = [[c.value for c in r] for r in ws.iter_rows()]
     assert not any(isinstance(v, str) and v.startswith("programme") for r in values for v in r)
-    head = next(i for i, r in enumerate(values) if r[0] == "scope")
-    assert values[head][:11] == ["scope", "orders", "recovered", "not recovered", "worse",
-                                 "insufficient data", "orders with tests", "good rate before",
-                                 "good rate after", "change", "mean effect"]
+    head = next(i for i, r in enumerate(values) if r[0] == "Scope" and r[1] == "Orders")
+    assert values[head][:11] == ["Scope", "Orders", "Recovered", "Not recovered", "Worse",
+                                 "Insufficient data", "Orders with tests", "Good rate before",
+                                 "Good rate after", "Change", "Mean effect"]
     table = {r[0]: r for r in values[head + 1:] if r[0]}
-    assert table["all"][1:6] == [6, 2, 2, 1, 1]
-    nokia = table["vendor: Nokia"]
+    assert table["All cells"][1:6] == [6, 2, 2, 1, 1]
+    nokia = table["Vendor: Nokia"]
     assert nokia[7] == pytest.approx(0.6)
     assert nokia[8] == pytest.approx(0.9)
     assert nokia[9] == pytest.approx(0.3)
-    assert "vendor: =ZTE" in table   # names as written, stored as text
+    assert "Vendor: =ZTE" in table   # names as written, stored as text
     assert ws.cell(row=head + 2, column=8).number_format == "0.0%"
-    states = next(i for i, r in enumerate(values) if r[0] == "order state")
+    states = next(i for i, r in enumerate(values) if r[0] == "Order state")
     assert values[states + 1][:2] == ["opened", 2]
+    # a figure the sheet has no table for is still shown
     assert {r[0]: r[1] for r in values}["note"] == "x"
 
 

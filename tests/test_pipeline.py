@@ -135,13 +135,33 @@ def test_workbook_opens_with_summary_and_vendor_sheets(run_out: Path) -> None:
     # the case table as a table: scope rows (all, vendors, regions) x counts, as in summary.json
     summary = json.loads((run_out / "summary.json").read_text(encoding="utf-8"))
     ws = wb.worksheets[0]
-    header = [c.value for c in ws[2]]
-    assert header[:4] == ["scope", "cells reporting", "poor cells", "poor share"]
-    rows = {r[0]: r for r in ws.iter_rows(min_row=3, max_col=len(header), values_only=True) if r[0]}
-    assert rows["all"][1] == summary["cells_reporting"]
-    assert rows["all"][2] == summary["poor_cells"]
+    assert ws["A3"].value == "Poor-quality cells"          # a titled table, in words
+    header = [c.value for c in ws[4]]
+    assert header[:4] == ["Scope", "Cells reporting", "Poor cells", "Poor share"]
+    rows = {r[0]: r for r in ws.iter_rows(min_row=5, max_col=len(header), values_only=True) if r[0]}
+    assert rows["All cells"][1] == summary["cells_reporting"]
+    assert rows["All cells"][2] == summary["poor_cells"]
     for vendor, counts in summary["by_vendor"].items():
-        assert rows[f"vendor: {vendor}"][2] == counts["poor_cells"]
+        assert rows[f"Vendor: {vendor}"][2] == counts["poor_cells"]
+    # the input row accounting as a table, numbers stored as numbers
+    values = [[c.value for c in r] for r in ws.iter_rows()]
+    head = next(i for i, r in enumerate(values) if r[:4] == ["Input", "Rows read", "Accepted",
+                                                              "Rejected"])
+    feeds = {r[0]: r for r in values[head + 1:head + 1 + len(summary["inputs"])]}
+    assert feeds["app tests"][1] == summary["inputs"]["app_tests"]["rows_read"]
+    assert feeds["app tests"][3] == summary["inputs"]["app_tests"]["rows_rejected"] > 0
+
+
+def test_work_orders_csv_opens_in_excel(run_out: Path) -> None:
+    """UTF-8 with a byte order mark (Excel reads Chinese right on a double click); the
+    contract's column names unchanged for every reader that skips the mark."""
+    raw = (run_out / "work_orders.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfrank,cell_id,")
+    assert pl.read_csv(run_out / "work_orders.csv").columns[:2] == ["rank", "cell_id"]
+    import csv
+
+    with (run_out / "work_orders.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert next(csv.reader(f))[:2] == ["rank", "cell_id"]
 
 
 def test_same_inputs_give_identical_csvs(city, run_out: Path, tmp_path: Path) -> None:

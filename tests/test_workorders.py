@@ -13,6 +13,8 @@ import polars as pl
 import pytest
 
 from kqi import io as kio
+from kqi import words
+from kqi.causes import label
 from kqi.complaints import hotspots, link_complaints, silent_poor_cells
 from kqi.config import Config, config_from_dict
 from kqi.errors import KqiError
@@ -205,60 +207,104 @@ def test_workbook_sheets_values_and_formats(tmp_path):
 
     zte = wb["ZTE"]
     header = [c.value for c in zte[1]]
-    assert header[:2] == ["rank", "cell_id"]
-    assert "vendor" not in header
+    # headers in words; the printed key columns first (kqi.excel.PRINT_COLUMNS)
+    assert header[:3] == ["Rank", "Cell ID", "Cell name"]
+    assert "Vendor" not in header
+    assert sorted(header) == sorted(words.header(c) for c in wo.columns if c != "vendor")
     assert zte.freeze_panes == "C2"
-    assert zte.auto_filter.ref == zte.dimensions
+    (table,) = zte.tables.values()         # an Excel table (banded rows, filter buttons)
+    assert table.ref == zte.dimensions
+    assert not zte.auto_filter.ref          # the table's own filter, no second one
     rows = list(zte.iter_rows(min_row=2, values_only=True))
     # dispatch order: region, then rank
-    regions = [r[header.index("region")] for r in rows]
+    regions = [r[header.index("Region")] for r in rows]
     assert regions == sorted(regions)
     a1 = next(r for r in rows if r[1] == "A-1")
-    assert a1[header.index("complaints")] == 25
-    assert a1[header.index("good_rate_browsing")] == pytest.approx(0.6)
-    col = header.index("good_rate_browsing") + 1
+    assert a1[header.index("Complaints")] == 25
+    assert a1[header.index("Good rate browsing")] == pytest.approx(0.6)
+    # causes and services in words
+    causes = set(wo["primary_cause"].to_list())
+    assert {r[header.index("Primary cause")] for r in rows} <= {label(c) for c in causes}
+    col = header.index("Good rate browsing") + 1
     row_a1 = 2 + [r[1] for r in rows].index("A-1")
     assert zte.cell(row=row_a1, column=col).number_format == "0.0%"
+    assert zte.cell(row=row_a1, column=col).data_type == "n"      # a number, not text
     ranges = [str(r.sqref) for r in zte.conditional_formatting]
     letter = zte.cell(row=1, column=col).column_letter
     assert any(rng.startswith(letter) for rng in ranges)
     rule = next(iter(zte.conditional_formatting)).rules[0]
     assert rule.type == "colorScale"
     assert zte.column_dimensions["A"].width >= 6
-    assert zte.column_dimensions[zte.cell(row=1, column=header.index("action") + 1)
+    assert zte.column_dimensions[zte.cell(row=1, column=header.index("Recommended action") + 1)
                                  .column_letter].width <= 62
+    # print: landscape, fitted to the width, header repeated, the key columns
+    assert zte.page_setup.orientation == "landscape"
+    assert zte.page_setup.fitToWidth == 1
+    assert zte.page_setup.fitToHeight == 0
+    assert zte.print_title_rows == "$1:$1"
+    from openpyxl.utils import get_column_letter
 
-    # formula-like text stays text, made inert as in CSV
-    name = zte.cell(row=row_a1, column=header.index("cell_name") + 1)
+    from kqi.excel import PRINT_COLUMNS
+
+    n_print = len([c for c in PRINT_COLUMNS if c in wo.columns and c != "vendor"])
+    assert str(zte.print_area).endswith(f"$A$1:${get_column_letter(n_print)}${zte.max_row}")
+
+    # formula-like text stays text: a string cell with Excel's quote prefix, no apostrophe
+    name = zte.cell(row=row_a1, column=header.index("Cell name") + 1)
     assert name.data_type == "s"
-    assert name.value == "'=HYPERLINK(\"http://x\")"
-    ev = zte.cell(row=row_a1, column=header.index("evidence") + 1)
-    assert ev.value.startswith("'=")
+    assert name.value == "=HYPERLINK(\"http://x\")"
+    assert name.quotePrefix
+    ev = zte.cell(row=row_a1, column=header.index("Evidence") + 1)
+    assert ev.value.startswith("=")
+    assert ev.quotePrefix
     for ws in wb.worksheets:
         for row in ws.iter_rows():
             for cell in row:
                 assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
+                if isinstance(cell.value, str):
+                    assert not cell.value.startswith("'"), (ws.title, cell.coordinate)
 
     s = wb["Summary"]
     values = [[c.value for c in r] for r in s.iter_rows()]
-    # item / value pairs: case table in A-B, counts from D
+    titles = [r[0] for r in values if r[0] and s.cell(row=values.index(r) + 1, column=1).font.sz == 13]
+    assert "Work orders by primary cause" in titles
+    assert "Complaint hotspots" in titles
     flat = {r[0]: r[1] for r in values if r[0] is not None}
-    flat.update({r[3]: r[4] for r in values if r[3] is not None})
-    assert flat["cells_reporting"] == 6
-    assert flat["poor_cells.browsing"] == 2
-    assert flat["note"] == "'=1+1"
-    assert flat["interference"] == 1
-    assert flat["total"] == 4
-    assert flat["silent poor cells (no complaint yet)"] == 2
-    right = [r[3:] for r in values]
-    hs_header = next(i for i, r in enumerate(right) if r[:2] == ["kind", "rank"])
-    assert right[hs_header][:4] == ["kind", "rank", "cell_id", "complaints"]
-    assert "previous" not in right[hs_header]  # all-null column left out
-    assert right[hs_header + 2][2] == "'=B-1"
-    values = right
-    per10k = values[hs_header].index("per_10k")
+    # figures the sheet has no table for (this summary has no case table) are still shown
+    assert flat["cells_reporting"] == "6"
+    assert flat["poor_cells.browsing"] == "2"
+    assert flat["note"] == "=1+1"
+    assert flat["Interference"] == 1
+    assert flat["Total"] == 4
+    hs_header = next(i for i, r in enumerate(values) if r[:2] == ["Ranked by", "Rank"])
+    assert values[hs_header][:4] == ["Ranked by", "Rank", "Cell ID", "Complaints"]
+    assert "Previous period" not in values[hs_header]  # all-null column left out
+    assert values[hs_header + 2][2] == "=B-1"
+    per10k = values[hs_header].index("Per 10,000 subscribers")
     assert values[hs_header + 1][per10k] is None  # inf is not a number Excel can hold
     assert values[hs_header + 2][per10k] == 1.234568
+
+
+def test_workbook_in_chinese(tmp_path):
+    from openpyxl import load_workbook
+
+    wo = build()
+    path = write_work_orders_xlsx(tmp_path / "w.xlsx", wo, {"note": "x"}, hotspots_frame(),
+                                  language="zh")
+    wb = load_workbook(path)
+    ws = wb["All orders"]
+    header = [c.value for c in ws[1]]
+    assert header[:3] == ["排名", "小区ID", "小区名称"]
+    assert "主要原因" in header
+    causes = {r[header.index("主要原因")] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert causes == {label(c, "zh") for c in wo["primary_cause"].to_list()}
+    services = {r[header.index("质差业务")] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert services <= {"浏览", "视频", "游戏", "浏览、视频", "浏览、游戏", "视频、游戏",
+                        "浏览、视频、游戏"}
+    summary = [r[0] for r in wb["Summary"].iter_rows(values_only=True) if r[0]]
+    assert "按主要原因的工单" in summary
+    with pytest.raises(ValueError, match="language"):
+        write_work_orders_xlsx(tmp_path / "x.xlsx", wo, None, None, language="fr")
 
 
 def test_workbook_without_work_orders(tmp_path):
