@@ -157,7 +157,9 @@ def _fit_heights(ws: Any, first_row: int = 1, spans: Mapping[tuple[int, int], fl
                 if letter not in width:
                     width[letter] = ws.column_dimensions[letter].width or 8.43
                 w = width[letter]
-            per_line = max(1.0, w - 1.0)
+            # a column's width counts digits; text runs narrower (Calibri: about 1.2 letters a
+            # digit), so 1.1 letters a unit, less a unit of padding, never clips
+            per_line = max(1.0, (w - 1.0) * 1.1)
             n = sum(max(1, _m.ceil(_display_width(part) / per_line))
                     for part in cell.value.split("\n"))
             lines = max(lines, n)

@@ -20,6 +20,7 @@ from kqi.config import Config
 from kqi.schema import CAUSES
 from kqi.synth import make_city
 
+REPO = Path(__file__).resolve().parents[1]
 NS = {"k": "http://www.opengis.net/kml/2.2"}
 SMALL = {"n_cells": 240, "days": 7, "tests_per_cell_day": 20}
 HOSTILE = ']]><Placemark><name>injected</name></Placemark><![CDATA[ <img src=x onerror="alert(1)"> &amp;'
@@ -347,9 +348,7 @@ def test_map_of_real_nsg_cells(real_data: Path, tmp_path: Path, plmn: str) -> No
     path = real_data / "nsg-cells-west-sussex" / f"{plmn}_merged_cells_eutra.csv"
     if not path.is_file():
         pytest.skip(f"{path} not found")
-    cfg = tmp_path / "nsg.toml"
-    cfg.write_text('[ingest.column_map.cells]\nECellID = "cell_id"\nCellName = "cell_name"\n',
-                   encoding="utf-8")
+    cfg = REPO / "docs" / "real-data" / "nsg-cells-west-sussex.toml"   # the documented config
     out = tmp_path / "out"
     assert kqi_exit(["-q", "map", "--cells", str(path), "--config", str(cfg),
                      "--out", str(out)]) == 0
