@@ -312,6 +312,9 @@ _SHOWN_KEYS = {"cells_reporting", "poor_cells", "poor_share", "poor_by_service",
                "by_vendor", "by_region", "rule", "inputs", "diagnosis", "complaints",
                "work_orders", "programme"}
 _DIAGNOSIS_FIGURES = ("poor_cells", "review", "areas", "cells_in_areas")
+#: diagnosis keys shown by a table of their own (clusters stay in clusters.csv)
+_DIAGNOSIS_SHOWN = {*_DIAGNOSIS_FIGURES, "cause_counts", "secondary_counts", "proposals",
+                    "clusters", "not_judged", "network"}
 
 
 def _title(ws: Any, row: int, text: str) -> int:
@@ -375,6 +378,21 @@ def _summary_tables(work_orders: pl.DataFrame, summary: Mapping[str, Any],
     figs = [(figure(k, language), diag[k]) for k in _DIAGNOSIS_FIGURES if k in diag]
     if figs:
         out.append(("diagnosis", _figures(figs), {}))
+    # the diagnosis' words: causes the KPIs cannot show, the network's reference, anything new
+    notes: list[tuple[str, str]] = []
+    if diag.get("not_judged"):
+        from kqi.judged import not_judged_text
+
+        notes.append((figure("not_judged", language), not_judged_text(diag["not_judged"])))
+    network = diag.get("network")
+    if isinstance(network, Mapping) and network.get("basis"):
+        notes.append((figure("network", language), str(network["basis"])))
+    rest_diag = {k: v for k, v in diag.items() if k not in _DIAGNOSIS_SHOWN}
+    notes += [(k, "" if v is None else str(v)) for k, v in _flatten(rest_diag)]
+    if notes:
+        out.append(("diagnosis_notes", pl.DataFrame(
+            {"figure": [k for k, _ in notes], "value": [v for _, v in notes]},
+            schema={"figure": pl.String, "value": pl.String}), {}))
     proposals = diag.get("proposals") or {}
     rows = [(name, p.get("current"), p.get("proposed"), str(p.get("basis", "")))
             for name, p in proposals.items() if isinstance(p, Mapping) and "proposed" in p]
@@ -472,7 +490,7 @@ def _summary_sheet(ws: Any, work_orders: pl.DataFrame, summary: Mapping[str, Any
 
 
 #: summary tables with a long text column, spread over the columns up to _SUMMARY_SPAN
-_LONG_TEXT = {"proposals": "basis", "other": "value"}
+_LONG_TEXT = {"proposals": "basis", "other": "value", "diagnosis_notes": "value"}
 _SUMMARY_SPAN = 11
 
 

@@ -148,6 +148,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "programme": ("Follow-up programme (closed loop)", "闭环跟踪"),
     "hotspots": ("Complaint hotspots", "投诉热点"),
     "diagnosis": ("Diagnosis", "诊断"),
+    "diagnosis_notes": ("Diagnosis notes", "诊断说明"),
     "other": ("Other figures", "其他指标"),
     "title": ("kqi work orders", "kqi 工单"),
     "total": ("Total", "合计"),
@@ -169,6 +170,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "review": ("Diagnoses to review", "待复核诊断"),
     "areas": ("Poor-quality areas", "质差区域"),
     "cells_in_areas": ("Poor cells in areas", "区域内质差小区"),
+    "not_judged": ("Causes not judged (no KPI figures for them)", "无法判断的原因(缺少KPI)"),
+    "network": ("This network's reference", "本网参考基准"),
     "flag_on_upper_bound": ("Poor only when the Wilson upper bound is too", "威尔逊上界也需低于门限"),
 }
 _SCOPES: dict[str, tuple[str, str]] = {"vendor": ("Vendor", "厂家"), "region": ("Region", "区域"),
