@@ -2,6 +2,12 @@
 
     python -m benchmarks.run --sizes 1e6,1e7            # the documented command
     python -m benchmarks.run --sizes 1e8 --formats parquet --keep-data
+    python -m benchmarks.run --matrix                   # every storage shape at 20 M rows
+
+``--matrix`` runs the shapes of :data:`benchmarks.generate.MATRIX` (NaN or null, rounded or full
+KQIs, sorted or shuffled, ms or us, 5k-500k cells, Zipf exponent, zstd/snappy/none, row-group
+size, CSV): per shape, the decode floor (only the needed columns decoded), kqi, DuckDB and polars
+(pandas up to 10 M rows), each in a fresh process, alternated over rounds; see :func:`run_matrix`.
 
 For each size it generates (once) a Parquet and a CSV file of app tests in the contract's columns
 under ``benchmarks/data/`` (git-ignored), then times, in this one run and on those files, the job
@@ -15,6 +21,7 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -27,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.generate import N_CELLS, generate
+from benchmarks.generate import MATRIX, N_CELLS, generate, generate_shape
 
 log = logging.getLogger("benchmarks")
 
@@ -179,6 +186,117 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: the matrix runs pandas only up to this many rows (it holds every string as an object)
+PANDAS_MATRIX_MAX_ROWS = 10_000_000
+MATRIX_TOOLS = ("floor", "kqi", "duckdb", "polars", "pandas")
+
+
+def run_matrix(rows: int, shapes: list[str], tools: list[str], rounds: int, data_dir: Path, *,
+               keep_data: bool, timeout: float, note: str) -> dict[str, Any]:
+    """Every tool on every shape of :data:`benchmarks.generate.MATRIX`, ``rows`` rows each.
+
+    Per shape, ``rounds`` rounds; in each round every tool runs once in a fresh process (one
+    timed run), the
+    tools' order rotating from round to round, so that every tool sees the same machine load
+    (the file is in the page cache from its generation). A tool's time is the median of its
+    rounds (wall and CPU seconds), its memory the largest peak RSS.
+    """
+    out: dict[str, Any] = {
+        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_before": _load()},
+        "note": note, "rows": rows, "rounds": rounds, "shapes": [],
+    }
+    for name in shapes:
+        shape = MATRIX[name]
+        log.info("shape %s: generating %d rows ...", name, rows)
+        path = generate_shape(rows, data_dir, shape)
+        entry: dict[str, Any] = {"shape": name, "spec": dataclasses.asdict(shape),
+                                 "file_mib": round(path.stat().st_size / 2**20, 1),
+                                 "load_before": _load(), "tools": {}}
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+        for rnd in range(rounds):
+            order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
+            for tool in order:
+                if tool == "pandas" and rows > PANDAS_MATRIX_MAX_ROWS:
+                    continue
+                r = _measure([tool, str(path), "--repeat", "1"], timeout)
+                log.info("  %s %s round %d: %s", name, tool, rnd,
+                         {k: r.get(k) for k in ("seconds", "peak_rss_mib", "error")})
+                runs[tool].append(r)
+        for tool, rs in runs.items():
+            if tool == "pandas" and rows > PANDAS_MATRIX_MAX_ROWS:
+                entry["tools"][tool] = {"skipped": f"over {PANDAS_MATRIX_MAX_ROWS:,} rows"}
+                continue
+            ok = [r for r in rs if "seconds" in r]
+            if not ok:
+                entry["tools"][tool] = {"error": rs[0].get("error") if rs else "not run"}
+                continue
+            secs = sorted(r["seconds"] for r in ok)
+            entry["tools"][tool] = {
+                "seconds": float(np.median(secs)), "all_seconds": secs,
+                "cpu_s": float(np.median([r["cpu_s"] for r in ok])),
+                "peak_rss_mib": max(r["peak_rss_mib"] for r in ok),
+                "rss_before_mib": min(r["rss_before_mib"] for r in ok),
+                **({"result": ok[-1]["result"]} if "result" in ok[-1] else {}),
+                **({"parts": ok[-1]["parts"]} if "parts" in ok[-1] else {}),
+            }
+        t = entry["tools"]
+        for r in t.values():
+            if "seconds" not in r:
+                continue
+            if "seconds" in t.get("duckdb", {}):
+                r["vs_duckdb"] = r["seconds"] / t["duckdb"]["seconds"]
+            if "seconds" in t.get("floor", {}):
+                r["vs_floor"] = r["seconds"] / t["floor"]["seconds"]
+        digests = {k: r["result"]["sha256"] for k, r in t.items() if "result" in r}
+        entry["results_agree"] = len(set(digests.values())) <= 1
+        entry["digest"] = next(iter(digests.values()), None)
+        entry["load_after"] = _load()
+        out["shapes"].append(entry)
+        if not keep_data:
+            path.unlink(missing_ok=True)
+    out["machine"]["load_after"] = _load()
+    return out
+
+
+def matrix_markdown(res: dict[str, Any]) -> str:
+    """The matrix as a markdown table: per shape, each tool's median time, its ratio to DuckDB
+    and to the decode floor, and its peak RSS."""
+    m = res["machine"]
+    lines = [
+        f"{res['rows']:,} rows per shape, median of {res['rounds']} alternated rounds; "
+        f"{m['cpus']} CPUs; load average before/after {m['load_before']} / {m['load_after']}. "
+        f"{res['note']}", "",
+        "| shape | file MiB | floor s | kqi s | kqi ÷ floor | kqi ÷ DuckDB | DuckDB s | polars s "
+        "| pandas s | kqi MiB | DuckDB MiB | polars MiB | digests agree |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def sec(r: dict[str, Any]) -> str:
+        return f"{r['seconds']:.2f}" if "seconds" in r else "–"
+
+    def mib(r: dict[str, Any]) -> str:
+        return f"{r['peak_rss_mib']:.0f}" if "peak_rss_mib" in r else "–"
+
+    for e in res["shapes"]:
+        t = e["tools"]
+        k = t.get("kqi", {})
+        lines.append(
+            f"| {e['shape']} | {e['file_mib']:.0f} | {sec(t.get('floor', {}))} | {sec(k)} | "
+            f"{k.get('vs_floor', float('nan')):.2f} | {k.get('vs_duckdb', float('nan')):.2f} | "
+            f"{sec(t.get('duckdb', {}))} | {sec(t.get('polars', {}))} | {sec(t.get('pandas', {}))} | "
+            f"{mib(k)} | {mib(t.get('duckdb', {}))} | {mib(t.get('polars', {}))} | "
+            f"{'yes' if e['results_agree'] else '**NO**'} ({e['digest']}) |")
+    lines += ["", "Shapes: " + "; ".join(
+        f"{e['shape']} = {e['spec']['fmt']}, {e['spec']['missing']}, {e['spec']['precision']}, "
+        f"{e['spec']['order']}, ts {e['spec']['ts_unit']}, {e['spec']['cells']:,} cells, "
+        f"zipf {e['spec']['zipf']}, {e['spec']['compression']}, row groups "
+        f"{e['spec']['row_group']:,}" for e in res["shapes"])]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="kqi vs pandas, DuckDB and polars")
     ap.add_argument("--sizes", default="1e6,1e7", help="rows, comma-separated (1e6,1e7,1e8)")
@@ -191,8 +309,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-data", action="store_true", help="keep the generated files")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
     ap.add_argument("--note", default="", help="recorded with the results (e.g. machine shared)")
+    ap.add_argument("--matrix", action="store_true",
+                    help="the shape matrix (benchmarks.generate.MATRIX) at --matrix-rows rows")
+    ap.add_argument("--matrix-rows", default="2e7")
+    ap.add_argument("--shapes", default=",".join(MATRIX), help="matrix shapes, comma-separated")
+    ap.add_argument("--rounds", type=int, default=3, help="matrix rounds (median of them)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.matrix:
+        rows = int(float(args.matrix_rows))
+        tools = [t for t in args.tools.split(",") if t in MATRIX_TOOLS] if args.tools != ",".join(
+            TOOLS) else list(MATRIX_TOOLS)
+        res = run_matrix(rows, args.shapes.split(","), tools, args.rounds, args.data_dir,
+                         keep_data=args.keep_data, timeout=args.timeout, note=args.note)
+        name = args.name or f"matrix_{args.matrix_rows}"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        (args.out / f"{name}.md").write_text(matrix_markdown(res), encoding="utf-8")
+        sys.stdout.write(matrix_markdown(res))
+        return 0
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     res = run(sizes, args.formats.split(","), args.tools.split(","), args.repeat, args.data_dir,
               keep_data=args.keep_data, timeout=args.timeout, note=args.note)

@@ -26,7 +26,7 @@ from kqi.schema import (
     Column,
 )
 
-from ._kernels import _all_pass
+from ._kernels import _check_floats
 from ._times import DAY_FIRST, DAY_MONTH, MONTH_FIRST, NAMED, UNAMBIGUOUS, describe, with_times
 
 #: configured forms that read epoch numbers
@@ -182,32 +182,46 @@ def _passes_stats(stats: dict[str, object], src: str, col: Column, n: int, dtype
     return True
 
 
-def clean_numeric(frame: pl.DataFrame, columns: dict[str, Column]) -> set[str]:
+def clean_numeric(frame: pl.DataFrame, columns: dict[str, Column]) -> dict[str, pl.Series | None]:
     """Source columns of ``frame`` already numeric and passing every value check.
 
     Typed columns (Parquet, typed CSV) are checked with a few reductions (null count, sum, min,
     max), all columns' in one parallel select; such a column then needs no per-row check masks
-    at all, which is most of the cost of a clean batch.
+    at all, which is most of the cost of a clean batch. Float columns are checked by one kernel
+    pass that counts NaN as missing (as :func:`convert_float` does).
+
+    Returns
+    -------
+    dict
+        Clean source column -> the column to use instead (the same values with every NaN made
+        null), or None to use it as it is.
     """
     todo = {src: col for src, col in columns.items()
             if col.kind in ("float", "int", "flag") and frame.schema[src].is_numeric()}
     # floats: one pass of a kernel (polars' NaN-aware min/max cost more than the rest of a batch)
     floats = {src for src, col in todo.items() if frame.schema[src].is_float()}
-    passed = {src for src in floats if _float_passes(frame.get_column(src), todo[src])}
+    passed: dict[str, pl.Series | None] = {}
+    for src in floats:
+        ok, fixed = _float_passes(frame.get_column(src), todo[src])
+        if ok:
+            passed[src] = fixed
     todo = {src: col for src, col in todo.items() if src not in floats}
     if not todo:
         return passed
     stats = frame.select([e for src, col in todo.items() for e in _stats(src, col, frame.schema[src])]
                          ).row(0, named=True)
-    return passed | {src for src, col in todo.items()
-                     if _passes_stats(stats, src, col, frame.height, frame.schema[src])}
+    passed.update({src: None for src, col in todo.items()
+                   if _passes_stats(stats, src, col, frame.height, frame.schema[src])})
+    return passed
 
 
-def _float_passes(s: pl.Series, col: Column) -> bool:
-    """Whether every non-null value of the float series ``s`` is finite and passes ``col``'s checks."""
+def _float_passes(s: pl.Series, col: Column) -> tuple[bool, pl.Series | None]:
+    """Whether every non-null, non-NaN value of the float series ``s`` is finite and passes
+    ``col``'s checks; and, when it does and ``s`` holds a NaN, ``s`` as Float64 with its NaNs
+    made null (the values buffer shared, only the validity bitmap new)."""
     n = len(s)
     if s.null_count() == n:
-        return True
+        return True, None
     arr = s.cast(pl.Float64).to_arrow()
     if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - polars returns one array
         arr = arr.combine_chunks()
@@ -221,7 +235,15 @@ def _float_passes(s: pl.Series, col: Column) -> bool:
     hi = math.inf if col.hi is None else float(col.hi)
     if col.kind == "flag":
         lo, hi = max(lo, 0.0), min(hi, 1.0)
-    return bool(_all_pass(values, valid, off, off + n, lo, hi, col.kind in ("int", "flag")))
+    out_valid = np.empty((n + 7) // 8, dtype=np.uint8)
+    bad, nans = _check_floats(values, valid, off, off + n, lo, hi, col.kind in ("int", "flag"),
+                              out_valid)
+    if bad:
+        return False, None
+    if not nans:
+        return True, None
+    fixed = pa.Array.from_buffers(pa.float64(), n, [pa.py_buffer(out_valid), data.slice(off * 8, n * 8)])
+    return True, pl.Series(s.name, fixed)
 
 
 _ALL_VALID = np.full(1 << 18, 0xFF, dtype=np.uint8)

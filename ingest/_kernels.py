@@ -6,8 +6,6 @@ Arrays and scalars in, arrays out; no validation or DataFrame work (the callers 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from kqi._numba import kernel
@@ -37,23 +35,58 @@ def _spread(per_value, index, null, out):
 
 
 @kernel
-def _all_pass(values, valid, start, stop, lo, hi, whole):  # noqa: PLR0917 - numba: positional only
-    """Whether every present value of ``values[start:stop]`` is finite, within ``[lo, hi]`` and,
-    with ``whole``, a whole number. ``valid`` is the Arrow validity bitmap of ``values`` (bit
-    ``i & 7`` of byte ``i >> 3``, counted from ``values[0]``)."""
-    # branch-free in the loop (it vectorises); a value behind a clear bit is undefined but masked
+def _check_floats(values, valid, start, stop, lo, hi, whole, out_valid):  # noqa: PLR0917 - numba: positional only
+    """One pass over the present values of ``values[start:stop]``: whether each is within
+    ``[lo, hi]``, finite and (with ``whole``) a whole number, with NaN counted as missing.
+
+    ``valid`` is the Arrow validity bitmap of ``values`` (bit ``i & 7`` of byte ``i >> 3``,
+    counted from ``values[0]``). ``out_valid`` (uint8, ``(stop - start + 7) // 8`` bytes) receives
+    the validity of the range from bit 0 with every NaN cleared (padding bits clear). Returns
+    ``(bad, nans)``: bad = a present non-NaN value fails (an infinity, out of range, not whole);
+    nans = a present NaN.
+    """
+    # branch-free: eight values make one byte of bits (a fixed trip count: it unrolls and
+    # vectorises), then one byte of the validity masks them. A loop that tests bits per value
+    # runs 3-10x slower on randomly missing values. A value behind a clear bit is never trusted.
+    not_whole = np.int64(not whole)
     bad = 0
-    if whole:
-        for i in range(start, stop):
-            v = values[i]
-            ok = (v >= lo) & (v <= hi) & math.isfinite(v) & (np.floor(v) == v)  # NaN/inf fail
-            bad |= ((valid[i >> 3] >> (i & 7)) & 1) & (1 - np.uint8(ok))
-    else:
-        for i in range(start, stop):
-            v = values[i]
-            ok = (v >= lo) & (v <= hi) & math.isfinite(v)
-            bad |= ((valid[i >> 3] >> (i & 7)) & 1) & (1 - np.uint8(ok))
-    return bad == 0
+    nans = 0
+    n = stop - start
+    for j in range((n + 7) >> 3):
+        base = start + j * 8
+        m = min(8, n - j * 8)
+        keep = 0
+        fail = 0
+        nan = 0
+        if m == 8:
+            for b in range(8):
+                v = values[base + b]
+                isnan = np.int64(v != v)  # noqa: PLR0124 - the branch-free NaN test
+                ok = (np.int64(v >= lo) & np.int64(v <= hi) & np.int64(abs(v) < np.inf)
+                      & (np.int64(np.floor(v) == v) | not_whole))
+                keep |= (isnan ^ 1) << b
+                fail |= ((ok ^ 1) & (isnan ^ 1)) << b
+                nan |= isnan << b
+        else:
+            for b in range(m):
+                v = values[base + b]
+                isnan = np.int64(v != v)  # noqa: PLR0124 - the branch-free NaN test
+                ok = (np.int64(v >= lo) & np.int64(v <= hi) & np.int64(abs(v) < np.inf)
+                      & (np.int64(np.floor(v) == v) | not_whole))
+                keep |= (isnan ^ 1) << b
+                fail |= ((ok ^ 1) & (isnan ^ 1)) << b
+                nan |= isnan << b
+        # the validity bits of rows base..base+7, from any bit offset
+        k = base >> 3
+        sh = base & 7
+        vb = np.int64(valid[k]) >> sh
+        if sh and (base + 8 - sh) < stop:
+            vb |= np.int64(valid[k + 1]) << (8 - sh)
+        vb &= (1 << m) - 1
+        bad |= fail & vb
+        nans |= nan & vb
+        out_valid[j] = np.uint8(keep & vb)
+    return bad != 0, nans != 0
 
 
 @kernel

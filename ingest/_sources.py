@@ -116,6 +116,8 @@ class ParquetSource:
     @property
     def detected(self) -> dict[str, object]:
         return {"format": "parquet"}
+    #: whether :attr:`sha256` is computed (see :attr:`CsvSource.checksum`)
+    checksum = True
 
     def __init__(self, path: Path, batch_rows: int) -> None:
         self.path = path
@@ -161,6 +163,8 @@ class ParquetSource:
 
     @property
     def sha256(self) -> str:
+        if not self.checksum:
+            return ""
         if self._hasher is not None:
             self._hasher.join()
             self._hasher = None
@@ -174,6 +178,29 @@ class ParquetSource:
 
     def has_data(self) -> bool:
         return self._num_rows > 0
+
+    def null_free(self, column: str) -> bool:
+        """Whether the file's statistics prove ``column`` holds no null (every row group has a
+        null count, and it is 0); False when any statistic is missing."""
+        with pq.ParquetFile(self.path) as pf:
+            md = pf.metadata
+            if md.num_row_groups == 0:
+                return True
+            first = md.row_group(0)
+            idx = next((i for i in range(first.num_columns)
+                        if first.column(i).path_in_schema == column), None)
+            if idx is None:
+                return False
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(idx).statistics
+                if st is None or not st.has_null_count or st.null_count != 0:
+                    return False
+        return True
+
+    def arrow_type(self, column: str) -> pa.DataType:
+        """The file's Arrow type of ``column``."""
+        with pq.ParquetFile(self.path) as pf:
+            return pf.schema_arrow.field(column).type
 
     def close(self) -> None:
         """Nothing to release: files are open only while read."""
@@ -190,7 +217,7 @@ class ParquetSource:
         return text if len(text) < len(wanted) else []
 
     def chunks(self) -> Iterator[RawChunk]:
-        if self._sha is None and self._hasher is None:
+        if self._sha is None and self._hasher is None and self.checksum:
             # the checksum reads the file beside the decode (hashlib releases the GIL)
             self._hasher = threading.Thread(target=self._hash_quietly, name="kqi-sha256", daemon=True)
             self._hasher.start()
@@ -281,6 +308,8 @@ class FrameSource:
     @property
     def detected(self) -> dict[str, object]:
         return {"format": "table in memory"}
+    #: whether :attr:`sha256` is computed (see :attr:`CsvSource.checksum`)
+    checksum = True
 
     def __init__(self, table: InMemory, name: str, batch_rows: int) -> None:
         self.path = Path(name)
@@ -319,6 +348,8 @@ class FrameSource:
 
     @property
     def sha256(self) -> str:
+        if not self.checksum:
+            return ""
         if self._sha is None:
             self._sha = self._hash.hexdigest()
         return self._sha
@@ -336,10 +367,11 @@ class FrameSource:
             for frame in self._lf.select(wanted).collect_batches(
                     chunk_size=self._batch_rows, maintain_order=True):
                 n = frame.height
-                if n:
+                if n and self.checksum:
                     sink = io.BytesIO()
                     frame.write_ipc_stream(sink, compression="uncompressed")
                     self._hash.update(sink.getbuffer())
+                if n:
                     yield RawChunk(frame, np.arange(start, start + n, dtype=np.int64))
                 start += n
         except pl.exceptions.PolarsError as exc:

@@ -336,6 +336,10 @@ class CsvSource:
         About this many records per chunk.
     """
 
+    #: whether :attr:`sha256` is computed (off where no manifest is written: it reads the file
+    #: a second time); set before :meth:`chunks`
+    checksum = True
+
     def __init__(self, path: Path, encoding: str, batch_rows: int, *, delimiter: str | None = None,
                  decimal: str | None = None, header_row: int = 1, feed: str = "<feed>") -> None:
         self.path = path
@@ -448,7 +452,7 @@ class CsvSource:
     def _read(self, n: int) -> bytes:
         assert self._fh is not None
         data = self._fh.read(n)
-        if self._hasher is None:
+        if self._hasher is None and self.checksum:
             self._hash.update(data)
         self._offset += len(data)
         return data
@@ -462,7 +466,7 @@ class CsvSource:
         with memoryview(buf) as mv:
             got = self._fh.readinto(mv[old:])  # type: ignore[attr-defined]  # a raw/buffered file
         del buf[old + got:]
-        if self._hasher is None:
+        if self._hasher is None and self.checksum:
             self._hash.update(memoryview(buf)[old:])
         if self._cr_only and got:
             buf[old:] = buf[old:].replace(b"\r", b"\n")
@@ -491,7 +495,7 @@ class CsvSource:
             got = self._fh.readinto(mv[k:])  # type: ignore[attr-defined]  # a raw/buffered file
         if got < want:
             del buf[k + got:]
-        if self._hasher is None:
+        if self._hasher is None and self.checksum:
             self._hash.update(memoryview(buf)[k:])
         if self._cr_only and got:
             buf[k:] = buf[k:].replace(b"\r", b"\n")
@@ -506,7 +510,10 @@ class CsvSource:
 
     @property
     def sha256(self) -> str:
-        """Hex digest of the bytes read so far (the whole file once :meth:`chunks` is exhausted)."""
+        """Hex digest of the bytes read so far (the whole file once :meth:`chunks` is exhausted);
+        empty without :attr:`checksum`."""
+        if not self.checksum:
+            return ""
         if self._hasher is not None:
             self._hasher.join()
             if self._digest is None:
@@ -520,7 +527,7 @@ class CsvSource:
 
     def chunks(self) -> Iterator[RawChunk]:
         """Yield the data records in chunks, in file order."""
-        if self._hasher is None:
+        if self._hasher is None and self.checksum:
             # the whole file's checksum, in a thread beside the parse (hashlib releases the GIL)
             self._hasher = threading.Thread(target=self._hash_file, name="kqi-sha256", daemon=True)
             self._hasher.start()
@@ -568,7 +575,7 @@ class CsvSource:
 
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""
-        if self._eof or self._hasher is not None:
+        if self._eof or self._hasher is not None or not self.checksum:
             return
         with self.path.open("rb") as fh:
             fh.seek(self._offset)

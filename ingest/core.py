@@ -202,6 +202,10 @@ class _Run:
         self.src = source or open_source(path, cfg.encoding, cfg.batch_rows, feed=feed,
                                          options=read_options(cfg, feed))
         self.time_src: str | None = None
+        if not ing.checksum:
+            self.src.checksum = False
+        #: canonical columns not read (proved valid from the file's metadata, and not needed)
+        self.skip: set[str] = set()
         try:
             if not self.src.has_data():
                 raise InputError(self.path, "no data rows (only a header)")
@@ -413,6 +417,9 @@ class _Run:
         decimal = self.src.decimal
         for col in self.schema.columns:
             src = self.mapping.get(col.name)
+            if col.name in self.skip:
+                out[col.name] = full(n, None, col.polars_type, col.name)
+                continue
             if src is None and col.name not in self.fill:
                 dtype = SERVICE_CODE_TYPE if col.kind == "service" else col.polars_type
                 value = col.default if col.kind != "service" else None
@@ -429,6 +436,8 @@ class _Run:
             r = self._raw(raw, col.name, src)
             assert r is not None
             plain = src is not None and src in clean and col.name not in self.missing_values
+            if src is not None and (fixed := clean.get(src)) is not None:
+                r = fixed  # NaN made null by the clean check
             if col.name == "cell_id" and self.raw_ids:
                 # left as read: resolve_ids strips only the values that miss the code table
                 out["cell_id"] = r if r.dtype == pl.String else convert_string(col, r)
@@ -632,6 +641,10 @@ class Ingest:
     rejects_dir
         Where ``<feed>.csv`` reject files go; ``None`` keeps rejected rows in memory only
         (:attr:`rejects`).
+    checksum
+        Compute each input's SHA-256 for :attr:`FeedReport.sha256` (the manifest's); without
+        it (nothing written that records it) the report's ``sha256`` is empty and the file is
+        read once instead of twice.
 
     Attributes
     ----------
@@ -641,9 +654,11 @@ class Ingest:
         Rejected rows per feed, only when ``rejects_dir`` is ``None``.
     """
 
-    def __init__(self, config: Config, rejects_dir: Path | None, *, verdicts: bool = False) -> None:
+    def __init__(self, config: Config, rejects_dir: Path | None, *, verdicts: bool = False,
+                 checksum: bool = True) -> None:
         self.config = config
         self.verdicts = verdicts
+        self.checksum = checksum
         self.rejects_dir = None if rejects_dir is None else Path(rejects_dir)
         self.reports: dict[str, FeedReport] = {}
         self.rejects: dict[str, pl.DataFrame] = {}
@@ -869,7 +884,8 @@ class Ingest:
 
     # -- app tests ------------------------------------------------------------------------
 
-    def app_tests(self, path: str | Path | InMemory, cells: pl.DataFrame | None = None) -> TestsFeed:
+    def app_tests(self, path: str | Path | InMemory, cells: pl.DataFrame | None = None, *,
+                  days: bool = True) -> TestsFeed:
         """Open the app-perception feed (per-test or pre-aggregated) for batched reading.
 
         The file is opened and its header checked now (an unusable file raises here); rows are
@@ -883,6 +899,11 @@ class Ingest:
         cells
             The cells table (from :meth:`cells`); rows naming other cells are rejected. ``None``
             assigns ``cell_code`` from the feed itself (first appearance) and checks no cell.
+        days
+            Whether the caller needs ``ts`` (per-day counts). Without it, a Parquet ``ts`` whose
+            type and statistics prove every row passes its checks (a timestamp type, zone-aware
+            or read in UTC, no null in any row group) is not decoded and the batches' ``ts`` is
+            null; any other ``ts`` is read and checked as usual, so the same rows are rejected.
         """
         cfg = self.config.ingest
         codes = _CodeMap(None if cells is None else _cell_ids(cells))
@@ -903,6 +924,13 @@ class Ingest:
         run.raw_ids = True
         if cells is not None:
             run.cells_hint = self._cells_hint(cells)
+        if not days and not aggregated and isinstance(src, ParquetSource) and "ts" in run.mapping:
+            ts_src = run.mapping["ts"]
+            t = src.arrow_type(ts_src)
+            if (pa.types.is_timestamp(t) and (t.tz is not None or cfg.timezone.upper() == "UTC")
+                    and src.null_free(ts_src)):
+                run.skip.add("ts")
+                src.select([c for c in dict.fromkeys(run.mapping.values()) if c != ts_src])
         # cell_id and service are resolved once per distinct value, not once per row
         if hasattr(src, "set_dictionary"):
             src.set_dictionary([run.mapping["cell_id"], run.mapping["service"]])

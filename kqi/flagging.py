@@ -464,7 +464,10 @@ def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
     config = as_config(config)
     if isinstance(source, str):
         source = Path(source)
-    feed = ingest.Ingest(config, rejects_dir=None).app_tests(source, None)
+    # no manifest is written and no day counted: no checksum, and no ts decoded where the
+    # file proves it valid
+    feed = ingest.Ingest(config, rejects_dir=None, checksum=False).app_tests(source, None,
+                                                                            days=False)
     acc = KqiAccumulator(0, config, daily=False)
     for batch in feed.batches:
         acc.add(batch)

@@ -101,6 +101,51 @@ def test_flag_cells_reads_files_through_ingest(tmp_path) -> None:
     assert kqi.flag_cells(str(csv)).equals(want)
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_nan_kqis_count_as_missing_on_the_fast_path(tmp_path, seed: int) -> None:
+    """A file with NaN for an unmeasured KQI (as many exports write it) gives exactly what the
+    same file with nulls gives; an infinity or an out-of-range value beside the NaNs is still
+    rejected, and a NaN never reaches a batch."""
+    df = app_tests(seed=seed)
+    nan = df.with_columns(pl.col(c).fill_null(float("nan")) for c in kqi.schema.KQI_COLUMNS)
+    bad = nan.head(3).with_columns(pl.Series("rtt_ms", [float("inf"), -5.0, float("nan")]))
+    for frame, name in ((df, "nulls"), (nan, "nan"), (pl.concat([nan, bad]), "bad")):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+    want = kqi.flag_cells(tmp_path / "nulls.parquet")
+    assert_matches(want, expected(df))
+    assert kqi.flag_cells(tmp_path / "nan.parquet").equals(want)
+    ing = kqi.ingest.Ingest(kqi.Config(), rejects_dir=None)
+    batches = ing.app_tests(tmp_path / "bad.parquet", None).collect()
+    assert batches.select(pl.col(kqi.schema.KQI_COLUMNS).is_nan().any()).row(0) == (False,) * 6
+    rejects = ing.rejects["app_tests"]
+    assert rejects.height == 2
+    assert rejects["reason"].to_list() == ["rtt_ms: not a finite number",
+                                           "rtt_ms: out of range [0, ] '-5.0'"]
+    assert batches.height == nan.height + 1
+
+
+def test_flag_cells_reads_no_ts_it_does_not_need_but_rejects_what_it_must(tmp_path) -> None:
+    """flag_cells keeps no day counts: a zone-aware ts without nulls (the file's statistics say
+    so) is not decoded; a ts with a null is read and its row rejected, as kqi run would."""
+    df = app_tests(seed=7)
+    df.write_parquet(tmp_path / "ok.parquet")
+    with_null = df.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(None)
+                                .otherwise(pl.col("ts")).alias("ts"))
+    with_null.write_parquet(tmp_path / "null.parquet")
+    want = kqi.flag_cells(df)
+    assert kqi.flag_cells(tmp_path / "ok.parquet").equals(want)
+    got = kqi.flag_cells(tmp_path / "null.parquet")
+    assert_matches(got, expected(df.slice(1)))
+    ing = kqi.ingest.Ingest(kqi.Config(), rejects_dir=None, checksum=False)
+    feed = ing.app_tests(tmp_path / "ok.parquet", None, days=False)
+    batch = feed.collect()
+    assert batch["ts"].null_count() == batch.height  # not decoded
+    assert ing.reports["app_tests"].sha256 == ""  # no checksum asked for
+    ing = kqi.ingest.Ingest(kqi.Config(), rejects_dir=None)
+    assert ing.app_tests(tmp_path / "ok.parquet", None).collect()["ts"].null_count() == 0
+    assert len(ing.reports["app_tests"].sha256) == 64
+
+
 def test_flag_cells_on_a_pre_aggregated_table() -> None:
     agg = pl.DataFrame({"cell_id": ["b", "a", "a"], "service": ["video", "browsing", "gaming"],
                         "tests": [40, 30, 5], "good_tests": [36, 24, 1]})

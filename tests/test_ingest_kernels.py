@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kqi.ingest import Ingest
-from kqi.ingest._kernels import _all_pass, _count_byte, _first_rows, _spread
+from kqi.ingest._kernels import _check_floats, _count_byte, _first_rows, _spread
 
 from kqi.config import Config
 
@@ -31,13 +31,22 @@ def first_rows_reference(index: list[int], ok: list[bool], n_values: int) -> lis
     return first
 
 
-def all_pass_reference(values: list[float], valid: list[bool], lo: float, hi: float, whole: bool) -> bool:
+def check_floats_reference(values: list[float], valid: list[bool], lo: float, hi: float, whole: bool
+                           ) -> tuple[bool, bool, list[bool]]:
+    """(bad, nans, validity with NaN cleared): NaN counts as missing, any other failing present
+    value is bad."""
+    bad = nans = False
+    out = []
     for v, present in zip(values, valid, strict=True):
+        isnan = math.isnan(v)
+        out.append(present and not isnan)
         if not present:
             continue
-        if not math.isfinite(v) or v < lo or v > hi or (whole and v != math.floor(v)):
-            return False
-    return True
+        if isnan:
+            nans = True
+        elif not math.isfinite(v) or v < lo or v > hi or (whole and v != math.floor(v)):
+            bad = True
+    return bad, nans, out
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,15 +80,21 @@ _FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
 @given(values=st.lists(_FLOATS, max_size=40), data=st.data(),
        lo=st.sampled_from([-math.inf, 0.0, -150.0]), hi=st.sampled_from([math.inf, 1.0, 100.0]),
        whole=st.booleans(), start=st.integers(0, 9))
-def test_all_pass_matches_reference(values: list[float], data: st.DataObject, lo: float, hi: float,  # noqa: PLR0917
-                                    whole: bool, start: int) -> None:
+def test_check_floats_matches_reference(values: list[float], data: st.DataObject, lo: float, hi: float,  # noqa: PLR0917
+                                        whole: bool, start: int) -> None:
     valid = data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values)))
     # the range starts mid-byte of the bitmap, as in a batch sliced from a bigger one
     vals = [7.0] * start + values
     bits = [True] * start + valid
     bitmap = np.packbits(np.array(bits + [False] * (-len(bits) % 8), dtype=bool), bitorder="little")
-    got = _all_pass(_ro(np.array(vals, dtype=np.float64)), _ro(bitmap), start, len(vals), lo, hi, whole)
-    assert bool(got) == all_pass_reference(values, valid, lo, hi, whole)
+    out = np.full((len(values) + 7) // 8, 0xAA, dtype=np.uint8)
+    bad, nans = _check_floats(_ro(np.array(vals, dtype=np.float64)), _ro(bitmap), start, len(vals),
+                              lo, hi, whole, out)
+    want_bad, want_nans, want_valid = check_floats_reference(values, valid, lo, hi, whole)
+    assert (bool(bad), bool(nans)) == (want_bad, want_nans)
+    got_valid = np.unpackbits(out, bitorder="little")[:len(values)].astype(bool).tolist()
+    assert got_valid == want_valid
+    assert not np.unpackbits(out, bitorder="little")[len(values):].any()  # padding bits clear
 
 
 @settings(max_examples=100, deadline=None)
