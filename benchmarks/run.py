@@ -29,6 +29,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,8 @@ MATRIX_TOOLS = ("floor", "kqi", "duckdb", "polars", "pandas")
 
 
 def run_matrix(rows: int, shapes: list[str], tools: list[str], rounds: int, data_dir: Path, *,
-               keep_data: bool, timeout: float, note: str) -> dict[str, Any]:
+               keep_data: bool, timeout: float, note: str,
+               save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every tool on every shape of :data:`benchmarks.generate.MATRIX`, ``rows`` rows each.
 
     Per shape, ``rounds`` rounds; in each round every tool runs once in a fresh process (one
@@ -255,6 +257,9 @@ def run_matrix(rows: int, shapes: list[str], tools: list[str], rounds: int, data
         entry["digest"] = next(iter(digests.values()), None)
         entry["load_after"] = _load()
         out["shapes"].append(entry)
+        if save is not None:  # after every shape: a long run interrupted keeps what it measured
+            out["machine"]["load_after"] = _load()
+            save(out)
         if not keep_data:
             path.unlink(missing_ok=True)
     out["machine"]["load_after"] = _load()
@@ -320,12 +325,16 @@ def main(argv: list[str] | None = None) -> int:
         rows = int(float(args.matrix_rows))
         tools = [t for t in args.tools.split(",") if t in MATRIX_TOOLS] if args.tools != ",".join(
             TOOLS) else list(MATRIX_TOOLS)
-        res = run_matrix(rows, args.shapes.split(","), tools, args.rounds, args.data_dir,
-                         keep_data=args.keep_data, timeout=args.timeout, note=args.note)
         name = args.name or f"matrix_{args.matrix_rows}"
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-        (args.out / f"{name}.md").write_text(matrix_markdown(res), encoding="utf-8")
+
+        def save(res: dict[str, Any]) -> None:
+            (args.out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+            (args.out / f"{name}.md").write_text(matrix_markdown(res), encoding="utf-8")
+
+        res = run_matrix(rows, args.shapes.split(","), tools, args.rounds, args.data_dir,
+                         keep_data=args.keep_data, timeout=args.timeout, note=args.note, save=save)
+        save(res)
         sys.stdout.write(matrix_markdown(res))
         return 0
     sizes = [int(float(s)) for s in args.sizes.split(",")]

@@ -1,0 +1,98 @@
+"""The whole ``kqi run`` at scale: the time of every stage on a synthetic city.
+
+Generates (once, kept under ``--data-dir``) a city of ``--cells`` cells and ``--days`` days with
+``kqi city``, then runs ``kqi run`` on it (CSV inputs, complaints, outputs written, the map
+included) in a fresh process per round and reports each stage's median time (``run_info.json``'s
+``timings_s``), the whole run's wall time and the process's peak RSS.
+
+    python -m benchmarks.bench_stages --cells 10000 --days 14
+    python -m benchmarks.bench_stages --cells 50000 --days 14 --rounds 1
+
+``--python`` runs another checkout's kqi (an interpreter, and ``PYTHONPATH`` in the
+environment) for a before/after table in the same session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from kqi.cli import main
+main(sys.argv[1:])
+wall = time.perf_counter() - t0
+with open("/proc/self/status", encoding="ascii") as f:
+    hwm = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+sys.stderr.write("\n" + json.dumps({"wall_s": wall, "peak_rss_mib": hwm}) + "\n")
+"""
+
+
+def _kqi(python: str, args: list[str]) -> dict[str, Any]:
+    env = {**os.environ, "POLARS_MAX_THREADS": str(len(os.sched_getaffinity(0)))}
+    proc = subprocess.run([python, "-c", _CHILD, "-q", *args], capture_output=True, text=True,
+                          env=env, check=False)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"kqi {' '.join(args)} failed: {proc.stderr.strip()[-800:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=10_000)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--python", default=sys.executable, help="interpreter whose kqi is measured")
+    ap.add_argument("--label", default="", help="recorded with the results (e.g. before/after)")
+    ap.add_argument("--data-dir", type=Path, default=HERE / "data")
+    ap.add_argument("--out", type=Path, default=None, help="results JSON (default: results/)")
+    args = ap.parse_args(argv)
+    city = args.data_dir / f"city_{args.cells}_{args.days}d"
+    if not (city / "cell_kpis.csv").exists():
+        _kqi(sys.executable, ["city", "--out", str(city), "--cells", str(args.cells),
+                              "--days", str(args.days)])
+    sizes = {p.name: p.stat().st_size for p in sorted(city.glob("*.csv"))}
+    res: dict[str, Any] = {"cells": args.cells, "days": args.days, "label": args.label,
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "load_before": [round(x, 2) for x in os.getloadavg()],
+                           "input_bytes": sizes, "rounds": []}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="kqi-stages-") as tmp:
+            out = Path(tmp) / "out"
+            r = _kqi(args.python, [
+                "run", "--cells", str(city / "cells.csv"), "--tests", str(city / "app_tests.csv"),
+                "--kpis", str(city / "cell_kpis.csv"), "--complaints", str(city / "complaints.csv"),
+                "--subscribers", str(city / "subscribers.csv"), "--out", str(out)])
+            info = json.loads((out / "run_info.json").read_text(encoding="utf-8"))
+            r["timings_s"] = info["timings_s"]
+            res["rounds"].append(r)
+            sys.stderr.write(f"{args.label} {args.cells} cells: {r['wall_s']:.1f} s "
+                             f"{json.dumps(r['timings_s'])}\n")
+    res["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    stages = res["rounds"][0]["timings_s"].keys()
+    res["timings_s"] = {s: statistics.median(r["timings_s"][s] for r in res["rounds"]) for s in stages}
+    res["wall_s"] = statistics.median(r["wall_s"] for r in res["rounds"])
+    res["peak_rss_mib"] = max(r["peak_rss_mib"] for r in res["rounds"])
+    path = args.out or HERE / "results" / f"stages_{args.cells}_{args.days}d{'_' + args.label if args.label else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    for s, t in sorted(res["timings_s"].items(), key=lambda kv: -kv[1]):
+        sys.stdout.write(f"{s:28s} {t:8.2f} s\n")
+    sys.stdout.write(f"{'whole run (process)':28s} {res['wall_s']:8.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

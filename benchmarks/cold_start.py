@@ -1,0 +1,132 @@
+"""Cold start: a newcomer's first ``kqi demo`` / ``kqi run`` after ``pip install``, against a warm one.
+
+Each measurement is a fresh process running the CLI with ``NUMBA_CACHE_DIR`` (and
+``KQI_CACHE_DIR``) pointing at an empty folder (cold: every kernel compiled) or at the folder the
+cold run filled (warm: every kernel loaded from the cache). numba's compile events are recorded
+in the process, so the report gives the total compile time and the kernels that took it, besides
+the wall time of the command.
+
+    python -m benchmarks.cold_start                  # kqi run and kqi demo, cold and warm, 3 rounds
+    python -m benchmarks.cold_start --rounds 5 --out benchmarks/results/cold_start.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+#: runs the CLI in this process with numba's compile events recorded; prints one JSON line
+_CHILD = r"""
+import json, sys, time
+from numba.core import event
+
+spans = []
+class _Listener(event.Listener):
+    def __init__(self):
+        self.depth = 0
+        self.t0 = {}
+    def on_start(self, ev):
+        self.depth += 1
+        self.t0[id(ev.data)] = (time.perf_counter(), self.depth)
+    def on_end(self, ev):
+        t0, depth = self.t0.pop(id(ev.data), (None, 0))
+        self.depth -= 1
+        if t0 is not None and depth == 1:  # top-level compiles only (nested ones are inside)
+            d = ev.data.get("dispatcher")
+            name = getattr(d, "py_func", None)
+            name = f"{name.__module__}.{name.__qualname__}" if name else "?"
+            spans.append((name, time.perf_counter() - t0))
+event.register("numba:compile", _Listener())
+t0 = time.perf_counter()
+from kqi.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    wall = time.perf_counter() - t0
+    per = {}
+    for name, s in spans:
+        per[name] = per.get(name, 0.0) + s
+    out = {"wall_s": wall, "compile_s": sum(s for _, s in spans), "compiles": len(spans),
+           "top": sorted(per.items(), key=lambda kv: -kv[1])[:12]}
+    sys.stderr.write("\n" + json.dumps(out) + "\n")
+"""
+
+
+def _one(args: list[str], cache: Path, cwd: Path) -> dict[str, Any]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache / "numba"), "KQI_CACHE_DIR": str(cache / "kqi"),
+           "POLARS_MAX_THREADS": str(len(os.sched_getaffinity(0)))}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, "-q", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, check=False)
+    total = time.perf_counter() - t0
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"kqi {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    res = json.loads(lines[-1])
+    res["process_s"] = total  # with the interpreter's start and the imports
+    return res
+
+
+def measure(rounds: int, kinds: list[str]) -> dict[str, Any]:
+    """Cold and warm ``kqi run`` and ``kqi demo`` (the demo city: 1,600 cells, one week)."""
+    out: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "load_before": [round(x, 2) for x in os.getloadavg()], "rounds": []}
+    with tempfile.TemporaryDirectory(prefix="kqi-cold-") as tmp:
+        root = Path(tmp)
+        city = root / "city"
+        # the input city; the first cold run fills the cache the warm runs use
+        _one(["city", "--out", str(city), "--days", "7"], root / "city-cache", root)
+        run_args = ["run", "--cells", str(city / "cells.csv"), "--tests", str(city / "app_tests.csv"),
+                    "--kpis", str(city / "cell_kpis.csv"), "--complaints", str(city / "complaints.csv"),
+                    "--out"]
+        for i in range(rounds):
+            rnd: dict[str, Any] = {}
+            for kind in kinds:
+                args = [*run_args, str(root / f"out-{i}")] if kind == "run" else [
+                    "demo", "--out", str(root / f"demo-{i}"), "--days", "7"]
+                cache = root / f"cache-{kind}-{i}"
+                rnd[f"{kind}_cold"] = _one(args, cache, root)  # an empty cache
+                rnd[f"{kind}_warm"] = _one(args, cache, root)  # the cache the cold run filled
+                sys.stderr.write(f"round {i} {kind}: cold {rnd[f'{kind}_cold']['wall_s']:.1f} s, "
+                                 f"warm {rnd[f'{kind}_warm']['wall_s']:.1f} s\n")
+            out["rounds"].append(rnd)
+    out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    for kind in kinds:
+        for key in (f"{kind}_cold", f"{kind}_warm"):
+            out[key] = {m: statistics.median(r[key][m] for r in out["rounds"])
+                        for m in ("wall_s", "compile_s", "process_s")}
+            out[key]["top"] = out["rounds"][-1][key]["top"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kinds", default="run,demo", help="run, demo or both")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "cold_start.json")
+    args = ap.parse_args(argv)
+    kinds = args.kinds.split(",")
+    res = measure(args.rounds, kinds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    for key in (f"{k}_{w}" for k in kinds for w in ("cold", "warm")):
+        r = res[key]
+        sys.stdout.write(f"{key:10s} wall {r['wall_s']:6.2f} s  compile {r['compile_s']:6.2f} s  "
+                         f"process {r['process_s']:6.2f} s\n")
+    sys.stdout.write(f"cold {kinds[0]}, slowest compiles: " + ", ".join(
+        f"{n.rsplit('.', 1)[-1]} {s:.2f}" for n, s in res[f"{kinds[0]}_cold"]["top"]) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
