@@ -283,15 +283,48 @@ def _within_pass(plat, plon, order, offsets, lat0, lon0, dlat, dlon, nrows, ncol
                     out_dist[b] = di
                     out_idx[b] = ii
             elif fill and cnt > 32:
-                seg_i = out_idx[base:base + cnt]
-                seg_d = out_dist[base:base + cnt]
-                o1 = np.argsort(seg_i, kind="mergesort")
-                si = seg_i[o1]
-                sd = seg_d[o1]
-                o2 = np.argsort(sd, kind="mergesort")
-                out_idx[base:base + cnt] = si[o2]
-                out_dist[base:base + cnt] = sd[o2]
+                _heapsort_pairs(out_dist, out_idx, base, cnt)
         counts[q] = cnt
+
+
+@kernel
+def _pair_less(d, i, a, b):
+    """Whether pair ``a`` sorts before pair ``b`` by (distance, index)."""
+    return d[a] < d[b] or (d[a] == d[b] and i[a] < i[b])
+
+
+@kernel
+def _sift_down(d, i, base, root, n):
+    """Restore the max-heap of ``n`` pairs at ``base`` below ``root``."""
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and _pair_less(d, i, base + child, base + child + 1):
+            child += 1
+        if not _pair_less(d, i, base + root, base + child):
+            return
+        a, b = base + root, base + child
+        d[a], d[b] = d[b], d[a]
+        i[a], i[b] = i[b], i[a]
+        root = child
+
+
+@kernel
+def _heapsort_pairs(d, i, base, n):
+    """Sort the ``n`` pairs ``(d[k], i[k])`` from ``base`` by (distance, index), in place.
+
+    Indices are distinct, so the order is total and the result unique (a heapsort: no allocation,
+    and a fraction of the compile time of ``np.argsort(kind="mergesort")``, which cost most of a
+    first run's compiling).
+    """
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(d, i, base, root, n)
+    for end in range(n - 1, 0, -1):
+        a = base + end
+        d[base], d[a] = d[a], d[base]
+        i[base], i[a] = i[a], i[base]
+        _sift_down(d, i, base, 0, end)
 
 
 @kernel
