@@ -49,15 +49,15 @@ def _check_floats(values, valid, start, stop, lo, hi, whole, out_valid):  # noqa
     # vectorises), then one byte of the validity masks them. A loop that tests bits per value
     # runs 3-10x slower on randomly missing values. A value behind a clear bit is never trusted.
     not_whole = np.int64(not whole)
-    bad = 0
-    nans = 0
+    bad = np.int64(0)
+    nans = np.int64(0)
     n = stop - start
     for j in range((n + 7) >> 3):
         base = start + j * 8
         m = min(8, n - j * 8)
-        keep = 0
-        fail = 0
-        nan = 0
+        keep = np.int64(0)
+        fail = np.int64(0)
+        nan = np.int64(0)
         if m == 8:
             for b in range(8):
                 v = values[base + b]
