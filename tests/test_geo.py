@@ -352,4 +352,5 @@ def test_heapsort_pairs_orders_by_distance_then_index(dist: list[float], pad: in
     _heapsort_pairs(d, i, pad, len(dist))
     want = sorted(zip(dist, idx.tolist(), strict=True))
     assert list(zip(d[pad:pad + len(dist)].tolist(), i[pad:pad + len(dist)].tolist(), strict=True)) == want
-    assert d[:pad].tolist() == [-1.0] * pad and d[-1] == -2.0 and i[-1] == -9
+    assert d[:pad].tolist() == [-1.0] * pad
+    assert (d[-1], i[-1]) == (-2.0, -9)
