@@ -340,13 +340,16 @@ def grid_within(plat, plon, order, offsets, lat0, lon0, dlat, dlon, nrows, ncols
     starts = np.zeros(nq + 1, dtype=np.int64)
     dummy_i = np.empty(0, dtype=np.int64)
     dummy_d = np.empty(0, dtype=np.float64)
+    # ``fill`` as a value, not a literal: one compiled _within_pass for both passes (a literal
+    # True/False compiles it twice, a first run's largest compile)
+    fill = nq < 0
     _within_pass(plat, plon, order, offsets, lat0, lon0, dlat, dlon, nrows, ncols,
-                 qlat, qlon, radius, counts, starts, dummy_i, dummy_d, False)
+                 qlat, qlon, radius, counts, starts, dummy_i, dummy_d, fill)
     for q in range(nq):
         starts[q + 1] = starts[q] + counts[q]
     total = starts[nq]
     out_idx = np.empty(total, dtype=np.int64)
     out_dist = np.empty(total, dtype=np.float64)
     _within_pass(plat, plon, order, offsets, lat0, lon0, dlat, dlon, nrows, ncols,
-                 qlat, qlon, radius, counts, starts, out_idx, out_dist, True)
+                 qlat, qlon, radius, counts, starts, out_idx, out_dist, not fill)
     return starts, out_idx, out_dist
