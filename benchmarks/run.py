@@ -275,8 +275,9 @@ def matrix_markdown(res: dict[str, Any]) -> str:
         f"{m['cpus']} CPUs; load average before/after {m['load_before']} / {m['load_after']}. "
         f"{res['note']}", "",
         "| shape | file MiB | floor s | kqi s | kqi ÷ floor | kqi ÷ DuckDB | DuckDB s | polars s "
-        "| pandas s | kqi MiB | DuckDB MiB | polars MiB | digests agree |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| pandas s | kqi CPU ÷ floor | kqi CPU ÷ DuckDB | kqi MiB | DuckDB MiB | polars MiB "
+        "| digests agree |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
 
     def sec(r: dict[str, Any]) -> str:
@@ -285,6 +286,9 @@ def matrix_markdown(res: dict[str, Any]) -> str:
     def mib(r: dict[str, Any]) -> str:
         return f"{r['peak_rss_mib']:.0f}" if "peak_rss_mib" in r else "–"
 
+    def cpu_ratio(a: dict[str, Any], b: dict[str, Any]) -> str:
+        return f"{a['cpu_s'] / b['cpu_s']:.2f}" if a.get("cpu_s") and b.get("cpu_s") else "–"
+
     for e in res["shapes"]:
         t = e["tools"]
         k = t.get("kqi", {})
@@ -292,6 +296,7 @@ def matrix_markdown(res: dict[str, Any]) -> str:
             f"| {e['shape']} | {e['file_mib']:.0f} | {sec(t.get('floor', {}))} | {sec(k)} | "
             f"{k.get('vs_floor', float('nan')):.2f} | {k.get('vs_duckdb', float('nan')):.2f} | "
             f"{sec(t.get('duckdb', {}))} | {sec(t.get('polars', {}))} | {sec(t.get('pandas', {}))} | "
+            f"{cpu_ratio(k, t.get('floor', {}))} | {cpu_ratio(k, t.get('duckdb', {}))} | "
             f"{mib(k)} | {mib(t.get('duckdb', {}))} | {mib(t.get('polars', {}))} | "
             f"{'yes' if e['results_agree'] else '**NO**'} ({e['digest']}) |")
     lines += ["", "Shapes: " + "; ".join(
