@@ -2,7 +2,7 @@
 
     kqi demo [--out DIR]
     kqi run --cells F --tests F --kpis F [--complaints F] [--subscribers F] [--samples F|DIR]
-            --out DIR [--config F.toml]
+            --out DIR [--config F.toml] [--engine local|spark] [--spark-master URL]
     kqi samples --samples F|DIR [--cells F] --out DIR      # drive-test / MR samples alone
     kqi map --cells F [--complaints F] --out DIR         # a cell list alone: map, KMZ, GeoJSON
     kqi city --out DIR [--cells N --days N --seed N]     # only generate a synthetic city
@@ -135,6 +135,33 @@ def _report(result: Any, quiet: bool, lines: list[str] | None = None) -> None:
         _out.print(f"\nopen the map: {(result.out / 'map.html').resolve().as_uri()}")
 
 
+#: an input: a local path, or with the Spark engine a URI (kept as text: a Path would fold
+#: "hdfs://nn/x" into "hdfs:/nn/x")
+_INPUT = click.Path(path_type=str)
+
+
+def _engine_options(fn: Any) -> Any:
+    fn = click.option("--spark-master", "spark_master", default=None, metavar="URL",
+                      help="Spark master (local[2], spark://host:7077, yarn ...); implies "
+                           "--engine spark. Default: [engine] master, else local[*].")(fn)
+    return click.option("--engine", type=click.Choice(["local", "spark"]), default=None,
+                        help="Where tests and KPIs are aggregated: local (numba, polars) or "
+                             "spark (pip install 'kqi[spark]' and Java). Default: [engine] name "
+                             "in the config, else local.")(fn)
+
+
+def _with_engine(cfg: Any, engine: str | None, master: str | None) -> Any:
+    """The config with the command line's engine choice over ``[engine]``."""
+    import dataclasses
+
+    e = cfg.engine
+    if master:
+        e = dataclasses.replace(e, name="spark", master=master)
+    if engine:
+        e = dataclasses.replace(e, name=engine)
+    return dataclasses.replace(cfg, engine=e)
+
+
 @cli.command()
 @_verbosity_option
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -147,9 +174,10 @@ def _report(result: Any, quiet: bool, lines: list[str] | None = None) -> None:
               help="Random seed: the same seed gives the same city.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TOML config overriding the defaults.")
+@_engine_options
 @click.pass_context
 def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
-         config_path: Path | None) -> None:
+         config_path: Path | None, engine: str | None, spark_master: str | None) -> None:
     """Make a synthetic city, run two weeks of it with one history file, and show the follow-up.
 
     Week 1 is analysed into OUT/week1, week 2 (some poor cells fixed, some not, some new) into
@@ -158,7 +186,7 @@ def demo(ctx: click.Context, out: Path, n_cells: int, days: int, seed: int,
     from kqi.config import load_config
     from kqi.synth import make_followup
 
-    cfg = load_config(config_path)
+    cfg = _with_engine(load_config(config_path), engine, spark_master)
     quiet = ctx.obj["quiet"]
     history = out / "history.duckdb"
     _clear_demo_history(history, days)
@@ -208,12 +236,13 @@ def _clear_demo_history(path: Path, days: int) -> None:
 
 @cli.command("run")
 @_verbosity_option
-@click.option("--cells", type=click.Path(path_type=Path), required=True, help="Cells (engineering parameters).")
-@click.option("--tests", type=click.Path(path_type=Path), required=True,
-              help="App-perception tests (per test, or pre-aggregated).")
-@click.option("--kpis", type=click.Path(path_type=Path), required=True, help="Hourly cell KPIs.")
-@click.option("--complaints", type=click.Path(path_type=Path), default=None, help="Complaint tickets.")
-@click.option("--subscribers", type=click.Path(path_type=Path), default=None,
+@click.option("--cells", type=_INPUT, required=True, help="Cells (engineering parameters).")
+@click.option("--tests", type=_INPUT, required=True,
+              help="App-perception tests (per test, or pre-aggregated); with --engine spark also "
+                   "a folder of parts or a URI (hdfs://, s3a://).")
+@click.option("--kpis", type=_INPUT, required=True, help="Hourly cell KPIs.")
+@click.option("--complaints", type=_INPUT, default=None, help="Complaint tickets.")
+@click.option("--subscribers", type=_INPUT, default=None,
               help="Subscribers per cell or region (for complaints per 10k subscribers).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder.")
@@ -224,14 +253,16 @@ def _clear_demo_history(path: Path, days: int) -> None:
                    "this run.")
 @click.option("--samples", type=click.Path(path_type=Path), default=None,
               help="Drive-test / MR samples: a file or a folder of files (docs/samples.md).")
+@_engine_options
 @click.pass_context
-def run_cmd(ctx: click.Context, cells: Path, tests: Path, kpis: Path, complaints: Path | None,
-            subscribers: Path | None, out: Path, config_path: Path | None,
-            history: Path | None, samples: Path | None) -> None:
+def run_cmd(ctx: click.Context, cells: str, tests: str, kpis: str, complaints: str | None,
+            subscribers: str | None, out: Path, config_path: Path | None,
+            history: Path | None, samples: Path | None, engine: str | None,
+            spark_master: str | None) -> None:
     """Analyse input files and write the results into OUT."""
     from kqi.config import load_config
 
-    cfg = load_config(config_path)
+    cfg = _with_engine(load_config(config_path), engine, spark_master)
     result = _run_pipeline(ctx, cells=cells, tests=tests, kpis=kpis, complaints=complaints,
                            subscribers=subscribers, out=out, config=cfg, history=history,
                            samples=samples)

@@ -248,6 +248,18 @@ class SamplesConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy aggregations run (docs/scale.md): ``local`` (numba and polars) or
+    ``spark`` (Apache Spark; the ``spark`` extra and a Java runtime)."""
+
+    name: str = "local"            # local | spark
+    master: str = ""               # Spark master URL ("" = the active session's, else local[*])
+    #: Spark settings passed to the session builder as they are ([engine.spark] in TOML),
+    #: e.g. "spark.sql.shuffle.partitions" = "400"
+    spark: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a run."""
 
@@ -260,6 +272,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     followup: FollowupConfig = field(default_factory=FollowupConfig)
     samples: SamplesConfig = field(default_factory=SamplesConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for manifest.json)."""
@@ -390,6 +403,7 @@ def _validate(cfg: Config) -> None:
     check_followup(cfg.followup)
     check_history(cfg.history)
     check_samples(cfg.samples)
+    check_engine(cfg.engine)
 
 
 # the section checks run at load (above) and again in the stages that read the section, for a
@@ -501,3 +515,29 @@ def check_samples(s: SamplesConfig) -> None:
         raise ConfigError(f"'samples.estimate_trim' must be more than 1, got {s.estimate_trim:g}")
     if not 0.0 <= s.omni_resultant < 1.0:
         raise ConfigError(f"'samples.omni_resultant' must lie in [0, 1), got {s.omni_resultant:g}")
+
+
+def check_engine(e: EngineConfig) -> None:
+    """Reject an unknown engine or a Spark setting that is not a single value."""
+    if e.name not in ("local", "spark"):
+        raise ConfigError(f"'engine.name' must be 'local' or 'spark', got {e.name!r}")
+    spark_settings(e)
+
+
+def spark_settings(e: EngineConfig) -> dict[str, str]:
+    """``[engine.spark]`` as Spark's flat ``key -> text`` settings. Dotted keys may be written
+    quoted (``"spark.sql.shuffle.partitions" = 8``) or bare, which TOML nests as tables; both
+    give ``spark.sql.shuffle.partitions = "8"``. Booleans are written as Spark spells them."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list | tuple) or value is None:
+            raise ConfigError(f"'engine.spark.{prefix}' must be a single value, got {value!r}")
+        else:
+            out[prefix] = str(value).lower() if isinstance(value, bool) else str(value)
+
+    walk("", e.spark)
+    return out

@@ -48,6 +48,58 @@ _KPI_FLOATS: tuple[str, ...] = (
     "ta_p90_m", "availability",
 )
 
+@dataclass(frozen=True)
+class KpiAggregate:
+    """One per-cell evidence figure from the hourly KPIs: ``how`` of ``source`` over the cell's
+    busy hours (``busy``) or its whole window. Both engines build their aggregation from
+    :data:`KPI_AGGREGATES` (polars here, Spark SQL in :mod:`kqi.spark`), so a figure is
+    defined once."""
+
+    name: str
+    source: str
+    how: str          # mean | quantile | min | sum (sum: null when the KPI is never reported)
+    window: str       # busy | quiet (the cell's own hours) | all (the whole window)
+    q: float = 0.5    # quantile (linear interpolation between the closest ranks)
+
+
+#: the evidence figures per cell, from the hourly KPIs (the ISD figures are added locally)
+KPI_AGGREGATES: tuple[KpiAggregate, ...] = (
+    KpiAggregate("ul_interference_dbm", "ul_interference_dbm", "mean", "busy"),
+    KpiAggregate("ul_quiet_dbm", "ul_interference_dbm", "mean", "quiet"),
+    KpiAggregate("prb_util_quiet", "prb_util_dl", "mean", "quiet"),
+    KpiAggregate("prb_util_busy", "prb_util_dl", "mean", "busy"),
+    KpiAggregate("prb_util_p90", "prb_util_dl", "quantile", "busy", q=0.9),
+    KpiAggregate("rrc_users_busy", "rrc_users_max", "mean", "busy"),
+    KpiAggregate("rsrp_weak_ratio", "rsrp_weak_ratio", "mean", "all"),
+    KpiAggregate("cqi_good_ratio", "cqi_good_ratio", "mean", "busy"),
+    KpiAggregate("ta_p90_m", "ta_p90_m", "quantile", "all", q=0.5),
+    KpiAggregate("availability_min", "availability", "min", "all"),
+    KpiAggregate("availability_mean", "availability", "mean", "all"),
+    KpiAggregate("alarm_count", "alarm_count", "sum", "all"),
+)
+#: a cell's traffic, for picking its busy and quiet hours: PRB utilisation, or RRC users for a
+#: cell that reports no PRB figure at all
+BUSY_TRAFFIC: tuple[str, str] = ("prb_util_dl", "rrc_users_max")
+
+
+def _polars_aggregate(a: KpiAggregate) -> pl.Expr:
+    c = pl.col(a.source)
+    if a.window != "all":
+        c = c.filter(pl.col(a.window))
+    if a.how == "mean":
+        e = c.mean()
+    elif a.how == "quantile":
+        e = c.quantile(a.q, "linear")
+    elif a.how == "min":
+        e = c.min()
+    elif a.how == "sum":
+        # sum() of an all-null column is 0; keep "not reported" distinct from "none"
+        e = pl.when(c.count() > 0).then(c.sum())
+    else:  # pragma: no cover - KPI_AGGREGATES is fixed
+        raise ValueError(f"unknown aggregate {a.how!r}")
+    return e.alias(a.name)
+
+
 _DIAG_SCHEMA: dict[str, pl.DataType] = dict(
     pl.from_arrow(DIAGNOSIS.empty_table()).schema  # type: ignore[union-attr]
 )
@@ -175,27 +227,20 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
             busy = k["hour"].is_in(list(d.busy_hours))
         else:
             busy = pl.Series(_busy_lookup(k, d.busy_hour_count)[keys])
-    b = pl.col("busy")
-    q = pl.col("quiet")
     ev = k.with_columns(busy.alias("busy"), quiet.alias("quiet")).lazy().group_by("code").agg(
         pl.col("cell_id").first(),
         pl.len().cast(pl.Int64).alias("kpi_hours"),
-        pl.col("ul_interference_dbm").filter(b).mean(),
-        pl.col("ul_interference_dbm").filter(q).mean().alias("ul_quiet_dbm"),
-        pl.col("prb_util_dl").filter(q).mean().alias("prb_util_quiet"),
-        pl.col("prb_util_dl").filter(b).mean().alias("prb_util_busy"),
-        pl.col("prb_util_dl").filter(b).quantile(0.9, "linear").alias("prb_util_p90"),
-        pl.col("rrc_users_max").filter(b).mean().alias("rrc_users_busy"),
-        pl.col("rsrp_weak_ratio").mean(),
-        pl.col("cqi_good_ratio").filter(b).mean(),
-        pl.col("ta_p90_m").median(),
-        pl.col("availability").min().alias("availability_min"),
-        pl.col("availability").mean().alias("availability_mean"),
-        # sum() of an all-null column is 0; keep "not reported" distinct from "no alarms"
-        pl.when(pl.col("alarm_count").count() > 0).then(pl.col("alarm_count").sum())
-        .alias("alarm_count"),
+        *[_polars_aggregate(a) for a in KPI_AGGREGATES],
     ).collect()
+    return with_isd(ev, cells, cfg, isd)
 
+
+def with_isd(ev: pl.DataFrame, cells: pl.DataFrame, config: Config | None = None,
+             isd: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per-cell KPI aggregates (:data:`KPI_AGGREGATES`, from either engine) plus the local
+    inter-site distance and TA/ISD: the evidence table, sorted by ``cell_id``."""
+    cfg = config or Config()
+    d = cfg.diagnosis
     if isd is None:
         from kqi.geo import site_isd
 
@@ -224,8 +269,8 @@ def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True) -> np.ndarra
     key = k["key"].to_numpy()
     # one measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
     # two row by row would let an hour with a missing PRB figure rank by its user count)
-    prb = np.asarray(k["prb_util_dl"].to_numpy(), dtype=np.float64)  # null -> NaN
-    users = np.asarray(k["rrc_users_max"].to_numpy(), dtype=np.float64)
+    prb = np.asarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)  # null -> NaN
+    users = np.asarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)
     codes = k["code"].to_numpy()
     has_prb = np.bincount(codes[~np.isnan(prb)], minlength=n_codes) > 0
     traffic = np.where(has_prb[codes], prb, users)
@@ -643,9 +688,10 @@ def _note_estimated(judged: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("evidence")).alias("evidence"))
 
 
-def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
+def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame | None, cells: pl.DataFrame,
              config: Config | None = None, *, isd: pl.DataFrame | None = None,
-             samples: pl.DataFrame | None = None) -> Diagnosis:
+             samples: pl.DataFrame | None = None,
+             kpi_aggregates: pl.DataFrame | None = None) -> Diagnosis:
     """Diagnose every poor cell: evidence, rule causes, signature clusters, areas, proposals.
 
     Parameters
@@ -664,6 +710,9 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
         ``cell_samples`` (:data:`kqi.schema.CELL_SAMPLES`, from :func:`kqi.samples.analyse_samples`):
         drive-test figures taken as evidence where the KPIs lack them, said so in the text
         (:func:`kqi.samples.fill_evidence`).
+    kpi_aggregates : pl.DataFrame, optional
+        The per-cell KPI aggregates (``cell_id, kpi_hours`` and :data:`KPI_AGGREGATES`) computed
+        elsewhere (the Spark engine, :func:`kqi.spark.kpi_evidence`); ``kpis`` is then unused.
 
     Returns
     -------
@@ -673,7 +722,12 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame, cells: pl.DataFrame,
     """
     cfg = config or Config()
     check_diagnosis(cfg.diagnosis)
-    kpi_evidence = extract_evidence(kpis, cells, cfg, isd=isd)
+    if kpi_aggregates is not None:
+        kpi_evidence = with_isd(kpi_aggregates, cells, cfg, isd)
+    elif kpis is None:
+        raise ValueError("diagnose needs the hourly kpis or their per-cell kpi_aggregates")
+    else:
+        kpi_evidence = extract_evidence(kpis, cells, cfg, isd=isd)
     poor = poor_cells(cell_kqi)
     # the network's reference from the KPIs (the samples add no UL figure)
     kpi_evidence, baseline = network_relative(kpi_evidence, poor["cell_id"], cfg)

@@ -130,10 +130,15 @@ class _Stages:
             self._progress(name, "done")
 
 
-def _check_inputs(feeds: dict[str, Source | None]) -> None:
+def _check_inputs(feeds: dict[str, Source | None], engine: str = "local") -> None:
     """Fail before any work when an input file is missing, rather than after the first stages."""
     for feed, source in feeds.items():
         if source is None or not isinstance(source, str | Path):
+            continue
+        if engine == "spark" and feed != "samples":  # folders of parts and URIs are Spark's
+            from kqi.spark.engine import check_source
+
+            check_source(source, feed)
             continue
         if feed == "samples":   # a file or a folder of files
             if not Path(source).exists():
@@ -207,7 +212,7 @@ def run(
     cfg = as_config(config)
     inputs = {"cells": cells, "tests": tests, "kpis": kpis, "complaints": complaints,
               "subscribers": subscribers, "samples": samples}
-    _check_inputs(inputs)
+    _check_inputs(inputs, cfg.engine.name)
     history_path = history if history is not None else (cfg.history.path or None)
     if out is None:
         return _run(cfg, inputs, None, history_path, progress)
@@ -306,10 +311,22 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
 
     r = RunResult()
     ing = Ingest(cfg, rejects_dir=rejects_dir, verdicts=True)
+    spark = None
+    if cfg.engine.name == "spark":  # tests and KPIs aggregated on Spark (kqi/spark/engine.py)
+        from kqi.spark import require_pyspark
+
+        require_pyspark()
+        from kqi.spark.engine import SparkEngine
+
+        with st.stage("start Spark"):
+            spark = SparkEngine(cfg, ing)
+            cells, complaints, subscribers = (spark.small(cells, "cells"),
+                                              spark.small(complaints, "complaints"),
+                                              spark.small(subscribers, "subscribers"))
     with st.stage("ingest cells"):
         cell_df = ing.cells(cells)
     with st.stage("ingest KPIs"):
-        kpi_df = ing.cell_kpis(kpis, cell_df)
+        kpi_df = ing.cell_kpis(kpis, cell_df) if spark is None else spark.kpis(kpis, cell_df)
     complaint_df = None
     if complaints is not None:
         with st.stage("ingest complaints"):
@@ -320,7 +337,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
             subs = ing.subscribers(subscribers)
 
     with st.stage("ingest + flag app tests"):
-        feed = ing.app_tests(tests, cell_df)
+        feed: Any = ing.app_tests(tests, cell_df) if spark is None else spark.tests(tests, cell_df)
         acc = KqiAccumulator(cell_df.height, cfg)
         for batch in feed.batches:
             acc.add(batch)
@@ -346,7 +363,8 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
 
     with st.stage("diagnosis"):
         diag = diagnose(r.cell_kqi, kpi_df, cell_df, cfg, isd=r.isd,
-                        samples=None if r.samples is None else r.samples.cells)
+                        samples=None if r.samples is None else r.samples.cells,
+                        kpi_aggregates=None if spark is None else spark.evidence)
     r.diagnosis, r.evidence, r.clusters, r.areas = diag.table, diag.evidence, diag.clusters, diag.areas
 
     if complaint_df is not None:

@@ -10,5 +10,6 @@ rm -rf "$tree"
 mkdir -p "$tree/kqi"
 for f in "$here"/kqi/*.py "$here"/kqi/py.typed; do ln -s "$f" "$tree/kqi/"; done
 for stage in ingest clustering maps; do ln -s "$here/$stage" "$tree/kqi/$stage"; done
+for sub in "$here"/kqi/*/__init__.py; do d=$(dirname "$sub"); ln -s "$d" "$tree/kqi/$(basename "$d")"; done
 cd "$tree"
 exec "${PYTHON:-python3}" -m mypy --config-file "$here/pyproject.toml" -p kqi "$@"
