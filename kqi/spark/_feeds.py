@@ -147,9 +147,14 @@ def write_rejects(j: Judged, feed: str, rejects_dir: Path | None, private: list[
     if rejected == 0:
         return sink
     src_cols = j.source_columns
+    if j.source.kind == "csv":
+        # a field the line has is text ("" when empty), one it lacks is missing (as locally)
+        cols = [F.when(F.col("_fields") > i, F.coalesce(F.col(f"`{c}`"), F.lit("")))
+                for i, c in enumerate(src_cols)]
+    else:
+        cols = [F.col(f"`{c}`").cast("string") for c in src_cols]
     bad = (j.frame.where(F.col("_bad"))
-           .select("_file", "_line", j.reason.alias("_reason"),
-                   *[F.col(f"`{c}`").cast("string") for c in src_cols])
+           .select("_file", "_line", j.reason.alias("_reason"), *cols)
            .orderBy("_file", "_line"))
     rows: list[Any] = []
 

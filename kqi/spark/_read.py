@@ -221,7 +221,8 @@ def _open_csv(spark: SparkSession, name: str, multi: bool) -> SparkSource:
     # a malformed row's fields placed in order, the extra ones joined into the last (as locally)
     last = F.when(n > ncol, F.concat_ws(delim, *fields[ncol - 1:])).otherwise(fields[ncol - 1])
     frame = rec.select(*[f.alias(c) for f, c in zip(fields[:ncol - 1], columns[:-1], strict=True)],
-                       last.alias(columns[-1]), "_file", "_line", malformed.alias("_malformed"))
+                       last.alias(columns[-1]), "_file", "_line", malformed.alias("_malformed"),
+                       n.alias("_fields"))
     return SparkSource(name, "csv", frame, columns, multi)
 
 

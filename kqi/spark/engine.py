@@ -73,8 +73,7 @@ class SparkEngine:
         if source is None or not (isinstance(source, str) and is_uri(source)):
             return source
         src = open_source(self.spark, source, feed, self.config.ingest.encoding)
-        frame = src.frame.drop("_file", "_line", "_malformed") if src.kind == "csv" else \
-            src.frame.drop("_file", "_line")
+        frame = src.frame.drop("_file", "_line", "_malformed", "_fields")
         log.info("%s: fetched %s from Spark for the local ingest", feed, source)
         return to_polars(frame)
 
