@@ -24,6 +24,7 @@ from kqi.config import Config
 from kqi.errors import InputError
 from kqi.ingest._rejects import RejectSink
 from kqi.ingest._sources import resolve_columns
+from kqi.ingest._verdict import Tally, feed_verdict
 from kqi.ingest.core import FeedReport
 from kqi.schema import APP_TESTS, APP_TESTS_AGG, CELL_KPIS, SERVICE_KQIS, SERVICES, FeedSchema
 
@@ -138,7 +139,7 @@ def _judge(src: SparkSource, mapping: dict[str, str], conv: Converted, frame: Da
 
 
 def write_rejects(j: Judged, feed: str, rejects_dir: Path | None, private: list[str],
-                  rejected: int) -> RejectSink:
+                  rejected: int, *, tally: Tally | None = None) -> RejectSink:
     """Bring the rejected rows to the driver in batches, in file and line order, and write them
     through the local reject sink (the same masking and formula-inert text)."""
     from pyspark.sql import functions as F
@@ -168,6 +169,10 @@ def write_rejects(j: Judged, feed: str, rejects_dir: Path | None, private: list[
         lines = pl.Series([r[1] for r in rows], dtype=pl.Int64).fill_null(0).to_numpy()
         sink.add(lines, pl.Series("reason", [r[2] for r in rows], dtype=pl.String), raw)
         sink.flush()
+        if tally is not None:  # per reason: rows and the first values (the feed's verdict)
+            for r in rows:
+                message, _, value = str(r[2]).partition(" '")
+                tally.add(message, 1, [value[:-1]] if value else [])
         rows.clear()
 
     current = None
@@ -183,13 +188,18 @@ def write_rejects(j: Judged, feed: str, rejects_dir: Path | None, private: list[
 
 
 def _report(ing: Any, feed: str, src: SparkSource, sink: RejectSink, *, read: int, rejected: int,
-            t0: float) -> FeedReport:
+            t0: float, tally: Tally, config: Config) -> FeedReport:
     path = sink.close()
+    # the local reader's verdict: a feed (nearly) all rejected was read the wrong way
+    err = feed_verdict(Path(src.name), feed, read, rejected, tally,
+                       max_share=config.ingest.max_reject_share)
+    if err is not None:
+        raise err
     report = FeedReport(feed=feed, path=src.name, encoding=src.encoding, sha256=src.sha256,
                         rows_read=read, rows_accepted=read - rejected, rows_rejected=rejected,
                         seconds=round(time.perf_counter() - t0, 3),
                         rejects_path=None if path is None else str(path),
-                        notes=["engine: spark", *src.notes])
+                        notes=["engine: spark", *src.notes], reject_reasons=tally.top())
     if ing is not None:
         ing.reports[feed] = report
         if ing.rejects_dir is None:
@@ -283,8 +293,10 @@ def count_tests(spark: SparkSession, source: Any, config: Config, *,
     read = int(counts["tests"].sum()) + rejected
     if read == 0:
         raise InputError(j.source.name, "no data rows")
-    sink = write_rejects(j, "app_tests", rejects_dir, [], rejected)
-    report = _report(ing, "app_tests", j.source, sink, read=read, rejected=rejected, t0=t0)
+    tally = Tally()
+    sink = write_rejects(j, "app_tests", rejects_dir, [], rejected, tally=tally)
+    report = _report(ing, "app_tests", j.source, sink, read=read, rejected=rejected, t0=t0,
+                     tally=tally, config=config)
     return TestCounts(counts=counts, cell_ids=ids, columns=frozenset(j.mapping),
                       path=Path(j.source.name), report=report)
 
@@ -400,9 +412,9 @@ def kpi_evidence_job(spark: SparkSession, source: Any, config: Config, *,
     j = judge_kpis(spark, source, config, cell_ids)
     ok_rows = j.accepted().cache()
     try:
-        tally = j.frame.select(F.count(F.lit(1)).alias("n"),
-                               F.count(F.when(F.col("_bad"), 1)).alias("bad")).first()
-        read, rejected = (int(tally["n"]), int(tally["bad"])) if tally is not None else (0, 0)
+        counted = j.frame.select(F.count(F.lit(1)).alias("n"),
+                                 F.count(F.when(F.col("_bad"), 1)).alias("bad")).first()
+        read, rejected = (int(counted["n"]), int(counted["bad"])) if counted is not None else (0, 0)
         if read == 0:
             raise InputError(j.source.name, "no data rows")
         evidence = to_polars(evidence_aggregates(busy_flags(ok_rows, config))).sort("cell_id")
@@ -412,10 +424,12 @@ def kpi_evidence_job(spark: SparkSession, source: Any, config: Config, *,
             ok_rows.where(F.col("rrc_users_max").isNotNull())
             .groupBy("cell_id", utc_day.alias("day"))
             .agg(F.max("rrc_users_max").alias("rrc_users_max"))).sort("cell_id", "day")
-        sink = write_rejects(j, "cell_kpis", rejects_dir, [], rejected)
+        tally = Tally()
+        sink = write_rejects(j, "cell_kpis", rejects_dir, [], rejected, tally=tally)
     finally:
         ok_rows.unpersist()
-    report = _report(ing, "cell_kpis", j.source, sink, read=read, rejected=rejected, t0=t0)
+    report = _report(ing, "cell_kpis", j.source, sink, read=read, rejected=rejected, t0=t0,
+                     tally=tally, config=config)
     evidence = evidence.with_columns(
         pl.col("kpi_hours").cast(pl.Int64),
         *[pl.col(c).cast(pl.Float64) for c in evidence.columns
