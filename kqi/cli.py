@@ -418,8 +418,7 @@ def history_cmd(ctx: click.Context, history_path: Path | None, config_path: Path
 
     cfg = load_config(config_path)
     path = history_path or (Path(cfg.history.path) if cfg.history.path else None)
-    if path is None:
-        raise click.UsageError("give --history FILE (or [history] path in --config)")
+    # checked when a subcommand opens the history, so that `kqi history orders --help` works
     ctx.obj["history"] = (path, cfg.history.lock_wait_s)
 
 
@@ -427,6 +426,8 @@ def _open_history(ctx: click.Context) -> Any:
     from kqi.history import History
 
     path, wait = ctx.find_root().obj["history"]
+    if path is None:
+        raise click.UsageError("give --history FILE (or [history] path in --config)")
     # reading never creates a file: a typo must not leave an empty history behind
     return History.open(path, lock_wait_s=wait, create=False)
 

@@ -18,9 +18,11 @@ Unknown sections or keys are an error (a typo must not silently fall back to a d
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,7 +290,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"unknown setting '{where}.{key}'" if where else f"unknown section '{key}'")
+            raise ConfigError(_unknown(where, key, known))
         hint = hints[key]
         path = f"{where}.{key}" if where else key
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -296,6 +298,13 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         else:
             kwargs[key] = _coerce(hint, value, path, default=getattr(cls(), key))
     return cls(**kwargs)
+
+
+def _unknown(where: str, key: str, known: Iterable[str]) -> str:
+    """The one-line error for an unknown key, with the nearest known name when one is close."""
+    what = f"unknown setting '{where}.{key}'" if where else f"unknown section '{key}'"
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+    return f"{what}; did you mean '{close[0]}'?" if close else what
 
 
 def _coerce(hint: Any, value: Any, path: str, default: Any) -> Any:

@@ -75,6 +75,7 @@ class OutputDir:
         self.staging = self.path / f"{STAGING_PREFIX}{os.getpid()}"
         self._lock_fd: int | None = None
         self._committed = False
+        self._created: list[Path] = []  # folders this run made (deepest first), see __exit__
 
     # -- lock ---------------------------------------------------------------------------------
 
@@ -82,6 +83,7 @@ class OutputDir:
         with os_errors(self.path, "create the output folder"):
             if self.path.exists() and not self.path.is_dir():
                 raise OutputError(self.path, "the output path exists and is not a folder")
+            self._created = [p for p in (self.path, *self.path.parents) if not p.exists()]
             self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
@@ -90,6 +92,7 @@ class OutputDir:
                 self.staging.mkdir()
         except BaseException:
             self._unlock()
+            self._remove_created()
             raise
         return self
 
@@ -100,6 +103,17 @@ class OutputDir:
                 self.abort()
         finally:
             self._unlock()
+            if not self._committed:
+                self._remove_created()
+
+    def _remove_created(self) -> None:
+        """A run that wrote nothing leaves no trace: the folders it made are removed again
+        while they are empty (``rmdir`` never removes anything else)."""
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def _lock(self) -> None:
         import fcntl

@@ -97,3 +97,13 @@ def test_section_ranges_fail_at_load(tmp_path, toml: str, message: str) -> None:
     p.write_text(toml, encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(p)
+
+
+def test_a_misspelt_setting_names_the_nearest_one(tmp_path) -> None:
+    from kqi.config import load_config
+    from kqi.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text("[kqi]\nmin_test = 30\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'kqi\.min_test'; did you mean 'min_tests'\?"):
+        load_config(path)

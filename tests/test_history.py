@@ -468,3 +468,11 @@ def test_cli_errors_are_one_line(tmp_path: Path, filled: Path,
     code, _, err = _cli(["history", "runs"], capsys)
     assert code == 2
     assert "--history" in err
+
+
+@pytest.mark.parametrize("sub", ["runs", "orders", "cell"])
+def test_cli_subcommand_help_needs_no_history(sub: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _cli(["history", sub, "--help"], capsys)
+    assert (code, err) == (0, "")
+    assert "Usage: kqi history" in out

@@ -138,3 +138,23 @@ def test_abort_keeps_the_previous_set(tmp_path: Path) -> None:
         failing_run()
     assert (tmp_path / "a.csv").read_text() == "old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_failed_run_leaves_no_folder_it_made(tmp_path: Path) -> None:
+    """A run stopped before writing anything leaves no empty --out (or parents) behind, and
+    never removes a folder that was there before or holds anything."""
+    def failing_run(out: Path) -> None:
+        with OutputDir(out) as od:
+            write_text(od.staging / "a.csv", "x")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        failing_run(tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError):
+        failing_run(kept / "out")
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
