@@ -458,6 +458,7 @@ def analyse_samples(samples: pl.DataFrame, cells: pl.DataFrame | None = None,
         "bins": bins.height,
         "bin_m": s.bin_m,
         "serving_cells": cell_table.height,
+        "cells_file": cells is not None,
         "cells_in_cells_file": int((pos["position_method"] == "cells file").sum()) if pos.height else 0,
         "cells_estimated": int(cell_table["estimated"].sum()),
         "sites_estimated": int(est_cells["site_id"].n_unique()) if est_cells.height else 0,
@@ -577,7 +578,7 @@ def run_samples(samples: Any, *, cells: Any = None, out: Any = None,
     from kqi import __version__
     from kqi.config import as_config
     from kqi.ingest import Ingest, source_name
-    from kqi.io import write_json
+    from kqi.io import write_json, write_text
 
     cfg = as_config(config)
     started = dt.datetime.now(dt.UTC)
@@ -609,7 +610,10 @@ def run_samples(samples: Any, *, cells: Any = None, out: Any = None,
                                                      "(none in the cells file, no positioned "
                                                      "samples to estimate one)")
                     log.warning("samples: %s", run.summary["samples"]["map"])
+            from kqi.summary import samples_markdown
+
             run.files.append(write_json(out_dir / "summary.json", run.summary))
+            run.files.append(write_text(out_dir / "summary.md", samples_markdown(run.summary)))
             run.files.extend(sorted(p for p in (out_dir / "rejects").glob("*.csv")))
         feeds = {name: rep.to_dict() for name, rep in ing.reports.items()}
         seconds = {name: f.pop("seconds") for name, f in feeds.items()}

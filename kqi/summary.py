@@ -116,20 +116,12 @@ def case_markdown(summary: Mapping[str, Any]) -> str:
 def to_markdown(summary: Mapping[str, Any]) -> str:
     """``summary.md``: the case table, inputs, causes, proposals, complaints, the programme's
     before/after table and the work orders; every name from the data made inert."""
-    lines = [case_markdown(summary).rstrip(), ""]
-    inputs = summary.get("inputs") or {}
-    if inputs:
-        lines += ["## Inputs", "", "| feed | rows read | accepted | rejected |", "|---|---:|---:|---:|"]
-        for name, c in inputs.items():
-            rej = c["rows_rejected"]
-            note = f" (see rejects/{md_text(name)}.csv)" if rej else ""
-            lines.append(f"| {md_text(name)} | {c['rows_read']} | {c['rows_accepted']} | {rej}{note} |")
-        lines.append("")
+    lines = [case_markdown(summary).rstrip(), "", *_inputs_markdown(summary)]
     diag = summary.get("diagnosis") or {}
     causes = diag.get("cause_counts") or {}
     if causes:
         lines += ["## Causes of poor cells", "", "| cause | cells |", "|---|---:|"]
-        lines += [f"| {md_text(str(k))} | {v} |" for k, v in causes.items()]
+        lines += [f"| {md_text(str(k))} | {v:,} |" for k, v in causes.items()]
         lines.append("")
     unjudged = diag.get("not_judged") or []
     if unjudged:
@@ -200,7 +192,7 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     for feed, c in (summary.get("inputs") or {}).items():
         if c["rows_rejected"]:
             where = (rejects_dir or Path("rejects")) / f"{feed}.csv"
-            out.append(f"[yellow]{escape(feed)}: {c['rows_rejected']} of {c['rows_read']} rows "
+            out.append(f"[yellow]{escape(feed)}: {c['rows_rejected']:,} of {c['rows_read']:,} rows "
                        f"rejected[/yellow] -> {escape(str(where))}")
     smp = summary.get("samples")
     if smp:
@@ -221,12 +213,38 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     return out
 
 
+def _inputs_markdown(summary: Mapping[str, Any]) -> list[str]:
+    """The "Inputs" section: rows read, accepted and rejected per feed."""
+    inputs = summary.get("inputs") or {}
+    if not inputs:
+        return []
+    lines = ["## Inputs", "", "| feed | rows read | accepted | rejected |", "|---|---:|---:|---:|"]
+    for name, c in inputs.items():
+        rej = c["rows_rejected"]
+        note = f" (see rejects/{md_text(name)}.csv)" if rej else ""
+        lines.append(f"| {md_text(name)} | {c['rows_read']:,} | {c['rows_accepted']:,} | "
+                     f"{rej:,}{note} |")
+    return [*lines, ""]
+
+
+def samples_markdown(summary: Mapping[str, Any]) -> str:
+    """``summary.md`` of ``kqi samples``: the inputs' accounting and the samples' figures."""
+    smp = summary.get("samples") or {}
+    lines = ["# Drive-test / MR samples", "", *_inputs_markdown(summary)]
+    if smp:
+        lines += ["## Samples", "", samples_line(smp) + "."]
+        if smp.get("map"):
+            lines += ["", md_text(str(smp["map"])) + "."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def samples_line(smp: Mapping[str, Any]) -> str:
     """The samples feed's figures in one sentence (numbers only: safe as markup and Markdown)."""
     return (f"samples: {smp.get('samples', 0):,} accepted, {smp.get('positioned', 0):,} with a "
             f"position, in {smp.get('bins', 0):,} bins of {smp.get('bin_m', 0):g} m "
             f"({smp.get('weak_bins', 0):,} weak); {smp.get('serving_cells', 0):,} serving cells: "
-            f"{smp.get('cells_in_cells_file', 0):,} in the cells file, "
-            f"{smp.get('cells_estimated', 0):,} estimated from samples "
+            + (f"{smp.get('cells_in_cells_file', 0):,} in the cells file, "
+               if smp.get("cells_file", True) else "no cells file, ")
+            + f"{smp.get('cells_estimated', 0):,} estimated from samples "
             f"({smp.get('sites_estimated', 0):,} sites), {smp.get('cells_without_position', 0):,} "
             "without a position")
