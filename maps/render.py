@@ -721,7 +721,17 @@ class _ComplaintPoints(_DataLayer):
         {% macro script(this, kwargs) %}
         {{ this.lines_js }}
         var {{ this.get_name() }} = L.markerClusterGroup({
-            showCoverageOnHover: false, maxClusterRadius: 50});
+            showCoverageOnHover: false, maxClusterRadius: 50,
+            // the complaints' own yellow and black, not the plugin's green/yellow/orange
+            // bubbles, which read as recovered (green) or as a cause colour
+            iconCreateFunction: function (c) {
+                var n = c.getChildCount(), d = n < 10 ? 28 : (n < 100 ? 34 : 40);
+                return L.divIcon({className: "kqi-complaint-cluster", iconSize: L.point(d, d),
+                    html: '<div style="width:' + d + 'px;height:' + d + 'px;line-height:' + d
+                        + 'px;border-radius:50%;background:{{ this.fill }};border:2px solid '
+                        + '{{ this.edge }};text-align:center;font:bold 12px sans-serif;'
+                        + 'color:#222">' + n + '</div>'});
+            }});
         {{ this.get_name() }}.kqiKind = "complaints";
         {{ this.get_name() }}.addLayers(L.geoJSON(JSON.parse(
             document.getElementById("{{ this.get_name() }}_data").textContent), {
@@ -739,6 +749,7 @@ class _ComplaintPoints(_DataLayer):
         self._name = "KqiComplaints"
         self.data = data
         self.style_json = js_json(COMPLAINT_STYLE)
+        self.fill, self.edge = COMPLAINT_STYLE["fillColor"], COMPLAINT_STYLE["color"]
         self.lines_js = _LINES_JS
 
 
