@@ -727,10 +727,10 @@ class _ComplaintPoints(_DataLayer):
             iconCreateFunction: function (c) {
                 var n = c.getChildCount(), d = n < 10 ? 28 : (n < 100 ? 34 : 40);
                 return L.divIcon({className: "kqi-complaint-cluster", iconSize: L.point(d, d),
-                    html: '<div style="width:' + d + 'px;height:' + d + 'px;line-height:' + d
+                    html: '<div style="box-sizing:border-box;width:' + d + 'px;height:' + d
                         + 'px;border-radius:50%;background:{{ this.fill }};border:2px solid '
                         + '{{ this.edge }};text-align:center;font:bold 12px sans-serif;'
-                        + 'color:#222">' + n + '</div>'});
+                        + 'line-height:' + (d - 4) + 'px;color:#222">' + n + '</div>'});
             }});
         {{ this.get_name() }}.kqiKind = "complaints";
         {{ this.get_name() }}.addLayers(L.geoJSON(JSON.parse(
