@@ -739,7 +739,8 @@ def programme_table(followup: pl.DataFrame | None, work_orders_state: pl.DataFra
         open, not escalated), ``escalated`` (open orders now escalated), ``verified`` (orders
         followed up), ``closed_recovered`` (closed by this run's follow-up), ``open`` and
         ``closed`` (all orders, after this run); ``verdicts``: {verdict: n} of this run's
-        follow-up; ``by_cause``, ``by_vendor``, ``by_region``: lists of {name, orders,
+        follow-up; ``all`` (when any order was followed up): the figures below over every
+        order followed up; ``by_cause``, ``by_vendor``, ``by_region``: lists of {name, orders,
         the four verdict counts, orders_with_tests, good_rate_before, good_rate_after,
         mean_effect}, sorted by name. The good-rates are pooled from the deciding service's
         counts (sum of good tests / sum of tests, over orders with tests in both periods);
@@ -774,6 +775,10 @@ def programme_table(followup: pl.DataFrame | None, work_orders_state: pl.DataFra
         fu = fu.with_columns(pl.col(dim).fill_null("(unknown)"))
     fu = fu.with_columns(pl.col("cause_at_open").fill_null("unknown"))
     out: dict[str, Any] = {"orders": orders, "verdicts": verdicts}
+    # the programme's headline: every order followed up, pooled the same way as each group
+    overall = _experience(fu.with_columns(pl.lit("all").alias("_all")), "_all")
+    if overall:
+        out["all"] = {k: v for k, v in overall[0].items() if k != "_all"}
     for name, dim in (("by_cause", "cause_at_open"), ("by_vendor", "vendor"), ("by_region", "region")):
         out[name] = [{"name": r.pop(dim), **r} for r in _experience(fu, dim)]
     return out
@@ -792,8 +797,13 @@ def programme_markdown(table: dict[str, Any]) -> str:
              "| " + " | ".join(str(o[k]) for k in ("opened", "reopened", "persisting", "escalated",
                                                   "verified", "closed_recovered", "open", "closed"))
              + " |", ""]
-    for key, title in (("by_cause", "cause"), ("by_vendor", "vendor"), ("by_region", "region")):
-        rows = table.get(key) or []
+    overall = table.get("all")
+    for key, title in (("all", "scope"), ("by_cause", "cause"), ("by_vendor", "vendor"),
+                       ("by_region", "region")):
+        if key == "all":
+            rows = [{**overall, "name": "all followed up"}] if overall else []
+        else:
+            rows = table.get(key) or []
         if not rows:
             continue
         lines += [f"| {title} | orders | recovered | not recovered | worse | insufficient "

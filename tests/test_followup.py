@@ -552,9 +552,16 @@ def test_loop_and_programme_table(cells: pl.DataFrame, isd: pl.DataFrame) -> Non
     assert cause["good_rate_after"] == pytest.approx((0.95 + 0.75 + 0.60) / 3)
     assert {r["name"] for r in table["by_vendor"]} == {"ZTE", "Nokia"}
     assert "| interference | 3 | 1 | 1 | 1 | 0 |" in programme_markdown(table)
+    # the headline row: every order followed up, pooled as each group is
+    overall = table["all"]
+    assert (overall["orders"], overall["orders_with_tests"]) == (3, 3)
+    assert overall["good_rate_before"] == pytest.approx(0.75)
+    assert overall["good_rate_after"] == pytest.approx((0.95 + 0.75 + 0.60) / 3)
+    assert "| all followed up | 3 | 1 | 1 | 1 | 0 | 75.00 % | 76.67 % |" in programme_markdown(table)
     empty = programme_table(None, s1, None)
     assert empty["orders"]["opened"] == 3
     assert empty["by_cause"] == []
+    assert "all" not in empty
 
 
 def test_contract_columns_lead_the_follow_up_frame() -> None:
