@@ -225,7 +225,9 @@ def render_map(
     fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered,
                            healthy_label=healthy_layer.removeprefix("Cells, ")))
     if n_bins:
-        fmap.add_child(samples_layer.legend_element(js_json))
+        fmap.add_child(LegendControl(samples_layer.bins_legend(), name="KqiBinsLegend",
+                                     position="bottomright",
+                                     css_class="kqi-legend kqi-bins-legend"))
     extent = [np.array(bin_bounds[0::2]), np.array(bin_bounds[1::2])] if bin_bounds else []
     lats = np.concatenate([r[:, 1] for r in rings] + extent[:1])
     lons = np.concatenate([r[:, 0] for r in rings] + extent[1:])
@@ -753,14 +755,15 @@ class _ComplaintPoints(_DataLayer):
         self.lines_js = _LINES_JS
 
 
-class _Legend(MacroElement):
-    """Cause colours and counts, bottom left."""
+class LegendControl(MacroElement):
+    """A legend box (a Leaflet control) showing ``html`` at ``position``; the map's cause legend
+    and the samples' bins legend are both one."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.control({position: "bottomleft"});
+        var {{ this.get_name() }} = L.control({position: {{ this.position_json }}});
         {{ this.get_name() }}.onAdd = function () {
-            var div = L.DomUtil.create("div", "kqi-legend");
+            var div = L.DomUtil.create("div", {{ this.css_json }});
             div.style.cssText = "background:rgba(255,255,255,0.92);padding:6px 9px;"
                 + "font:12px/1.5 sans-serif;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3)";
             div.innerHTML = {{ this.html_json }};
@@ -770,10 +773,20 @@ class _Legend(MacroElement):
         {% endmacro %}
     """)
 
+    def __init__(self, html_text: str, *, name: str, position: str,
+                 css_class: str = "kqi-legend") -> None:
+        super().__init__()
+        self._name = name
+        self.html_json = js_json(html_text)
+        self.position_json = js_json(position)
+        self.css_json = js_json(css_class)
+
+
+class _Legend(LegendControl):
+    """Cause colours and counts, bottom left."""
+
     def __init__(self, counts: dict[str, int], n_areas: int, n_complaints: int,
                  n_recovered: int = 0, *, healthy_label: str = "not poor") -> None:
-        super().__init__()
-        self._name = "KqiLegend"
 
         def swatch(colour: str, label: str, *, outline: bool = False, dot: bool = False) -> str:
             shape = ("border-radius:50%;" if dot else "")
@@ -800,7 +813,7 @@ class _Legend(MacroElement):
         if n_complaints:
             rows.append(swatch(str(COMPLAINT_STYLE["fillColor"]), f"complaint ({n_complaints:,})",
                                dot=True))
-        self.html_json = js_json("".join(rows))
+        super().__init__("".join(rows), name="KqiLegend", position="bottomleft")
 
 
 class _Ready(MacroElement):

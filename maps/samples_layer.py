@@ -149,31 +149,3 @@ def cell_lines(samples: Any, table: pl.DataFrame | None = None) -> pl.DataFrame:
     )
     lines = cells.select(pl.col("cell_id").cast(pl.String), text.alias("samples_text"))
     return pl.concat([lines, flagged.join(lines, on="cell_id", how="anti")])
-
-
-def legend_element(js_json: Any) -> Any:
-    """A Leaflet control (bottom right) with :func:`bins_legend`."""
-    from branca.element import MacroElement
-    from folium.template import Template
-
-    class _BinsLegend(MacroElement):
-        _template = Template("""
-            {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.control({position: "bottomright"});
-            {{ this.get_name() }}.onAdd = function () {
-                var div = L.DomUtil.create("div", "kqi-legend kqi-bins-legend");
-                div.style.cssText = "background:rgba(255,255,255,0.92);padding:6px 9px;"
-                    + "font:12px/1.5 sans-serif;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3)";
-                div.innerHTML = {{ this.html_json }};
-                return div;
-            };
-            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
-            {% endmacro %}
-        """)
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._name = "KqiBinsLegend"
-            self.html_json = js_json(bins_legend())
-
-    return _BinsLegend()
