@@ -96,3 +96,94 @@ def _count_byte(buf, byte):
     for i in range(buf.shape[0]):
         n += buf[i] == byte
     return n
+
+
+
+#: an empty slot of a pair hash set (:func:`_mark_repeats`); no pair may start with it
+EMPTY_PAIR = np.iinfo(np.int64).min
+
+
+@kernel
+def _pair_hash(x, y):
+    """A well-mixed 64-bit hash of a pair of int64 (splitmix64's finaliser over both)."""
+    h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(y)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@kernel
+def _mark_repeats(a, b, ok, table, repeat):
+    """Mark the rows whose ``(a[i], b[i])`` pair was seen before, in earlier calls or earlier
+    rows of this one; only rows with ``ok[i]`` take part (seen, or marked).
+
+    ``table`` (int64, shape ``(size, 2)``, ``size`` a power of two, empty slots holding
+    :data:`EMPTY_PAIR` in column 0) is an open-addressing hash set of pairs with linear probing,
+    kept by the caller between calls and sized so it stays at most half full
+    (:func:`_rehash_pairs`); a pair and its slot share a cache line. ``repeat[i]`` is set to
+    True for a repeat, else left as it is. Returns how many pairs were added.
+    """
+    mask = np.uint64(table.shape[0] - 1)
+    empty = np.int64(EMPTY_PAIR)
+    added = 0
+    for i in range(a.shape[0]):
+        if not ok[i]:
+            continue
+        x = np.int64(a[i])
+        y = np.int64(b[i])
+        h = _pair_hash(x, y)
+        s = np.int64(h & mask)
+        while True:
+            k = table[s, 0]
+            if k == empty:
+                table[s, 0] = x
+                table[s, 1] = y
+                added += 1
+                break
+            if k == x and table[s, 1] == y:
+                repeat[i] = True
+                break
+            s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+    return added
+
+
+@kernel
+def _rehash_pairs(table, new):
+    """Insert every pair of one hash set (see :func:`_mark_repeats`) into an empty larger one."""
+    mask = np.uint64(new.shape[0] - 1)
+    empty = np.int64(EMPTY_PAIR)
+    for i in range(table.shape[0]):
+        x = table[i, 0]
+        if x == empty:
+            continue
+        y = table[i, 1]
+        h = _pair_hash(x, y)
+        s = np.int64(h & mask)
+        while new[s, 0] != empty:
+            s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+        new[s, 0] = x
+        new[s, 1] = y
+
+
+@kernel
+def _mark_bits(key, ok, bits, repeat):
+    """Mark the rows whose ``key[i]`` (an index into the bit set ``bits``, uint8, bit ``k & 7``
+    of byte ``k >> 3``) was set before, in earlier calls or earlier rows of this one, and set the
+    others' bits; only rows with ``ok[i]`` take part. ``repeat[i]`` is set to True for a
+    repeat, else left as it is. Returns how many bits were set."""
+    added = 0
+    for i in range(key.shape[0]):
+        if not ok[i]:
+            continue
+        k = key[i]
+        byte = k >> 3
+        m = np.uint8(1 << (k & 7))
+        if bits[byte] & m:
+            repeat[i] = True
+        else:
+            bits[byte] |= m
+            added += 1
+    return added

@@ -53,6 +53,7 @@ from ._convert import (
 )
 from ._kernels import _first_rows
 from ._rejects import RejectSink
+from ._repeats import PairSet
 from ._sources import (
     FrameSource,
     InMemory,
@@ -253,6 +254,7 @@ class _Run:
         self.unit_notes: dict[str, str] = {}
         self.tally = Tally()
         self.raw_ids = False
+        self.coded_clean: dict[str, Coded] = {}
         self.rows_read = 0
         self.rows_accepted = 0
         self.cells_hint: tuple[str | None, str | None] = (None, None)
@@ -411,6 +413,8 @@ class _Run:
         n = raw.frame.height
         checks = Checks(n)
         out: dict[str, pl.Series] = {}
+        # string columns read dictionary-encoded, converted per distinct value (this chunk's)
+        self.coded_clean = {}
         clean = clean_numeric(raw.frame, {src: self.schema.column(c) for c, src in self.mapping.items()})
         if self.scale is None:
             self.scale = self._decide_units(raw)
@@ -428,6 +432,18 @@ class _Run:
             if src is not None and src in raw.coded:
                 if col.name == "cell_id" and self.raw_ids:
                     continue  # resolved from its distinct values by the caller
+                if col.kind == "string" and col.name not in self.missing_values:
+                    # converted once per distinct value (the caller may use them: cell codes)
+                    c = raw.coded[src]
+                    per_value = convert_string(col, c.values)
+                    if col.name in FREE_TEXT:
+                        per_value = scrub_series(per_value)
+                    self.coded_clean[col.name] = Coded(per_value, c.index)
+                    v = self.coded_clean[col.name].decode().alias(col.name)
+                    if col.required:
+                        checks.add(v.is_null(), f"{col.name}: missing value")
+                    out[v.name] = v
+                    continue
                 if col.kind == "service":
                     v = _service_coded(col, raw.coded[src], checks)
                     checks.add(v.is_null(), f"{col.name}: missing value")
@@ -741,17 +757,30 @@ class Ingest:
         run = _Run(self, "cell_kpis", CELL_KPIS, path)
         if cells is not None:
             run.cells_hint = self._cells_hint(cells)
-        dups = _Duplicates(CELL_KPIS.key)
+        # cell_id read dictionary-encoded: cleaned and looked up once per distinct id
+        if isinstance(run.src, CsvSource):
+            run.src.set_dictionary([run.mapping["cell_id"]])
+        # (cell_code, ts) pairs of the accepted rows: the key, once cell_id has its code
+        seen = PairSet(len(codes.ids) if codes.fixed else None)
 
         def process(raw: RawChunk) -> pl.DataFrame:
             values, checks = run.convert(raw)
             frame = pl.DataFrame(values)
+            cell_id = frame.get_column("cell_id")
             if not codes.fixed:
-                codes.add(frame.get_column("cell_id").filter(~checks.failing()))
-            code = codes.lookup(frame.get_column("cell_id"))
-            checks.add(code.is_null() & frame.get_column("cell_id").is_not_null(),
-                       "cell_id: not in the cells table", frame.get_column("cell_id"))
-            checks.add(dups.check(frame, ~checks.failing()), "ts: duplicate cell_id and ts")
+                codes.add(cell_id.filter(~checks.failing()))
+            coded = run.coded_clean.get("cell_id")
+            if coded is not None:
+                code = _nullable(coded.spread(codes.lookup(coded.values).fill_null(-1).to_numpy(), -1),
+                                 pl.Int32, "cell_code")
+            else:
+                code = codes.lookup(cell_id)
+            checks.add(code.is_null() & cell_id.is_not_null(), "cell_id: not in the cells table", cell_id)
+            # a passing row has its cell's code and a ts: equal pairs are equal (cell_id, ts) keys
+            ok = ~checks.failing()
+            repeat = seen.repeats(code.fill_null(-1).to_numpy(),
+                                  frame.get_column("ts").to_physical().fill_null(0).to_numpy(), ok.to_numpy())
+            checks.add(pl.Series(repeat), "ts: duplicate cell_id and ts")
             return run.split(raw, frame.with_columns(code), checks)
 
         schema = {c.name: c.polars_type for c in CELL_KPIS.columns} | {"cell_code": pl.Int32}

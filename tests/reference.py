@@ -139,3 +139,16 @@ def good_expr(config: Config) -> pl.Expr:
                    & (pl.col("loss_pct") <= tg.loss_pct))
         .fill_null(False)
     )
+
+
+def repeats(keys: list[tuple[int, int]], ok: list[bool], seen: set[tuple[int, int]]) -> list[bool]:
+    """Per row: ``ok`` and its key already in ``seen`` (earlier chunks) or on an earlier ok row;
+    ``seen`` gains the ok rows' keys (the one rule of a feed's duplicate-key check)."""
+    out = []
+    for key, good in zip(keys, ok, strict=True):
+        if not good:
+            out.append(False)
+            continue
+        out.append(key in seen)
+        seen.add(key)
+    return out

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kqi.ingest import Ingest
@@ -136,3 +137,48 @@ def test_dictionary_encoded_parquet_reads_as_plain_text(tmp_path: Path) -> None:
         csv_rej = got["csv"][2].select(pl.col("line") - 1, "reason")
         assert pq_rej.height > 0
         assert pq_rej.equals(csv_rej)
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(1, 30), st.integers(1, 30), st.booleans(), st.sampled_from([None, 4, 64]))
+def test_pair_set_matches_reference(data: st.DataObject, n_codes: int, n_b: int, fixed: bool,
+                                    max_bits: int | None) -> None:
+    """Repeated (code, ts) pairs over a feed's chunks, in the bit set, the hash set, and a feed
+    that outgrows the bit set half way (``MAX_BITS`` made small), against the reference."""
+    from kqi.ingest import _repeats
+
+    old = _repeats.MAX_BITS
+    if max_bits is not None:
+        _repeats.MAX_BITS = max_bits
+    try:
+        ps = _repeats.PairSet(n_codes if fixed else None)
+        seen: set[tuple[int, int]] = set()
+        for _ in range(data.draw(st.integers(1, 4))):
+            n = data.draw(st.integers(0, 40))
+            codes = data.draw(st.lists(st.integers(0, n_codes - 1), min_size=n, max_size=n))
+            bs = [1_700_000_000_000_000 + i * 3_600_000_000
+                  for i in data.draw(st.lists(st.integers(0, n_b - 1), min_size=n, max_size=n))]
+            ok = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+            got = ps.repeats(_ro(np.array(codes, dtype=np.int32)), _ro(np.array(bs, dtype=np.int64)),
+                             _ro(np.array(ok, dtype=bool)))
+            assert got.tolist() == ref.repeats(list(zip(codes, bs, strict=True)), ok, seen)
+        assert len(ps) == len(seen)
+    finally:
+        _repeats.MAX_BITS = old
+
+
+def test_pair_set_hash_grows() -> None:
+    """The hash set stays exact while it grows from its first size many times over."""
+    from kqi.ingest._repeats import PairSet
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2000, 50_000)
+    b = rng.integers(0, 300, 50_000) * 10**9
+    ps = PairSet(None)
+    first = ps.repeats(a, b, np.ones(len(a), dtype=bool))
+    seen: set[tuple[int, int]] = set()
+    want = ref.repeats(list(zip(a.tolist(), b.tolist(), strict=True)), [True] * len(a), seen)
+    assert first.tolist() == want
+    assert 0 < sum(want) < len(a)
+    assert ps.repeats(a, b, np.ones(len(a), dtype=bool)).all()
