@@ -234,8 +234,7 @@ class Coded:
             arr = arr.unify_dictionaries()
             first = arr.chunk(0).dictionary
             if all(ch.dictionary is first or ch.dictionary.equals(first) for ch in arr.chunks[1:]):
-                index = np.concatenate([_indices(ch) for ch in arr.chunks])
-                return cls(_dictionary(first), index)
+                return cls(_dictionary(first), np.concatenate([_indices(ch) for ch in arr.chunks]))
         chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
         values: list[pl.Series] = []
         index: list[np.ndarray] = []
