@@ -5,6 +5,9 @@
 # Usage: scripts/typecheck.sh [mypy options]
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+# a relative PYTHON (PYTHON=.venv/bin/python) names a file from where the script was started
+case "$python" in */*) python=$(cd "$(dirname "$python")" && pwd)/$(basename "$python") ;; esac
 tree="$here/build/typecheck"
 rm -rf "$tree"
 mkdir -p "$tree/kqi"
@@ -12,4 +15,4 @@ for f in "$here"/kqi/*.py "$here"/kqi/py.typed; do ln -s "$f" "$tree/kqi/"; done
 for stage in ingest clustering maps; do ln -s "$here/$stage" "$tree/kqi/$stage"; done
 for sub in "$here"/kqi/*/__init__.py; do d=$(dirname "$sub"); ln -s "$d" "$tree/kqi/$(basename "$d")"; done
 cd "$tree"
-exec "${PYTHON:-python3}" -m mypy --config-file "$here/pyproject.toml" -p kqi "$@"
+exec "$python" -m mypy --config-file "$here/pyproject.toml" -p kqi "$@"
