@@ -51,6 +51,7 @@ from ._convert import (
     is_ratio,
     name_form,
 )
+from ._feedcheck import lookalike_hint, missing_measures
 from ._kernels import _first_rows
 from ._rejects import RejectSink
 from ._repeats import PairSet
@@ -220,9 +221,15 @@ class _Run:
             for c, v in self.fill.items():
                 self.notes.append(f"{c}: not in the file, filled with {v!r} ([ingest.fill.{feed}])")
             missing = [c for c in schema.required if c not in self.mapping and c not in self.fill]
+            # the wrong file for this option (a tests file as --kpis) says what it looks like
+            other = lookalike_hint(self.src.columns, schema.name)
             if missing:
                 raise InputError(self.path, f"missing required column (found: {_short(self.src.columns)})"
-                                 f"{_missing_hint(schema, missing[0], feed)}", column=missing[0])
+                                 f"{other or _missing_hint(schema, missing[0], feed)}", column=missing[0])
+            no_measures = missing_measures(schema.name, [*self.mapping, *self.fill])
+            if no_measures:
+                raise InputError(self.path, f"{no_measures}"
+                                 f"{other or f'; map them in [ingest.column_map.{feed}]'}")
             used = list(dict.fromkeys([*self.mapping.values(), *([self.time_src] if self.time_src else [])]))
             if isinstance(self.src, ParquetSource | FrameSource):
                 self.src.check_types(self.mapping, schema)

@@ -68,7 +68,8 @@ def test_spreadsheet_float_ids_match_integer_ids(tmp_path: Path, ing: Ingest) ->
     cells = ing.cells(write(tmp_path / "c.csv", "cell_id,lat,lon,azimuth\n4926720.0,51,0,0\n4926721,51,0,0\n"))
     assert cells["cell_id"].to_list() == ["4926720", "4926721"]
     assert cells["site_id"].to_list() == ["19245", "19245"]
-    kpis = ing.cell_kpis(write(tmp_path / "k.csv", "ts,cell_id\n2024-01-01,4926721.0\n"), cells)
+    kpis = ing.cell_kpis(write(tmp_path / "k.csv", "ts,cell_id,availability\n2024-01-01,4926721.0,100\n"),
+                         cells)
     assert kpis["cell_code"].to_list() == [1]
     tests = pl.DataFrame({"ts": ["2024-01-01"], "cell_id": [4926720.0], "service": ["web"]})
     tests.write_parquet(tmp_path / "t.parquet")

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from kqi.config import Config
 from kqi.errors import InputError
+from kqi.ingest._feedcheck import lookalike_hint, missing_measures
 from kqi.ingest._rejects import RejectSink
 from kqi.ingest._sources import resolve_columns
 from kqi.ingest._verdict import Tally, feed_verdict
@@ -46,7 +47,7 @@ def to_polars(df: DataFrame) -> pl.DataFrame:
     if hasattr(df, "toArrow"):  # pyspark >= 4.0
         table = df.toArrow()
     else:  # pragma: no cover - pyspark 3.5
-        table = pa.Table.from_batches(df._collect_as_arrow())  # type: ignore[operator]
+        table = pa.Table.from_batches(df._collect_as_arrow())  # type: ignore[operator,unused-ignore]
     out = pl.from_arrow(table)
     assert isinstance(out, pl.DataFrame)
     return out
@@ -103,9 +104,13 @@ def _mapping(src: SparkSource, schema: FeedSchema, config: Config, feed: str) ->
     mapping, notes = resolve_columns(schema, src.columns, cmap)
     src.notes.extend(notes)
     missing = [c for c in schema.required if c not in mapping]
+    other = lookalike_hint(src.columns, schema.name)  # the wrong file for this option
     if missing:
         shown = ", ".join(src.columns[:12]) + (", ..." if len(src.columns) > 12 else "")
-        raise InputError(src.name, f"missing required column (found: {shown})", column=missing[0])
+        raise InputError(src.name, f"missing required column (found: {shown}){other}", column=missing[0])
+    no_measures = missing_measures(schema.name, mapping)
+    if no_measures:
+        raise InputError(src.name, f"{no_measures}{other or f'; map them in [ingest.column_map.{feed}]'}")
     if src.kind != "csv":
         check_types(src.name, src.frame, mapping, schema)
     return mapping
