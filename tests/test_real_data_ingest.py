@@ -29,7 +29,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[int, int, int, str | None]] = {
         2231, 2110, 121, "cell_id: duplicate of an earlier row with different values (the first row "
         "is kept); differs in"),
     ("lte-cell-kpi-hourly", "df_hourly_sample.csv", "cell_kpis"): (54781, 54781, 0, None),
-    ("lte-cell-kpi-hourly", "df_daily_sample.csv", "cell_kpis"): (2301, 2301, 0, None),
     ("comcast-complaints", "Comcast_telecom_complaints_data.csv", "complaints"): (
         2224, 0, 2224, "lat/lon: no position and no cell_id"),
     ("trai-mycall-india", "CallVoiceQualityExperience-2018-April.csv", "complaints"): (
@@ -102,9 +101,11 @@ def test_lte_kpis_fraction_prb_and_daily_rows(real_data: Path, tmp_path: Path) -
     raw = pl.read_csv(real_data / "lte-cell-kpi-hourly" / "df_hourly_sample.csv", separator=";")
     assert hourly["prb_util_dl"].to_list() == pytest.approx((raw["PRB_Utilization_Percent"] * 100).to_list())
     assert hourly["cell_id"].n_unique() == raw["Cell"].n_unique()
-    daily, ing = _read(real_data, "lte-cell-kpi-hourly", "df_daily_sample.csv", "cell_kpis", tmp_path)
-    assert daily["ts"].dt.hour().unique().to_list() == [0]
-    assert "ts: from the date column 'Date' (daily rows)" in ing.reports["cell_kpis"].notes
+    # the daily file has a date and a traffic volume but no KPI kqi reads: read as KPIs it would
+    # judge no cause at all, so it stops, naming what it lacks
+    with pytest.raises(InputError, match=r"df_daily_sample\.csv: none of the cell KPI columns "
+                                         r"\(prb_util_dl, .*\); map them in \[ingest\.column_map\.cell_kpis\]"):
+        _read(real_data, "lte-cell-kpi-hourly", "df_daily_sample.csv", "cell_kpis", tmp_path)
 
 
 def test_comcast_complaints_are_dated_but_unlocated(real_data: Path, tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_lte_kpis_against_a_real_cells_list_stop_and_judge_high_load_only(real_d
                                          r"table ids look like '\d+'"):
         ing.cell_kpis(kpis, cells)
     cfg = load_config(CONFIGS / "lte-cell-kpi-hourly.toml")
-    for name, judged in (("df_hourly_sample.csv", {"high_load"}), ("df_daily_sample.csv", set())):
+    for name, judged in (("df_hourly_sample.csv", {"high_load"}),):
         k = Ingest(cfg, None).cell_kpis(real_data / "lte-cell-kpi-hourly" / name, None)
         ids = k["cell_id"].unique(maintain_order=True)
         where = pl.DataFrame({"cell_id": ids, "lat": [50 + i / 100 for i in range(len(ids))],
