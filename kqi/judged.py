@@ -4,8 +4,9 @@ A cause holds when one of its rules holds (:mod:`kqi.causes`), and a rule needs 
 figure it compares. When no cell has one of those figures (the KPI feed has no
 ``ul_interference_dbm`` column, or only empty values in it), the rule can never hold, and a poor
 cell of that cause comes out ``unknown`` or under another cause. That is not a finding about the
-network: the summary says which causes could not be judged and for want of which figures, in the
-console and in summary.md.
+network: the summary says which causes could not be judged and which input columns the KPI feed
+would need for them (``prb_util_dl``, not the busy-hour figure ``prb_util_busy`` made from it),
+in the console, summary.md and the workbook; summary.json keeps the evidence figures too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,24 @@ from typing import Any
 import polars as pl
 
 from kqi.causes import FALLBACK, REGISTRY
-from kqi.diagnosis import DERIVED_FROM
+from kqi.diagnosis import DERIVED_FROM, KPI_AGGREGATES
+
+#: evidence figure -> the KPI column of the input feed it is made from
+_KPI_SOURCE: dict[str, str] = {a.name: a.source for a in KPI_AGGREGATES} | {"ta_isd_ratio": "ta_p90_m"}
+#: evidence figures from drive-test samples (kqi.samples.fill_evidence)
+_SAMPLES_PREFIX = "smp_"
+
+
+def input_column(evidence: str) -> str | None:
+    """The KPI feed's column an evidence figure is made from (``None``: from drive-test samples).
+
+    ``prb_util_busy`` -> ``prb_util_dl``, ``ul_rise_db`` -> ``ul_interference_dbm``,
+    ``ta_isd_ratio`` -> ``ta_p90_m``, ``smp_dist_isd_ratio`` -> ``None``.
+    """
+    if evidence.startswith(_SAMPLES_PREFIX):
+        return None
+    col = DERIVED_FROM.get(evidence, evidence)
+    return _KPI_SOURCE.get(col, col)
 
 
 def not_judged(evidence: pl.DataFrame) -> list[dict[str, Any]]:
@@ -29,7 +47,9 @@ def not_judged(evidence: pl.DataFrame) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``{"cause": name, "missing": [evidence columns no cell has]}``, in registry order.
+        ``{"cause": name, "missing": [KPI feed columns it needs], "samples": whether drive-test
+        samples (``--samples``) would judge it too, "evidence": [evidence figures no cell
+        has]}``, in registry order.
     """
     have = {c for c in evidence.columns
             if evidence.height and evidence.get_column(c).null_count() < evidence.height}
@@ -44,11 +64,22 @@ def not_judged(evidence: pl.DataFrame) -> list[dict[str, Any]]:
                  for rule in cause.rules]
         if any(all(col in have for col in cols) for cols in needs):
             continue
-        missing = list(dict.fromkeys(col for cols in needs for col in cols if col not in have))
-        out.append({"cause": cause.name, "missing": missing})
+        evidence_missing = list(dict.fromkeys(col for cols in needs for col in cols if col not in have))
+        sources = [input_column(c) for c in evidence_missing]
+        out.append({"cause": cause.name,
+                    "missing": list(dict.fromkeys(c for c in sources if c is not None)),
+                    "samples": None in sources,
+                    "evidence": evidence_missing})
     return out
 
 
 def not_judged_text(items: list[dict[str, Any]]) -> str:
-    """``interference (no ul_interference_dbm), fault (no availability_min, alarm_count)``."""
-    return ", ".join(f"{i['cause']} (no {', '.join(i['missing'])})" for i in items)
+    """``interference (no ul_interference_dbm), overshooting (no ta_p90_m, nor drive-test samples)``:
+    the input columns a user would add."""
+    parts = []
+    for i in items:
+        what = ", ".join(i["missing"])
+        if i.get("samples"):
+            what = f"{what}, nor drive-test samples" if what else "drive-test samples"
+        parts.append(f"{i['cause']} (no {what})")
+    return ", ".join(parts)

@@ -127,8 +127,8 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     if unjudged:
         from kqi.judged import not_judged_text
 
-        lines += [f"**Causes not judged**: the KPIs have no figures for them, so no cell can come out "
-                  f"with them: {md_text(not_judged_text(unjudged))}.", ""]
+        lines += [f"**Causes not judged**: the KPI feed lacks the columns they need, so no cell can "
+                  f"come out with them: {md_text(not_judged_text(unjudged))}.", ""]
     net = diag.get("network") or {}
     if isinstance(net, dict) and net.get("basis"):
         # the reference the network-relative evidence is stated against (kqi.diagnosis)
@@ -187,7 +187,7 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     if unjudged:
         from kqi.judged import not_judged_text
 
-        out.append(f"[yellow]causes not judged, the KPIs have no figures for them: "
+        out.append(f"[yellow]causes not judged, the KPI feed lacks the columns they need: "
                    f"{escape(not_judged_text(unjudged))}[/yellow]")
     for feed, c in (summary.get("inputs") or {}).items():
         if c["rows_rejected"]:

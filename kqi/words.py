@@ -170,7 +170,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "review": ("Diagnoses to review", "待复核诊断"),
     "areas": ("Poor-quality areas", "质差区域"),
     "cells_in_areas": ("Poor cells in areas", "区域内质差小区"),
-    "not_judged": ("Causes not judged (no KPI figures for them)", "无法判断的原因(缺少KPI)"),
+    "not_judged": ("Causes not judged (KPI columns missing)", "无法判断的原因(缺少KPI列)"),
     "network": ("This network's reference", "本网参考基准"),
     "flag_on_upper_bound": ("Poor only when the Wilson upper bound is too", "威尔逊上界也需低于门限"),
 }

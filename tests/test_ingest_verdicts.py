@@ -125,20 +125,30 @@ def test_causes_the_kpis_cannot_judge_are_named(city, tmp_path: Path,  # type: i
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     kpis = pl.read_csv(city.kpis, infer_schema_length=0)
     path = tmp_path / "kpis.csv"
-    kpis.drop("ul_interference_dbm", "rsrp_weak_ratio").write_csv(path)
+    kpis.drop("ul_interference_dbm", "rsrp_weak_ratio", "prb_util_dl", "ta_p90_m").write_csv(path)
     out = tmp_path / "out"
     code, stdout, err = _kqi([*_run(city, out, kpis=path)][1:], capsys)  # without -q: the summary
     assert code == 0, err
-    line = ("causes not judged, the KPIs have no figures for them: interference (no "
-            "ul_interference_dbm), weak_coverage (no rsrp_weak_ratio)")
+    # the input columns a user would add (prb_util_dl), not the figures made from them
+    # (prb_util_busy, ta_isd_ratio): those stay in summary.json
+    named = ("interference (no ul_interference_dbm), high_load (no prb_util_dl), weak_coverage (no "
+             "rsrp_weak_ratio), overshooting (no ta_p90_m, nor drive-test samples)")
+    line = f"causes not judged, the KPI feed lacks the columns they need: {named}"
     assert line in " ".join(stdout.split())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diagnosis"]["not_judged"] == [
-        {"cause": "interference", "missing": ["ul_interference_dbm"]},
-        {"cause": "weak_coverage", "missing": ["rsrp_weak_ratio"]}]
+        {"cause": "interference", "missing": ["ul_interference_dbm"], "samples": False,
+         "evidence": ["ul_interference_dbm"]},
+        {"cause": "high_load", "missing": ["prb_util_dl"], "samples": False,
+         "evidence": ["prb_util_busy"]},
+        {"cause": "weak_coverage", "missing": ["rsrp_weak_ratio"], "samples": False,
+         "evidence": ["rsrp_weak_ratio"]},
+        {"cause": "overshooting", "missing": ["ta_p90_m"], "samples": True,
+         "evidence": ["ta_isd_ratio", "smp_dist_isd_ratio"]}]
     md = (out / "summary.md").read_text()
     assert "**Causes not judged**" in md
-    assert "interference (no ul_interference_dbm), weak_coverage (no rsrp_weak_ratio)." in md
+    assert f"{named}." in md
+    assert "prb_util_busy" not in md
     # every KPI present: nothing to say
     code, stdout, _ = _kqi(_run(city, tmp_path / "out2")[1:], capsys)
     assert code == 0

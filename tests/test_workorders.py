@@ -409,12 +409,13 @@ def test_summary_sheet_shows_every_diagnosis_figure(tmp_path):
     from openpyxl import load_workbook
 
     summary = {"diagnosis": {"poor_cells": 3, "review": 1, "cause_counts": {"fault": 3},
-                             "not_judged": [{"cause": "fault", "missing": ["availability_min"]}],
+                             "not_judged": [{"cause": "fault", "missing": ["availability"],
+                                             "samples": False, "evidence": ["availability_min"]}],
                              "network": {"basis": "UL floor -115.3 dBm (median of healthy cells)"},
                              "something_new": 7}}
     wb = load_workbook(write_work_orders_xlsx(tmp_path / "w.xlsx", build(), summary, None))
     values = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
     assert values["Poor cells diagnosed"] == 3          # a number, stored as a number
-    assert values["Causes not judged (no KPI figures for them)"] == "fault (no availability_min)"
+    assert values["Causes not judged (KPI columns missing)"] == "fault (no availability)"
     assert values["This network's reference"].startswith("UL floor -115.3 dBm")
     assert values["something_new"] == "7"               # nothing left out
