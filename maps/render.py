@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ HEALTHY_LAYER = "Cells, not poor"
 UNJUDGED_LAYER = "Cells, no test data"
 RECOVERED_LAYER = "Recovered (closed) orders"
 AREA_LAYER = "Poor-quality areas"
-HEAT_LAYER = "Complaints (heat)"
-POINT_LAYER = "Complaints (points)"
+HEAT_LAYER = "Network complaints (heat)"
+POINT_LAYER = "Network complaints (points)"
 
 
 #: shown instead of a blank page when the Leaflet library could not be loaded (an offline machine
@@ -219,10 +220,11 @@ def render_map(
     counts["recovered"] = n_recovered
 
     n_areas = _add_areas(fmap, areas, table, rings)
-    n_complaints = _add_complaints(fmap, complaints, links)
+    shown = _add_complaints(fmap, complaints, links)
+    n_complaints = shown.shown
 
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
-    fmap.add_child(_Legend(counts, n_areas, n_complaints, n_recovered,
+    fmap.add_child(_Legend(counts, n_areas, shown, n_recovered,
                            healthy_label=healthy_layer.removeprefix("Cells, ")))
     if n_bins:
         fmap.add_child(LegendControl(samples_layer.bins_legend(), name="KqiBinsLegend",
@@ -785,7 +787,7 @@ class LegendControl(MacroElement):
 class _Legend(LegendControl):
     """Cause colours and counts, bottom left."""
 
-    def __init__(self, counts: dict[str, int], n_areas: int, n_complaints: int,
+    def __init__(self, counts: dict[str, int], n_areas: int, complaints: ComplaintsShown,
                  n_recovered: int = 0, *, healthy_label: str = "not poor") -> None:
 
         def swatch(colour: str, label: str, *, outline: bool = False, dot: bool = False) -> str:
@@ -810,9 +812,8 @@ class _Legend(LegendControl):
                                f"recovered, order closed ({n_recovered:,})"))
         if n_areas:
             rows.append(swatch("#333333", f"poor-quality area ({n_areas:,})", outline=True))
-        if n_complaints:
-            rows.append(swatch(str(COMPLAINT_STYLE["fillColor"]), f"complaint ({n_complaints:,})",
-                               dot=True))
+        if complaints.shown or complaints.no_position:
+            rows.append(swatch(str(COMPLAINT_STYLE["fillColor"]), complaints.legend(), dot=True))
         super().__init__("".join(rows), name="KqiLegend", position="bottomleft")
 
 
@@ -893,12 +894,46 @@ def _add_areas(fmap: folium.Map, areas: pl.DataFrame | None, table: pl.DataFrame
     return len(features)
 
 
+@dataclass(frozen=True)
+class ComplaintsShown:
+    """What the complaint layers show and what they leave out, for the legend.
+
+    ``shown``: network complaints with a position (drawn); ``no_position``: network complaints
+    without one (linked through their CRM cell, counted in its popup, not drawn);
+    ``non_network``: tickets whose category is not a network problem (billing, ...), not drawn.
+    """
+
+    shown: int = 0
+    no_position: int = 0
+    non_network: int = 0
+
+    def legend(self) -> str:
+        """``network complaints: 215 shown, 9 without a position (56 non-network tickets not shown)``."""
+        text = f"network complaints: {self.shown:,} shown"
+        if self.no_position:
+            text += f", {self.no_position:,} without a position"
+        if self.non_network:
+            tickets = "ticket" if self.non_network == 1 else "tickets"
+            text += f" ({self.non_network:,} non-network {tickets} not shown)"
+        return text
+
+
 def _add_complaints(fmap: folium.Map, complaints: pl.DataFrame | None,
-                    links: pl.DataFrame | None) -> int:
-    """Complaints with a position: a heat layer and clustered points with escaped popups."""
+                    links: pl.DataFrame | None) -> ComplaintsShown:
+    """Network complaints with a position: a heat layer and clustered points with escaped
+    popups. Non-network tickets (billing, ...: ``network`` false in the links) are not drawn;
+    the counts say what was left out."""
     c = _opt(complaints, ("complaint_id", "lat", "lon"), "complaints")
     if c is None:
-        return 0
+        return ComplaintsShown()
+    lk = _opt(links, ("complaint_id", "cell_id"), "links")
+    non_network = 0
+    if lk is not None and "network" in lk.columns:
+        other = (lk.filter(~pl.col("network").cast(pl.Boolean).fill_null(False))
+                 .get_column("complaint_id").cast(pl.String))
+        keep = ~c.get_column("complaint_id").cast(pl.String).is_in(other.implode())
+        non_network = int((~keep).sum())
+        c = c.filter(keep)
 
     def col(name: str) -> pl.Expr:
         return (pl.col(name).cast(pl.String) if name in c.columns
@@ -913,12 +948,12 @@ def _add_complaints(fmap: folium.Map, complaints: pl.DataFrame | None,
     )
     ok = (df["lat"].is_not_null() & df["lon"].is_not_null() & df["lat"].is_finite()
           & df["lon"].is_finite() & df["lat"].is_between(-90, 90) & df["lon"].is_between(-180, 180))
-    if not ok.all():
-        log.info("map: %d complaints without a position are not drawn", int((~ok).sum()))
+    no_position = int((~ok).sum())
+    if no_position:
+        log.info("map: %d complaints without a position are not drawn", no_position)
     df = df.filter(ok).sort("complaint_id")
     if df.height == 0:
-        return 0
-    lk = _opt(links, ("complaint_id", "cell_id"), "links")
+        return ComplaintsShown(0, no_position, non_network)
     if lk is not None:
         dist = (pl.col("distance_m").cast(pl.Float64) if "distance_m" in lk.columns
                 else pl.lit(None, pl.Float64))
@@ -963,7 +998,7 @@ def _add_complaints(fmap: folium.Map, complaints: pl.DataFrame | None,
     ]
     _ComplaintPoints(js_json({"type": "FeatureCollection", "features": features}),
                      name=f"{POINT_LAYER} ({df.height:,})").add_to(fmap)
-    return df.height
+    return ComplaintsShown(df.height, no_position, non_network)
 
 
 def _add_recovered(fmap: folium.Map, followup: pl.DataFrame | None, table: pl.DataFrame,

@@ -279,8 +279,9 @@ def test_layers_features_and_popups(tmp_path: Path, inputs: dict, fake_assets: P
     assert sizes == [1, 1, 1, 1, 2]
     assert overlay_names(page) == [
         "Cells, not poor (2)", "Interference (1)", "High load (1)", "Unknown cause (1)",
-        "Poor-quality areas (1)", "Complaints (heat) (2)", "Complaints (points) (2)",
+        "Poor-quality areas (1)", "Network complaints (heat) (2)", "Network complaints (points) (2)",
     ]
+    assert "network complaints: 2 shown, 1 without a position</div>" in _legend(page)
     props = {f["properties"]["t"].split(" · ")[0]: f["properties"]
              for v in cells_layers for f in v["features"]}
     a1 = props[html.escape(HOSTILE_NAME)]
@@ -302,6 +303,28 @@ def test_layers_features_and_popups(tmp_path: Path, inputs: dict, fake_assets: P
     assert "complaints: 1 — K3 (资费)" in props["Alpha 2"]["l"]
     area = next(v for v in layers.values() if v["features"][0]["properties"].get("color"))
     assert area["features"][0]["properties"]["t"] == "area 0: 2 poor cells · interference"
+
+
+def _legend(page: str) -> str:
+    """The legend's html (a JSON string in the page's script), decoded."""
+    m = re.search(r'("(?:[^"\\]|\\.)*network complaints: (?:[^"\\]|\\.)*")', page)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def test_complaint_layers_say_what_is_shown_and_what_is_not(tmp_path: Path, inputs: dict,
+                                                           fake_assets: Path) -> None:
+    """Non-network tickets (billing) are not drawn, tickets without a position cannot be: the
+    legend counts both, so the map's count is not read as every ticket."""
+    links = inputs["links"].with_columns(pl.Series("network", [True, False, True]))
+    page = render(tmp_path, offline(fake_assets), **{**inputs, "links": links})
+    assert overlay_names(page)[-2:] == ["Network complaints (heat) (1)",
+                                        "Network complaints (points) (1)"]
+    assert ("network complaints: 1 shown, 1 without a position (1 non-network ticket not shown)"
+            in _legend(page))
+    points = [v for k, v in data_blocks(page).items() if not k.startswith("kqi_geo_json")]
+    assert [f["properties"]["t"] for p in points for f in p["features"]] == [
+        f"complaint K1 · {html.escape('上网慢')}"]
 
 
 def test_hostile_text_is_escaped_and_cannot_end_the_script(tmp_path: Path, inputs: dict,
