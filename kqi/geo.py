@@ -1,4 +1,4 @@
-"""Geography: great-circle distance and bearing, a spatial grid index, local inter-site distance.
+"""Geography: great-circle distance and bearing, a spatial index, local inter-site distance.
 
 Public API
 ----------
@@ -13,9 +13,9 @@ Inside your own numba kernels use the scalar kernels instead::
 
     from kqi._geo_kernels import haversine_m, bearing_deg, angle_diff_deg   # float args, float result
 
-Spatial grid index (CSR buckets of lat/lon cells; exact haversine distances; no O(n^2) matrix)::
+Spatial index (a scipy k-d tree picks candidates; exact haversine distances; no O(n^2) matrix)::
 
-    idx = geo.GridIndex(cells["lat"], cells["lon"])              # cell_m=None picks a size (~1 point/bucket)
+    idx = geo.GridIndex(cells["lat"], cells["lon"])
     nn_idx, nn_dist = idx.knn(q_lat, q_lon, k=3)                 # (nq, k) int64 / float64, sorted by
                                                                  #   (distance, index); padded -1 / +inf
     nn_idx, nn_dist = idx.knn(cells["lat"], cells["lon"], k=3, exclude_self=True)  # query i != point i
@@ -27,8 +27,8 @@ Spatial grid index (CSR buckets of lat/lon cells; exact haversine distances; no 
 
 ``idx`` values are row positions in the arrays the index was built from. A query with a NaN
 coordinate (e.g. a complaint without position) gets no neighbours; so does a NaN or negative
-radius. The index covers one contiguous longitude range: networks straddling the ±180° meridian
-are not supported.
+radius. The index works on the sphere (3-D positions), so networks straddling the ±180° meridian
+or near a pole are fine.
 
 Local inter-site distance::
 
@@ -43,12 +43,14 @@ all it has, and a lone site (no other site at all) gets null.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
+from scipy.spatial import cKDTree
 
 from kqi import _geo_kernels as _k
 from kqi.config import Config
@@ -68,9 +70,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EARTH_RADIUS_M = _k.EARTH_RADIUS_M
-_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
-#: the grid never holds more buckets than this (memory of the CSR offsets), whatever cell_m says
-_MAX_BUCKETS = 4_000_000
 
 
 def _as_f64(x: Any) -> np.ndarray:
@@ -206,25 +205,27 @@ class RadiusHits(NamedTuple):
 
 
 class GridIndex:
-    """Spatial index of points: lat/lon buckets of about ``cell_m`` metres, stored as CSR arrays.
+    """Spatial index of points for exact great-circle k-nearest and radius queries.
 
-    Queries return exact great-circle results: the grid only decides which points to look at.
+    A :class:`scipy.spatial.cKDTree` over the points' positions on the sphere (3-D, metres)
+    chooses the candidates: a chord is a monotonic function of the great-circle distance, so the
+    tree's chord bounds (widened by a margin far above rounding) hold every point that can
+    qualify. Distances are then the exact haversine of :func:`haversine_m` and the order is by
+    (distance, index), so ties and units are those of a brute-force search. (The name is kept
+    from the grid of buckets this replaced; scipy needs no compiling on a first run.)
 
     Parameters
     ----------
     lat, lon
         Point positions in WGS84 degrees (array-likes of equal length, no NaN).
     cell_m
-        Bucket edge in metres. ``None`` picks one from the points' extent so that a bucket holds
-        about one point on average (good for k-NN with small k). A size that would need more than
-        16 buckets per point (or 4 million) is doubled until it does not.
+        Accepted for callers of the earlier grid index (a positive number or ``None``); it has no
+        effect: the tree needs no bucket size and results are exact either way.
 
     Attributes
     ----------
     n : int
         Number of indexed points.
-    cell_m : float
-        Bucket edge actually used, metres (north-south; east-west at the points' mean latitude).
     """
 
     def __init__(self, lat: Any, lon: Any, *, cell_m: float | None = None) -> None:
@@ -241,35 +242,8 @@ class GridIndex:
         self.lat = plat
         self.lon = plon
         self.n = int(plat.shape[0])
-        if self.n:
-            lat0, lat1 = float(plat.min()), float(plat.max())
-            lon0, lon1 = float(plon.min()), float(plon.max())
-        else:
-            lat0 = lat1 = lon0 = lon1 = 0.0
-        mid_cos = max(math.cos(math.radians(0.5 * (lat0 + lat1))), 1e-6)
-        h_m = (lat1 - lat0) * _M_PER_DEG
-        w_m = (lon1 - lon0) * _M_PER_DEG * mid_cos
-        if cell_m is None:
-            area = max(h_m, 1.0) * max(w_m, 1.0)
-            cell_m = max(math.sqrt(area / max(self.n, 1)), 1.0)
-        # a tiny cell_m over a wide extent would mostly make empty buckets (memory, and rings
-        # of nothing to walk): at most 16 buckets per point
-        max_buckets = min(_MAX_BUCKETS, max(16 * self.n, 1024))
-        while (h_m / cell_m + 1) * (w_m / cell_m + 1) > max_buckets:
-            cell_m *= 2.0
-        self.cell_m = float(cell_m)
-        self._dlat = cell_m / _M_PER_DEG
-        self._dlon = min(cell_m / (_M_PER_DEG * mid_cos), 360.0)
-        self._lat0 = lat0
-        self._lon0 = lon0
-        self._nrows = int((lat1 - lat0) / self._dlat) + 1
-        self._ncols = int((lon1 - lon0) / self._dlon) + 1
-        self._max_abs_lat = max(abs(lat0), abs(lat1))
-        self._order, self._offsets = _k.grid_build(
-            plat, plon, self._lat0, self._lon0, self._dlat, self._dlon, self._nrows, self._ncols
-        )
-        log.debug("grid index: %d points, %d x %d buckets of %.0f m", self.n, self._nrows,
-                  self._ncols, self.cell_m)
+        self._tree = cKDTree(_xyz(plat, plon)) if self.n else None
+        log.debug("spatial index: %d points", self.n)
 
     def _queries(self, lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray]:
         qlat = _ro(np.ascontiguousarray(_as_f64(lat).ravel()))
@@ -277,6 +251,31 @@ class GridIndex:
         if qlat.shape != qlon.shape:
             raise ValueError(f"query lat and lon differ in length ({qlat.shape[0]} vs {qlon.shape[0]})")
         return qlat, qlon
+
+    def _ball(self, qlat: np.ndarray, qlon: np.ndarray, q: np.ndarray,
+              chord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points within chord ``chord[j]`` of query ``q[j]``: flat ``(query, point)`` pairs."""
+        assert self._tree is not None
+        x = _xyz(qlat[q], qlon[q])
+        if chord.size and chord.min() == chord.max():
+            # one radius: a tree of the queries against the points' tree, flat pairs from C
+            pairs = cKDTree(x).sparse_distance_matrix(self._tree, float(chord[0]),
+                                                      output_type="ndarray")
+            return q[pairs["i"]].astype(np.int64), pairs["j"].astype(np.int64)
+        lists = self._tree.query_ball_point(x, chord, return_sorted=False)
+        counts = np.fromiter((len(h) for h in lists), dtype=np.int64, count=len(lists))
+        pts = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64,
+                          count=int(counts.sum()))
+        return np.repeat(q.astype(np.int64, copy=False), counts), pts
+
+    def _haversine_sorted(self, qlat: np.ndarray, qlon: np.ndarray, qq: np.ndarray,
+                          pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact distances of the (query, point) pairs, pairs sorted by (query, distance, point)."""
+        dist = np.empty(qq.shape[0], dtype=np.float64)
+        _k.haversine_arr(_ro(qlat[qq]), _ro(qlon[qq]), _ro(self.lat[pts]), _ro(self.lon[pts]), dist)
+        order = (pl.DataFrame({"q": qq, "d": dist, "p": pts})
+                 .select(pl.arg_sort_by(["q", "d", "p"])).to_series().to_numpy())
+        return qq[order], pts[order], dist[order]
 
     def knn(self, lat: Any, lon: Any, k: int, *, exclude_self: bool = False,
             exclude: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -308,6 +307,7 @@ class GridIndex:
             raise ValueError(f"k must be >= 0, got {k}")
         if exclude_self and exclude is not None:
             raise ValueError("give exclude_self or exclude, not both")
+        ex: np.ndarray | None = None
         if exclude_self:
             if nq != self.n:
                 raise ValueError("exclude_self needs the queries to be the indexed points")
@@ -316,13 +316,43 @@ class GridIndex:
             ex = np.ascontiguousarray(np.asarray(exclude, dtype=np.int64).ravel())
             if ex.shape[0] != nq:
                 raise ValueError("exclude needs one entry per query")
-        else:
-            ex = np.full(nq, -1, dtype=np.int64)
-        out_idx = np.empty((nq, k), dtype=np.int64)
-        out_dist = np.empty((nq, k), dtype=np.float64)
-        _k.grid_knn(self.lat, self.lon, self._order, self._offsets, self._lat0, self._lon0,
-                    self._dlat, self._dlon, self._nrows, self._ncols, self._max_abs_lat,
-                    qlat, qlon, ex, k, out_idx, out_dist)
+        out_idx = np.full((nq, k), -1, dtype=np.int64)
+        out_dist = np.full((nq, k), np.inf, dtype=np.float64)
+        q = np.flatnonzero(~(np.isnan(qlat) | np.isnan(qlon)))
+        if k == 0 or self.n == 0 or q.size == 0:
+            return out_idx, out_dist
+        assert self._tree is not None
+        # the chord to the (k + 1)-th nearest (k-th without exclusions), widened, bounds the
+        # k-th nearest non-excluded point: every point inside it is a candidate. A query whose
+        # last fetched neighbour lies beyond that bound has all its candidates; the others (ties:
+        # co-sited cells, duplicates) fetch twice as many, until they do or hold every point
+        kk = k + (1 if ex is not None else 0)
+        x = _xyz(qlat[q], qlon[q])
+        kq = min(2 * kk + 2, self.n)
+        qs, ps = [], []
+        while q.size:
+            cd, ci = self._tree.query(x, k=kq)
+            cd = cd.reshape(q.size, kq)
+            if kq == self.n:
+                done = np.ones(q.size, dtype=bool)
+            else:
+                done = cd[:, -1] > _widen(cd[:, min(kk, kq) - 1])
+            qs.append(np.repeat(q[done].astype(np.int64), kq))
+            ps.append(ci.reshape(q.size, kq)[done].ravel().astype(np.int64, copy=False))
+            q, x = q[~done], x[~done]
+            kq = min(2 * kq, self.n)
+        qq = np.concatenate(qs)
+        pts = np.concatenate(ps)
+        if ex is not None:
+            keep = pts != ex[qq]
+            qq, pts = qq[keep], pts[keep]
+        qq, pts, dist = self._haversine_sorted(qlat, qlon, qq, pts)
+        # rank of each pair within its query; the first k of each query are the answer
+        first = np.searchsorted(qq, qq, side="left")
+        rank = np.arange(qq.shape[0], dtype=np.int64) - first
+        top = rank < k
+        out_idx[qq[top], rank[top]] = pts[top]
+        out_dist[qq[top], rank[top]] = dist[top]
         return out_idx, out_dist
 
     def within(self, lat: Any, lon: Any, radius_m: Any) -> RadiusHits:
@@ -341,14 +371,37 @@ class GridIndex:
             CSR ``(starts, idx, dist)``; see :class:`RadiusHits`.
         """
         qlat, qlon = self._queries(lat, lon)
-        rad = np.ascontiguousarray(
-            np.broadcast_to(_as_f64(radius_m), qlat.shape).astype(np.float64, copy=True).ravel()
-        )
-        starts, idx, dist = _k.grid_within(
-            self.lat, self.lon, self._order, self._offsets, self._lat0, self._lon0,
-            self._dlat, self._dlon, self._nrows, self._ncols, qlat, qlon, rad,
-        )
-        return RadiusHits(starts, idx, dist)
+        nq = qlat.shape[0]
+        rad = np.broadcast_to(_as_f64(radius_m), qlat.shape).astype(np.float64, copy=True).ravel()
+        with np.errstate(invalid="ignore"):
+            ok = ~(np.isnan(qlat) | np.isnan(qlon) | np.isnan(rad)) & (rad >= 0.0)
+        q = np.flatnonzero(ok)
+        starts = np.zeros(nq + 1, dtype=np.int64)
+        if self.n == 0 or q.size == 0:
+            return RadiusHits(starts, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+        # chord of the great-circle radius (a radius past half the globe takes every point)
+        half = np.minimum(rad[q] / (2.0 * EARTH_RADIUS_M), 0.5 * math.pi)
+        chord = _widen(2.0 * EARTH_RADIUS_M * np.sin(half))
+        qq, pts, dist = self._haversine_sorted(qlat, qlon, *self._ball(qlat, qlon, q, chord))
+        keep = dist <= rad[qq]
+        qq, pts, dist = qq[keep], pts[keep], dist[keep]
+        np.cumsum(np.bincount(qq, minlength=nq), out=starts[1:])
+        return RadiusHits(starts, pts, dist)
+
+
+def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Positions on the mean Earth sphere, metres, as an ``(n, 3)`` array (a chord between two
+    rows is a monotonic function of their great-circle distance)."""
+    p = np.radians(lat)
+    lam = np.radians(lon)
+    cp = np.cos(p)
+    return EARTH_RADIUS_M * np.column_stack((cp * np.cos(lam), cp * np.sin(lam), np.sin(p)))
+
+
+def _widen(chord: np.ndarray) -> np.ndarray:
+    """A chord bound widened far beyond the rounding of chords and haversines (a micrometre-scale
+    error at Earth's radius) so that no qualifying point is missed; the exact haversine decides."""
+    return chord * (1.0 + 1e-6) + 1.0
 
 
 def site_isd(cells: pl.DataFrame, config: Config | None = None) -> pl.DataFrame:

@@ -336,21 +336,3 @@ def test_inputs_of_any_array_kind() -> None:
     ro.setflags(write=False)
     hits = geo.GridIndex(ro, np.array(lon)).within(ro, np.array(lon), 1200.0)
     assert hits.counts.tolist() == [2, 2, 1]
-
-
-@given(dist=st.lists(st.sampled_from([0.0, 1.0, 2.5, 7.0, 1e9]), max_size=80), pad=st.integers(0, 5),
-       seed=st.integers(0, 1000))
-@settings(max_examples=150, deadline=None)
-def test_heapsort_pairs_orders_by_distance_then_index(dist: list[float], pad: int, seed: int) -> None:
-    """The radius query's in-kernel sort (many ties) gives Python's sort of (distance, index)
-    exactly, and touches nothing outside its range."""
-    from kqi._geo_kernels import _heapsort_pairs
-
-    idx = np.random.default_rng(seed).permutation(len(dist)).astype(np.int64)
-    d = np.array([-1.0] * pad + dist + [-2.0], dtype=np.float64)
-    i = np.concatenate([np.full(pad, -7), idx, [-9]]).astype(np.int64)
-    _heapsort_pairs(d, i, pad, len(dist))
-    want = sorted(zip(dist, idx.tolist(), strict=True))
-    assert list(zip(d[pad:pad + len(dist)].tolist(), i[pad:pad + len(dist)].tolist(), strict=True)) == want
-    assert d[:pad].tolist() == [-1.0] * pad
-    assert (d[-1], i[-1]) == (-2.0, -9)
