@@ -22,6 +22,7 @@ import pyarrow as pa
 from kqi.config import Config
 from kqi.errors import ConfigError, InputError
 from kqi.privacy import scrub_series
+from kqi.progress import add_rows
 from kqi.schema import (
     APP_TESTS,
     APP_TESTS_AGG,
@@ -296,6 +297,7 @@ class _Run:
     def chunks(self) -> Iterator[RawChunk]:
         for raw in self.src.chunks():
             self.rows_read += raw.frame.height + len(raw.malformed)
+            add_rows(raw.frame.height + len(raw.malformed))  # the console's progress (kqi.progress)
             self.sink.add_malformed(raw.malformed, self.src.delimiter)
             for m in raw.malformed:
                 self.tally.add(m.reason.split(",")[0] if m.reason.startswith("row: has") else m.reason,

@@ -29,30 +29,34 @@ _out = Console(highlight=False, soft_wrap=True)
 
 
 class _ProgressPrinter:
-    """Prints one line per finished stage, with a spinner while a stage runs (TTY only)."""
+    """Prints one line per finished stage; while a long stage runs, its rows so far and rows/s
+    (kqi.progress: refreshed in place on a terminal, a plain line every few seconds otherwise)."""
 
     def __init__(self, quiet: bool) -> None:
+        from kqi.progress import Ticker
+
         self.quiet = quiet
-        self._status: Any = None
+        tty = _err.is_terminal
+        self._ticker = None if quiet else Ticker(sys.stderr, tty=tty, after=0.5 if tty else 2.0)
         self._t0 = 0.0
 
     def __call__(self, stage: str, event: str) -> None:
-        if self.quiet:
+        if self._ticker is None:
             return
         if event == "start":
             self._t0 = time.perf_counter()
-            if _err.is_terminal:
-                self._status = _err.status(f"{stage} ...")
-                self._status.start()
+            self._ticker.start(stage)
         else:
-            if self._status is not None:
-                self._status.stop()
-                self._status = None
-            _err.print(f"  [green]✓[/green] {stage} [dim]({time.perf_counter() - self._t0:.1f} s)[/dim]")
+            from kqi.progress import rows_text
+
+            rows = self._ticker.stop()
+            secs = time.perf_counter() - self._t0
+            tail = f", {rows_text(rows, secs)}" if rows else ""
+            _err.print(f"  [green]✓[/green] {stage} [dim]({secs:.1f} s{tail})[/dim]")
 
     def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
+        if self._ticker is not None:
+            self._ticker.stop()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

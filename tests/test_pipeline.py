@@ -210,8 +210,10 @@ def test_unusable_input_is_one_line_and_nonzero(city, tmp_path: Path, mutate: st
     code, _, err = _kqi(["run", "--cells", str(city.cells), "--tests", str(bad), "--kpis",
                          str(city.kpis), "--out", str(tmp_path / "o")], capsys)
     assert code == 2
-    # stage progress lines may precede it; the error itself is exactly one line
-    lines_err = [ln for ln in err.strip().splitlines() if ln.strip() and "✓" not in ln]
+    # stage lines (done, or still running: kqi.progress) may precede it; the error itself is
+    # exactly one line
+    lines_err = [ln for ln in err.strip().splitlines()
+                 if ln.strip() and "✓" not in ln and not ln.endswith(" ...")]
     assert len(lines_err) == 1, err
     assert "tests.csv" in lines_err[0]
     assert needle in lines_err[0].lower()
@@ -257,9 +259,14 @@ def test_quiet_and_verbose_after_the_subcommand(city, tmp_path: Path,
     assert code == 0
     assert out == ""
     assert "✓" not in err
-    code, out, _ = _kqi([*args, "-v"], capsys)
+    code, out, err = _kqi([*args, "-v"], capsys)
     assert code == 0
     assert "wrote to" in out
+    # each ingest stage's line says how many rows it read, and how fast (kqi.progress)
+    done = [ln for ln in err.splitlines() if "✓ ingest KPIs (" in ln]
+    assert len(done) == 1
+    assert " rows, " in done[0]
+    assert "rows/s)" in done[0]
 
 
 def test_in_memory_run_matches_the_file_run(tmp_path: Path) -> None:
