@@ -37,6 +37,7 @@ from kqi.schema import (
     FeedSchema,
 )
 
+from ._codes import CodeTable
 from ._convert import (
     Checks,
     TimestampParser,
@@ -53,6 +54,7 @@ from ._convert import (
     name_form,
 )
 from ._feedcheck import lookalike_hint, missing_measures
+from ._fused import FusedCounter, fused_count
 from ._kernels import _first_rows
 from ._rejects import RejectSink
 from ._repeats import PairSet
@@ -627,12 +629,15 @@ class TestsFeed:
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(self, kind: Literal["tests", "aggregated"], path: Path,
-                 batches: Iterator[pl.DataFrame], codes: _CodeMap) -> None:
+                 batches: Iterator[pl.DataFrame], codes: _CodeMap | CodeTable) -> None:
         self.kind = kind
         self.path = path
         self.batches = batches
         self._codes = codes
         self.exhausted = False
+        #: counts the whole feed into an accumulator in place, row group by row group, where
+        #: the file allows it (:mod:`ingest._fused`); None: iterate :attr:`batches`
+        self.fused: Callable[[Any], None] | None = None
         #: canonical columns the file has (after aliases and the column map)
         self.columns: frozenset[str] = frozenset()
 
@@ -646,6 +651,18 @@ class TestsFeed:
         if not self._codes.fixed and not self.exhausted:
             raise RuntimeError("cell_ids is known only after the batches are exhausted")
         return self._codes.ids
+
+    def count(self, acc: Any) -> None:
+        """Count every test into ``acc`` (``kqi.flagging.KqiAccumulator``): in place, row group by
+        row group, where :attr:`fused` applies and ``acc`` keeps no daily counts; else batch by
+        batch. The same counts, rejects and report either way."""
+        fused, self.fused = self.fused, None
+        if fused is not None and not acc.keeps_daily:
+            self.batches = iter(())
+            fused(acc)
+            return
+        for batch in self.batches:
+            acc.add(batch)
 
     def collect(self) -> pl.DataFrame:
         """All remaining batches in one frame (convenience for small feeds and tests)."""
@@ -944,7 +961,7 @@ class Ingest:
             null; any other ``ts`` is read and checked as usual, so the same rows are rejected.
         """
         cfg = self.config.ingest
-        codes = _CodeMap(None if cells is None else _cell_ids(cells))
+        codes = CodeTable(None if cells is None else _cell_ids(cells))
         src = open_source(path, cfg.encoding, cfg.batch_rows, feed="app_tests",
                           options=read_options(cfg, "app_tests"))
         try:
@@ -977,35 +994,54 @@ class Ingest:
         # each batch read and validated in a worker while the caller counts the one before
         feed.batches = _prefetched(self._test_batches(run, codes, feed, aggregated), 1, last=_LAST,
                                    name="kqi-ingest")
+        if FusedCounter.applies(run, aggregated):
+            feed.fused = lambda acc: self._fused_count(run, codes, feed, acc)
         return feed
 
-    def _test_batches(self, run: _Run, codes: _CodeMap, feed: TestsFeed, aggregated: bool
+    def _test_batches(self, run: _Run, codes: _CodeMap | CodeTable, feed: TestsFeed, aggregated: bool
                       ) -> Iterator[pl.DataFrame]:
         limit = self.config.ingest.batch_rows
         dups = _Duplicates(("cell_id", "service_code", "period")) if aggregated else None
-        cols = AGG_BATCH_COLUMNS if aggregated else TEST_BATCH_COLUMNS
         try:
-            id_src = run.mapping["cell_id"]
             for raw in run.chunks():
-                values, checks = run.convert(raw)
-                coded = raw.coded.get(id_src)
-                if coded is not None and aggregated:
-                    values["cell_id"] = coded.decode().alias("cell_id")  # the duplicate key
-                frame = pl.DataFrame(values)
-                if aggregated:
-                    checks.add(frame.get_column("good_tests") > frame.get_column("tests"),
-                               "good_tests: greater than tests", frame.get_column("good_tests"))
-                if coded is None:
-                    ids = frame.get_column("cell_id")
-                    coded = Coded(ids, np.arange(len(ids), dtype=np.int32))
-                code = _resolve_ids(codes, coded, checks)
-                if dups is not None:
-                    checks.add(dups.check(frame, ~checks.failing()),
-                               "period: duplicate cell_id, service and period")
-                out = run.split(raw, frame.with_columns(code).select(cols), checks)
+                out = self._test_chunk(run, codes, raw, dups, aggregated)
                 for start in range(0, out.height, limit):
                     yield out.slice(start, limit)
             yield _LAST  # the report is made when the consumer asks past the last batch
+            run.finish()
+            feed.exhausted = True
+        except BaseException:
+            run.abort()
+            raise
+
+
+    @staticmethod
+    def _test_chunk(run: _Run, codes: _CodeMap | CodeTable, raw: RawChunk, dups: _Duplicates | None,
+                    aggregated: bool) -> pl.DataFrame:
+        """One raw chunk of the app-test feed converted, checked, coded; its rejects written."""
+        cols = AGG_BATCH_COLUMNS if aggregated else TEST_BATCH_COLUMNS
+        values, checks = run.convert(raw)
+        coded = raw.coded.get(run.mapping["cell_id"])
+        if coded is not None and aggregated:
+            values["cell_id"] = coded.decode().alias("cell_id")  # the duplicate key
+        frame = pl.DataFrame(values)
+        if aggregated:
+            checks.add(frame.get_column("good_tests") > frame.get_column("tests"),
+                       "good_tests: greater than tests", frame.get_column("good_tests"))
+        if coded is None:
+            ids = frame.get_column("cell_id")
+            coded = Coded(ids, np.arange(len(ids), dtype=np.int32))
+        code = _resolve_ids(codes, coded, checks)
+        if dups is not None:
+            checks.add(dups.check(frame, ~checks.failing()),
+                       "period: duplicate cell_id, service and period")
+        return run.split(raw, frame.with_columns(code).select(cols), checks)
+
+    def _fused_count(self, run: _Run, codes: CodeTable, feed: TestsFeed, acc: Any) -> None:
+        """The whole feed counted into ``acc`` row group by row group (:mod:`ingest._fused`)."""
+        try:
+            fused_count(self, run, codes,
+                        lambda raw: self._test_chunk(run, codes, raw, None, False), acc)
             run.finish()
             feed.exhausted = True
         except BaseException:
@@ -1017,7 +1053,7 @@ class Ingest:
 _LAST = pl.DataFrame()
 
 
-def _resolve_ids(codes: _CodeMap, raw: Coded, checks: Checks) -> pl.Series:
+def _resolve_ids(codes: _CodeMap | CodeTable, raw: Coded, checks: Checks) -> pl.Series:
     """cell_code of raw cell_id text; unknown ids are rejected (fixed codes) or coded (growing).
 
     The work is per distinct value (``raw.values``): exact matches cost one join of the values;

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 N_SERVICES = _kernels.N_SERVICES
 _US_PER_DAY = 86_400_000_000
 _SERVICE_NAMES = pl.Series("service", SERVICES, dtype=pl.String)
+#: each service code's place among the service names sorted as text (the output's order)
+_SERVICE_RANK = np.argsort(np.argsort(np.array(SERVICES))).astype(np.int64)
 #: polars dtypes of kqi.schema.CELL_KQI, to pin the output's types
 _CELL_KQI_SCHEMA = pl.from_arrow(CELL_KQI.empty_table()).schema  # type: ignore[union-attr]
 
@@ -263,6 +265,18 @@ class KqiAccumulator:
                 raise ValueError(f"negative cell_code {lo}")
             self._ensure_cells(int(hi))
 
+    @property
+    def keeps_daily(self) -> bool:
+        """Whether per-day counts are kept (then every batch must come through :meth:`add`)."""
+        return self._keep_daily
+
+    def arrays(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+        """The whole-window counters (tests, good_tests: int64, index ``cell_code * 3 +
+        service_code``), grown to hold ``n_cells`` codes, for a reader that counts in place
+        (``kqi.ingest._fused``; it adds to :attr:`rows` itself)."""
+        self._ensure_cells(n_cells - 1)
+        return self._tests, self._good
+
     # -- growth ------------------------------------------------------------------------------
     def _ensure_cells(self, max_code: int) -> None:
         if max_code < self._n_cells:
@@ -387,6 +401,18 @@ class KqiAccumulator:
             confidence; sorted by cell_id, service.
         """
         keys = np.flatnonzero(self._tests > 0)
+        if keys.size:
+            # sorted by (cell_id, service name) through integer ranks: one sort of the ids, not
+            # a string sort of every cell x service row
+            ids = cell_ids.cast(pl.String)
+            if int(keys[-1]) // N_SERVICES >= ids.len():
+                raise ValueError(f"cell_ids has {ids.len()} entries; codes reach "
+                                 f"{int(keys[-1]) // N_SERVICES}")
+            id_rank = np.empty(ids.len(), dtype=np.int64)
+            id_rank[ids.arg_sort().to_numpy()] = np.arange(ids.len(), dtype=np.int64)
+            order = np.argsort(id_rank[keys // N_SERVICES] * N_SERVICES
+                               + _SERVICE_RANK[keys % N_SERVICES], kind="stable")
+            keys = keys[order]
         cells = keys // N_SERVICES
         svc = keys % N_SERVICES
         tests = self._tests[keys]
@@ -403,7 +429,7 @@ class KqiAccumulator:
             "rate_high": f["rate_high"],
             "confidence": f["confidence"],
         }).cast(_CELL_KQI_SCHEMA)
-        return df.sort(["cell_id", "service"])
+        return df
 
     def daily(self, cell_ids: pl.Series) -> pl.DataFrame:
         """Per-day counts: cell_id, service, day (Date), tests, good_tests; days with tests only.
@@ -469,8 +495,7 @@ def flag_cells(source: str | Path | pl.DataFrame | pl.LazyFrame | pa.Table,
     feed = ingest.Ingest(config, rejects_dir=None, checksum=False).app_tests(source, None,
                                                                             days=False)
     acc = KqiAccumulator(0, config, daily=False)
-    for batch in feed.batches:
-        acc.add(batch)
+    feed.count(acc)  # in place, row group by row group, where the file allows it
     check_kqi_columns(feed, acc, config)
     return acc.cell_kqi(feed.cell_ids)
 

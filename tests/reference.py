@@ -152,3 +152,41 @@ def repeats(keys: list[tuple[int, int]], ok: list[bool], seen: set[tuple[int, in
         out.append(key in seen)
         seen.add(key)
     return out
+
+
+def ref_code_table(ids: list[str], queries: list[str | None]) -> list[int]:
+    """cell_id -> cell_code as ``ingest._codes.CodeTable`` gives it: ids appended in order (codes
+    0, 1, ...), a query's code or -1 when absent or null."""
+    table: dict[str, int] = {}
+    for i in ids:
+        table.setdefault(i, len(table))
+    return [-1 if q is None else table.get(q, -1) for q in queries]
+
+
+def ref_judge_count(rows: list[dict[str, Any]], config: Config,
+                    bounds: dict[str, tuple[float, float, bool]]
+                    ) -> tuple[int, dict[tuple[int, int], list[int]]]:
+    """What ``ingest._fused._judge_count`` decides, row by row: the first row whose judged value
+    fails its check (finite, within ``lo..hi``, whole where ``whole``; NaN and None are missing)
+    or whose cell or service code is missing (None), else ``len(rows)``; and the counts of the
+    rows before it, by (cell_code, service_code). The kernel works in blocks: it stops at the
+    start of the block holding that row, having counted the blocks before."""
+    first_bad = len(rows)
+    for i, r in enumerate(rows):
+        failed = r["cell_code"] is None or r["service_code"] is None
+        for name, (lo, hi, whole) in bounds.items():
+            v = r.get(name)
+            if v is None or math.isnan(v):
+                continue
+            if not (math.isfinite(v) and lo <= v <= hi and (not whole or v == math.floor(v))):
+                failed = True
+        if failed:
+            first_bad = i
+            break
+    out: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows[:first_bad]:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        c = out[(r["cell_code"], r["service_code"])]
+        c[0] += 1
+        c[1] += verdict(clean, config)
+    return first_bad, dict(out)
