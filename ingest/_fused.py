@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from kqi import _kernels as fk
 from kqi._numba import kernel
 from kqi.errors import InputError
+from kqi.progress import add_rows
 from kqi.schema import APP_TESTS, KQI_COLUMNS
 
 from ._codes import CodeTable
@@ -284,6 +285,7 @@ class FusedCounter:
             for rb in _prefetched(self._batches(), 1, name="kqi-decode"):
                 n = rb.num_rows
                 self.run.rows_read += n
+                add_rows(n)  # the console's progress (kqi.progress)
                 if self._fast(rb):
                     self.run.rows_accepted += n
                     counted += n
