@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from kqi.complaints import hotspots_text
 from kqi.config import Config, as_config
 from kqi.io import md_text, write_csv, write_json, write_text
 from kqi.pipeline import Progress, RunResult, Source, _check_inputs, _finish, _Stages
@@ -140,6 +141,7 @@ def map_summary(r: RunResult) -> dict[str, Any]:
                    for name, rep in r.reports.items()},
     }
     if r.links is not None:
+        from kqi.complaints import hotspot_counts
         from kqi.frames import linked_network
 
         links = r.links
@@ -149,7 +151,7 @@ def map_summary(r: RunResult) -> dict[str, Any]:
             "network_complaints": network.height,
             "linked": linked_network(links).height,
             "non_network": links.height - network.height,
-            "hotspots": r.hotspots.height if r.hotspots is not None else 0,
+            **hotspot_counts(r.hotspots),
         }
     return summary
 
@@ -186,7 +188,7 @@ def map_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["## Complaints", "",
                   f"- complaints: {comp['complaints']:,} (network {comp['network_complaints']:,}, "
                   f"linked to a cell {comp['linked']:,}, non-network {comp['non_network']:,})",
-                  f"- hotspots: {comp['hotspots']:,} (hotspots.csv)", ""]
+                  f"- hotspots: {md_text(hotspots_text(comp))} (hotspots.csv)", ""]
     return "\n".join(lines)
 
 
@@ -207,5 +209,5 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path) -> list[str]:
     comp = summary.get("complaints")
     if comp:
         out.append(f"complaints: {comp['complaints']:,}, linked {comp['linked']:,}, "
-                   f"hotspots {comp['hotspots']:,}")
+                   f"hotspots: {escape(hotspots_text(comp))}")
     return out

@@ -34,7 +34,9 @@ other than ``complaint_id``, positions and category-derived values.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -595,3 +597,48 @@ def hotspots(  # noqa: PLR0917 - positional order is the pipeline's API
     return (out.with_columns(pl.col("kind").replace_strict(order, return_dtype=pl.Int32)
                              .alias("_k"))
             .sort(["_k", "rank"]).drop("_k"))
+
+
+#: the hotspot rankings in words (summary.md, console), in the order they are ranked
+HOTSPOT_RANKINGS: dict[str, str] = {"volume": "by volume", "increase": "by increase",
+                                    "per_10k": "per 10,000 subscribers", "spatial": "by place"}
+
+
+def hotspot_counts(hotspots: pl.DataFrame | None) -> dict[str, Any]:
+    """How many distinct places the TOP-N rankings name, and how many entries each ranking has.
+
+    One cell can top several rankings (by volume and per 10,000 subscribers), so the entries of
+    ``hotspots.csv`` overcount: a place is a cell, else a region (per-region subscribers), else
+    a spatial cluster's centre.
+
+    Returns
+    -------
+    dict
+        ``{"hotspots": distinct places, "hotspot_rankings": {kind: entries}}``.
+    """
+    if hotspots is None or hotspots.height == 0:
+        return {"hotspots": 0, "hotspot_rankings": {}}
+
+    def text(name: str) -> pl.Expr:
+        return (pl.col(name).cast(pl.String) if name in hotspots.columns
+                else pl.lit(None, pl.String))
+
+    place = pl.coalesce(pl.lit("cell ") + text("cell_id"), pl.lit("region ") + text("region"),
+                        pl.lit("at ") + text("lat") + pl.lit(",") + text("lon"))
+    kinds = hotspots.get_column("kind").cast(pl.String).to_list()
+    order = [k for k in HOTSPOT_RANKINGS if k in kinds] + sorted(set(kinds) - set(HOTSPOT_RANKINGS))
+    return {"hotspots": int(hotspots.select(place.n_unique()).item()),
+            "hotspot_rankings": {k: kinds.count(k) for k in order}}
+
+
+def hotspots_text(comp: Mapping[str, Any]) -> str:
+    """``15 distinct places in 3 rankings (by volume 10, per 10,000 subscribers 6, by place 10; a
+    place can top several)``, from :func:`hotspot_counts`."""
+    rankings: Mapping[str, int] = comp.get("hotspot_rankings") or {}
+    n = comp.get("hotspots", 0)
+    if not rankings:
+        return f"{n:,} distinct places"
+    parts = ", ".join(f"{HOTSPOT_RANKINGS.get(k, k)} {v:,}" for k, v in rankings.items())
+    several = "; a place can top several" if len(rankings) > 1 else ""
+    word = "ranking" if len(rankings) == 1 else "rankings"
+    return f"{n:,} distinct places in {len(rankings)} {word} ({parts}{several})"

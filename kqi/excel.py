@@ -28,7 +28,7 @@ import polars as pl
 
 from kqi.io import CONTROL, clean_text, formula_like, write_workbook
 from kqi.summary import CASE_KEYS, case_frame
-from kqi.words import figure, header, section, translate
+from kqi.words import figure, header, section, translate, value_words
 from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
@@ -408,6 +408,11 @@ def _summary_tables(work_orders: pl.DataFrame, summary: Mapping[str, Any],
                   if k != "non_network"]
         items += [(figure(k, language), comp[k]) for k in ("silent_poor_cells", "hotspots")
                   if k in comp and comp[k] is not None]
+        rankings = comp.get("hotspot_rankings")
+        if isinstance(rankings, Mapping) and rankings:  # one place can top several rankings
+            kinds = value_words("kind", language)
+            items += [(f"{figure('hotspot_rankings', language)}: {kinds.get(k, k)}", v)
+                      for k, v in rankings.items()]
         out.append(("complaints", _figures(items), {}))
     figures_wo = work_order_summary(work_orders)
     counts: Mapping[str, Any] = figures_wo["causes"]  # type: ignore[assignment]

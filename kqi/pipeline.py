@@ -453,6 +453,7 @@ def _write_exports(r: RunResult, out_dir: Path, cfg: Config) -> list[Path]:
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
                        hotspot_df: pl.DataFrame | None) -> dict[str, Any]:
+    from kqi.complaints import hotspot_counts
     from kqi.frames import linked_network
 
     network = links.filter(pl.col("network"))
@@ -465,5 +466,5 @@ def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,
         "by_method": dict(sorted(
             (str(k), int(v)) for k, v in links.group_by("method").len().iter_rows())),
         "silent_poor_cells": silent.height if silent is not None else None,
-        "hotspots": hotspot_df.height if hotspot_df is not None else 0,
+        **hotspot_counts(hotspot_df),  # distinct places, and the entries per ranking
     }

@@ -148,11 +148,15 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["## Drive-test / MR samples", "", samples_line(smp), ""]
     comp = summary.get("complaints")
     if comp:
+        from kqi.complaints import hotspots_text
+
         lines += [
             "## Complaints", "",
             f"- complaints: {comp['complaints']} (network {comp['network_complaints']}, "
             f"linked to a cell {comp['linked']}, non-network {comp['non_network']})",
             f"- silent poor cells (poor, no complaint yet): {comp['silent_poor_cells']}",
+            *([f"- hotspots: {md_text(hotspots_text(comp))} (hotspots.csv)"]
+              if comp.get("hotspots") else []),
             "",
         ]
     programme = summary.get("programme")
@@ -199,8 +203,11 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
         out.append(samples_line(smp))
     comp = summary.get("complaints")
     if comp:
+        from kqi.complaints import hotspots_text
+
         out.append(f"complaints: {comp['complaints']}, linked {comp['linked']}, "
-                   f"silent poor cells {comp['silent_poor_cells']}")
+                   f"silent poor cells {comp['silent_poor_cells']}"
+                   + (f", hotspots: {escape(hotspots_text(comp))}" if comp.get("hotspots") else ""))
     prog = (summary.get("programme") or {}).get("orders")
     if prog:
         verdicts = (summary.get("programme") or {}).get("verdicts") or {}

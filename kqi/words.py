@@ -133,6 +133,10 @@ _VALUES: dict[str, dict[str, tuple[str, str]]] = {
              "cell_kpis": ("cell KPIs", "小区KPI"), "complaints": ("complaints", "投诉"),
              "subscribers": ("subscribers", "用户数"), "samples": ("samples", "测量样本")},
     "bool": {"true": ("yes", "是"), "false": ("no", "否")},
+    "subscribers_source": {"file:cell": ("subscribers file, per cell", "用户数文件(按小区)"),
+                           "file:region": ("subscribers file, per region", "用户数文件(按区域)"),
+                           "estimate:rrc_users": ("estimated from busy-hour RRC users",
+                                                  "按忙时RRC用户数估算")},
 }
 #: section titles of the workbook's summary sheet
 SECTIONS: dict[str, tuple[str, str]] = {
@@ -165,7 +169,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "spatial": ("Linked by position and beam", "按位置与波束关联"),
     "unlinked": ("Not linked", "未关联"),
     "silent_poor_cells": ("Silent poor cells (no complaint yet)", "无投诉质差小区"),
-    "hotspots": ("Hotspots", "热点"),
+    "hotspots": ("Hotspots (distinct places)", "热点(不重复地点)"),
+    "hotspot_rankings": ("Hotspots ranked", "热点排名"),
     "poor_cells": ("Poor cells diagnosed", "已诊断质差小区"),
     "review": ("Diagnoses to review", "待复核诊断"),
     "areas": ("Poor-quality areas", "质差区域"),

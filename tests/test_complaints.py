@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -665,3 +666,52 @@ def test_far_crm_cell_is_relinked_by_position_unless_the_position_is_off_network
     assert got["c1"] == ("B-1", "crm")
     assert got["c2"] == ("A-1", "spatial")
     assert got["c3"] == ("B-1", "crm")
+
+
+def test_hotspot_counts_are_distinct_places_per_ranking() -> None:
+    """A cell at the top of several rankings is one place; a per-region entry and a spatial
+    cluster without a cell are places of their own."""
+    from kqi.complaints import hotspot_counts, hotspots_text
+
+    h = pl.DataFrame({
+        "kind": ["volume", "volume", "per_10k", "per_10k", "spatial", "spatial"],
+        "rank": [1, 2, 1, 2, 1, 2],
+        "cell_id": ["A", "B", "B", None, "A", None],
+        "region": [None, None, None, "north", None, None],
+        "lat": [None, None, None, None, 31.0, 31.2],
+        "lon": [None, None, None, None, 121.0, 121.1],
+    })
+    got = hotspot_counts(h)
+    assert got == {"hotspots": 4, "hotspot_rankings": {"volume": 2, "per_10k": 2, "spatial": 2}}
+    assert hotspots_text(got) == ("4 distinct places in 3 rankings (by volume 2, per 10,000 "
+                                  "subscribers 2, by place 2; a place can top several)")
+    assert hotspot_counts(None) == {"hotspots": 0, "hotspot_rankings": {}}
+
+
+def test_summary_and_workbook_count_hotspots_as_places(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from kqi.excel import write_work_orders_xlsx
+    from kqi.summary import to_markdown
+
+    comp = {"complaints": 9, "network_complaints": 8, "linked": 8, "non_network": 1,
+            "silent_poor_cells": 2, "hotspots": 3, "hotspot_rankings": {"volume": 3, "per_10k": 2}}
+    md = to_markdown({"complaints": comp})
+    assert ("- hotspots: 3 distinct places in 2 rankings (by volume 3, per 10,000 subscribers 2; "
+            "a place can top several) (hotspots.csv)") in md
+    hot = pl.DataFrame({"kind": ["per_10k"], "rank": [1], "cell_id": ["A"], "complaints": [3],
+                        "subscribers": [2000.0], "per_10k": [15.0],
+                        "subscribers_source": ["file:cell"]})
+    wo = pl.DataFrame(schema={"rank": pl.Int32, "cell_id": pl.String, "vendor": pl.String,
+                              "primary_cause": pl.String})
+    for language, words in (("en", "subscribers file, per cell"), ("zh", "用户数文件(按小区)")):
+        path = write_work_orders_xlsx(tmp_path / f"w_{language}.xlsx", wo, {"complaints": comp}, hot,
+                                      language=language)
+        rows = [[v for v in r if v is not None]
+                for r in load_workbook(path)["Summary"].iter_rows(values_only=True)]
+        assert words in [v for r in rows for v in r]
+        if language == "en":
+            figures = {r[0]: r[1] for r in rows if len(r) == 2}
+            assert figures["Hotspots (distinct places)"] == 3
+            assert figures["Hotspots ranked: volume"] == 3
+            assert figures["Hotspots ranked: per 10,000 subscribers"] == 2
