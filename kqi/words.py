@@ -38,8 +38,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "first_seen": ("First seen", "首次发现"),
     "runs_poor": ("Runs poor", "质差次数"),
     "silent": ("Silent (no complaint)", "无投诉"),
-    "tests": ("Tests", "测试数"),
-    "poor_tests": ("Poor tests", "差测试数"),
+    # two bases: every test of the cell, and the not-good tests of its poor services only
+    "tests": ("Tests (all services)", "测试数(全部业务)"),
+    "poor_tests": ("Not-good tests (poor services)", "差测试数(质差业务)"),
     "rrc_users_busy": ("Busy-hour RRC users", "忙时RRC用户数"),
     "complaint_ids": ("Complaint IDs", "投诉单号"),
     "review_note": ("To review", "待复核说明"),

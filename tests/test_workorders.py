@@ -419,3 +419,19 @@ def test_summary_sheet_shows_every_diagnosis_figure(tmp_path):
     assert values["Causes not judged (KPI columns missing)"] == "fault (no availability)"
     assert values["This network's reference"].startswith("UL floor -115.3 dBm")
     assert values["something_new"] == "7"               # nothing left out
+
+
+def test_workbook_test_counts_say_their_base(tmp_path):
+    """``tests`` counts every test of the cell, ``poor_tests`` only the not-good tests of its
+    poor services: side by side, each header names its base, so one is not read as a share of
+    the other."""
+    from openpyxl import load_workbook
+
+    wo = build()
+    assert {"tests", "poor_tests"} <= set(wo.columns)
+    for language, words in (("en", ("Tests (all services)", "Not-good tests (poor services)")),
+                            ("zh", ("测试数(全部业务)", "差测试数(质差业务)"))):
+        path = write_work_orders_xlsx(tmp_path / f"w_{language}.xlsx", wo, {}, None,
+                                      language=language)
+        header = [c.value for c in load_workbook(path)["All orders"][1]]
+        assert set(words) <= set(header), header
