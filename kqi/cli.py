@@ -481,15 +481,17 @@ def history_runs(ctx: click.Context, as_csv: bool) -> None:
 
 @history_cmd.command("orders")
 @click.option("--status", type=click.Choice(["open", "escalated", "closed"]), default=None,
-              help="Only orders in this state.")
+              help="Only orders in this state (open, escalated or closed).")
 @_csv_option
 @click.pass_context
 def history_orders(ctx: click.Context, status: str | None, as_csv: bool) -> None:
     """Every work order's current state (after the newest run that lists it)."""
     with _open_history(ctx) as h:
         df = h.orders(status)
-    if not as_csv:
-        df = df.select("order_id", "cell_id", "status", "order_status", "opened", "first_seen",
+    if not as_csv:  # status and order_status as one column (kqi.history.order_state)
+        from kqi.history import order_state
+
+        df = df.select("order_id", "cell_id", order_state(df), "opened", "first_seen",
                        "runs_poor", "runs_open", "cause_at_open", "last_verdict", "run_id")
     _show(df, "orders" + (f" ({status})" if status else ""), as_csv)
 

@@ -1026,3 +1026,22 @@ def _timeline(d: dict[str, pl.DataFrame]) -> pl.DataFrame:
             .join(orders, on="seq", how="left")
             .join(verdicts, on="seq", how="left")
             .sort("seq").drop("seq"))
+
+
+def order_state(orders: pl.DataFrame) -> pl.Expr:
+    """One column for people: the order's state, with the newest run's word for it in brackets.
+
+    ``status`` (open / escalated / closed: where the order stands) and ``order_status`` (new /
+    persisting / reopened / escalated: what the newest run that listed it made of it, empty when
+    its cell was not poor in that run) read as two statuses side by side; ``kqi history orders``
+    shows them as one: ``open (new)``, ``open (persisting)``, ``open (not poor in its last
+    run)``, ``escalated``, ``closed``. The CSV (``--csv``) keeps both columns, as the data
+    contract names them.
+    """
+    status = pl.col("status").cast(pl.String)
+    detail = (pl.col("order_status").cast(pl.String) if "order_status" in orders.columns
+              else pl.lit(None, pl.String))
+    return (pl.when(status == "open")
+            .then(pl.concat_str(status, pl.lit(" ("),
+                                detail.fill_null("not poor in its last run"), pl.lit(")")))
+            .otherwise(status).alias("order_state"))

@@ -442,6 +442,14 @@ def test_cli_runs_orders_cell(filled: Path, capsys: pytest.CaptureFixture[str]) 
                         capsys)
     assert code == 0
     assert "O-c1" not in out
+    # on the console, one state column: where the order stands, and its last run's word for it
+    code, out, _ = _cli(["history", "--history", str(filled), "orders"], capsys)
+    assert code == 0
+    header = next(line for line in out.splitlines() if "order_id" in line)
+    assert "order_state" in header
+    assert "order_status" not in header
+    assert " status " not in header.replace("┃", " ")
+    assert "open (" in out
 
     code, out, _ = _cli(["history", "--history", str(filled), "cell", "c2", "--csv"], capsys)
     tl = pl.read_csv(out.encode())

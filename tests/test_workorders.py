@@ -429,9 +429,9 @@ def test_workbook_test_counts_say_their_base(tmp_path):
 
     wo = build()
     assert {"tests", "poor_tests"} <= set(wo.columns)
-    for language, words in (("en", ("Tests (all services)", "Not-good tests (poor services)")),
+    for language, headers in (("en", ("Tests (all services)", "Not-good tests (poor services)")),
                             ("zh", ("测试数(全部业务)", "差测试数(质差业务)"))):
         path = write_work_orders_xlsx(tmp_path / f"w_{language}.xlsx", wo, {}, None,
                                       language=language)
         header = [c.value for c in load_workbook(path)["All orders"][1]]
-        assert set(words) <= set(header), header
+        assert set(headers) <= set(header), header
