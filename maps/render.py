@@ -375,12 +375,12 @@ def _cell_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None,
 
         d = diag.select(pl.col("cell_id").cast(pl.String), dcol("primary_cause"),
                         dcol("secondary_causes"), dcol("evidence"), dcol("poor_services"),
-                        dcol("area_id")).unique("cell_id", keep="first")
+                        dcol("area_id"), dcol("review_note")).unique("cell_id", keep="first")
         t = t.join(d, on="cell_id", how="left")
     else:
         t = t.with_columns([pl.lit(None, pl.String).alias(f"d_{c}") for c in
                             ("primary_cause", "secondary_causes", "evidence", "poor_services",
-                             "area_id")])
+                             "area_id", "review_note")])
     in_diag = pl.col("d_primary_cause").is_not_null()
     poor = in_diag | pl.col("kqi_poor").fill_null(False)
     # a cause outside the known list is shown as written but drawn with the "unknown" cells
@@ -482,6 +482,8 @@ def _popup_expr() -> pl.Expr:
              .then(pl.coalesce(pl.col("d_primary_cause"), pl.col("cause")))),
         line("also: ", pl.col("d_secondary_causes")),
         line("evidence: ", pl.col("d_evidence")),
+        # where the diagnosis asks for a human check (its cluster disagrees), why
+        line("to review: ", pl.col("d_review_note")),
         pl.when(pl.col("n_complaints").fill_null(0) > 0)
         .then(pl.lit("\ncomplaints: ") + pl.col("n_complaints").cast(pl.String)
               + pl.lit(" — ") + pl.col("complaints_text"))

@@ -195,6 +195,7 @@ def inputs() -> dict[str, pl.DataFrame]:
         "primary_cause": ["interference", "high_load"],
         "secondary_causes": ["weak_coverage", ""],
         "evidence": ["UL interference -98 dBm <b>busy</b>", "PRB 85 %"],
+        "review_note": ["its cluster <i>looks</i> like high_load: check", ""],
         "cluster_id": [0, -1],
         "area_id": [0, 0],
     })
@@ -292,8 +293,10 @@ def test_layers_features_and_popups(tmp_path: Path, inputs: dict, fake_assets: P
     for text in ("browsing 70.0% good of 100 tests — poor", "video 98.0% good of 50 tests",
                  "cause: interference", "also: weak_coverage",
                  "evidence: UL interference -98 dBm &lt;b&gt;busy&lt;/b&gt;",
-                 "complaints: 1 — K1 (上网慢)", "work order #1", "vendor ZTE"):
+                 "complaints: 1 — K1 (上网慢)", "work order #1", "vendor ZTE",
+                 "to review: its cluster &lt;i&gt;looks&lt;/i&gt; like high_load: check"):
         assert text in popup
+    assert not any(p.startswith("to review") for p in props["Bravo omni"]["l"].split("\n"))
     assert "<" not in a1["l"]
     c1 = props["Charlie"]
     assert "unknown" in c1["t"]
