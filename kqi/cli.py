@@ -331,10 +331,14 @@ def map_cmd(ctx: click.Context, cells: Path, complaints: Path | None, out: Path,
 
 @cli.command()
 @_verbosity_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True)
-@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True, help="Days of data.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder the city's files are written to (cells.csv, app_tests.csv, ...).")
+@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
+              help="Number of cells in the synthetic city.")
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True,
+              help="Days of tests, KPIs and complaints.")
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Random seed: the same seed gives the same city.")
 @click.option("--gbk", is_flag=True, help="Write cells and complaints in GBK with Chinese headers.")
 @click.option("--week", type=click.IntRange(0, 52), default=0, show_default=True,
               help="A follow-up period of the same network (1 = the next DAYS days): some poor "

@@ -1,0 +1,34 @@
+"""Every option of every subcommand says what it is for, and ``kqi run --help`` lists the
+inputs and options the data contract names."""
+
+from __future__ import annotations
+
+import click
+from click.testing import CliRunner
+
+from kqi.cli import cli
+
+
+def _commands(cmd: click.Command, path: tuple[str, ...] = ("kqi",)):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_option_of_every_subcommand_has_help() -> None:
+    walked = list(_commands(cli))
+    assert len(walked) > 5  # the walk reached the subcommands (demo, run, city, history ...)
+    bare = [f"{' '.join(path)} {'/'.join(p.opts)}" for path, cmd in walked for p in cmd.params
+            if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
+    assert bare == []
+    no_doc = [" ".join(path) for path, cmd in walked if not (cmd.help or cmd.short_help)]
+    assert no_doc == []
+
+
+def test_run_help_lists_the_contract_options() -> None:
+    result = CliRunner().invoke(cli, ["run", "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    for option in ("--cells", "--tests", "--kpis", "--complaints", "--samples", "--out",
+                   "--config", "--history", "--engine", "--subscribers"):
+        assert f"  {option} " in result.output, option
