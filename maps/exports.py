@@ -49,6 +49,8 @@ KMZ_NAME = "sectors.kmz"
 GEOJSON_NAME = "cells.geojson"
 #: decimals of exported coordinates (about 0.1 m): GIS users measure on these
 EXPORT_DECIMALS = 6
+#: the By-cause folder of cells placed from their drive-test samples (not poor, or not judged)
+ESTIMATED_FOLDER = "Estimated from drive-test samples"
 #: the By-cause folder of cells that were not judged (a cell list without tests)
 UNJUDGED_FOLDER = "No test data"
 NOT_POOR_FOLDER = "Not poor"
@@ -84,6 +86,7 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("azimuth", "Azimuth (deg)"),
     ("beamwidth", "Beamwidth (deg)"),
     ("radius_m", "Wedge radius (m)"),
+    ("estimated", "Position estimated from drive-test samples"),
 )
 
 
@@ -115,7 +118,10 @@ def export_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None = None,
     judged = cell_kqi is not None or diagnosis is not None
     t = table.with_row_index("_ring").with_columns(
         pl.lit(None, pl.String).alias("spark"),   # the popup's sparkline is SVG for the browser
-    ).with_columns(_popup_expr().alias("popup"), _status(judged).alias("status"))
+    ).with_columns(
+        (_popup_expr() + pl.when(pl.col("estimated"))
+         .then(pl.lit("\nposition estimated from drive-test samples")).otherwise(pl.lit("")))
+        .alias("popup"), _status(judged).alias("status"))
     if not all_cells:
         t = t.filter(pl.col("cause").is_not_null())
 
@@ -153,7 +159,8 @@ def export_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None = None,
     unjudged = UNJUDGED_FOLDER if not judged else NOT_POOR_FOLDER
     t = t.with_columns(
         pl.col("d_primary_cause").alias("primary_cause"),
-        label.fill_null(pl.lit(unjudged)).alias("cause_label"),
+        label.fill_null(pl.when(pl.col("estimated")).then(pl.lit(ESTIMATED_FOLDER))
+                        .otherwise(pl.lit(unjudged))).alias("cause_label"),
         colour.fill_null(pl.lit(str(_cell_style(judged)["fillColor"]))).alias("colour"),
         pl.coalesce(pl.col("cause"), pl.lit("_cells")).alias("style"),
         pl.col("d_secondary_causes").alias("secondary_causes"),
@@ -345,11 +352,17 @@ def kml_document(table: pl.DataFrame, rings: Sequence[np.ndarray], *, title: str
     records = table.select("style", "cause_label", "vendor").to_dicts()
     marks = _placemarks(table, rings)
     by_cause: list[str] = []
-    for key in (*CAUSES, "_cells"):
+    for key in CAUSES:
         idx = [i for i, r in enumerate(records) if r["style"] == key]
         if idx:
             label = records[idx[0]]["cause_label"]
             by_cause.append(_folder(f"{label} ({len(idx):,})", [marks[i] for i in idx]))
+    # the other cells: not poor (or not judged), and those placed from drive-test samples
+    labels = sorted({r["cause_label"] for r in records if r["style"] == "_cells"},
+                    key=lambda x: x == ESTIMATED_FOLDER)
+    for label in labels:
+        idx = [i for i, r in enumerate(records) if r["style"] == "_cells" and r["cause_label"] == label]
+        by_cause.append(_folder(f"{label} ({len(idx):,})", [marks[i] for i in idx]))
     vendors = sorted({r["vendor"] or "" for r in records}, key=lambda v: (v == "", v))
     by_vendor: list[str] = []
     for v in vendors:

@@ -61,6 +61,9 @@ HEALTHY_STYLE = {"color": "#9aa0a6", "weight": 0.5, "opacity": 0.5, "fillColor":
 #: the cells of a cell list without tests (kqi map --cells): the only layer, so it is visible
 UNJUDGED_STYLE = {"color": "#4a6580", "weight": 0.8, "opacity": 0.8, "fillColor": "#6f8fae",
                   "fillOpacity": 0.35}
+#: cells placed from their drive-test samples (kqi.samples): dashed, the position is a guess
+ESTIMATED_STYLE = {"color": "#7a4f9e", "weight": 1.0, "opacity": 0.9, "dashArray": "4 3",
+                   "fillColor": "#b39ddb", "fillOpacity": 0.3}
 POOR_STYLE = {"weight": 1.0, "opacity": 0.9, "fillOpacity": 0.65}
 AREA_STYLE = {"weight": 2.5, "opacity": 0.9, "dashArray": "6 4", "fill": False}
 COMPLAINT_STYLE = {"radius": 5, "color": "#222222", "weight": 1, "fillColor": "#ffd400",
@@ -76,6 +79,7 @@ SPARK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 HEALTHY_LAYER = "Cells, not poor"
 UNJUDGED_LAYER = "Cells, no test data"
+ESTIMATED_LAYER = "Cells estimated from drive-test samples"
 RECOVERED_LAYER = "Recovered (closed) orders"
 AREA_LAYER = "Poor-quality areas"
 HEAT_LAYER = "Network complaints (heat)"
@@ -201,11 +205,19 @@ def render_map(
     counts: dict[str, int] = {}
     # drive-test bins under the cells (drawn first)
     n_bins, bin_bounds = samples_layer.add_bins(fmap, samples, _CanvasGeoJson, js_json)
-    healthy = table["cause"].is_null().to_numpy()
-    _CanvasGeoJson(_feature_collection(table, coords, healthy),
-                   HEALTHY_STYLE if judged else UNJUDGED_STYLE,
-                   name=f"{healthy_layer} ({int(healthy.sum()):,})", kind="cells").add_to(fmap)
+    estimated = table["estimated"].to_numpy()
+    healthy = table["cause"].is_null().to_numpy() & ~estimated
+    if healthy.any() or not estimated.any():
+        _CanvasGeoJson(_feature_collection(table, coords, healthy),
+                       HEALTHY_STYLE if judged else UNJUDGED_STYLE,
+                       name=f"{healthy_layer} ({int(healthy.sum()):,})", kind="cells").add_to(fmap)
     counts["not_poor"] = int(healthy.sum())
+    # cells placed from their drive-test samples (not poor or not judged): a layer of their own
+    placed = table["cause"].is_null().to_numpy() & estimated
+    if placed.any():
+        _CanvasGeoJson(_feature_collection(table, coords, placed), ESTIMATED_STYLE,
+                       name=f"{ESTIMATED_LAYER} ({int(placed.sum()):,})", kind="cells").add_to(fmap)
+    counts["estimated"] = int(placed.sum())
     causes = table["cause"].to_numpy()
     for cause in CAUSES:
         mask = causes == cause
@@ -314,6 +326,9 @@ def _cell_table(cells: pl.DataFrame, *, cell_kqi: pl.DataFrame | None,
         pl.col("azimuth").cast(pl.Float64).fill_null(0.0).fill_nan(0.0),
         (pl.col("beamwidth").cast(pl.Float64).fill_nan(None) if "beamwidth" in cells.columns
          else pl.lit(None, pl.Float64)).fill_null(bw_default).alias("beamwidth"),
+        # position estimated from drive-test samples (kqi.samples; a cells file it wrote)
+        ((pl.col("estimated").cast(pl.Int8, strict=False).fill_null(0) == 1)
+         if "estimated" in cells.columns else pl.lit(False)).alias("estimated"),
     )
     ok = (t["cell_id"].is_not_null() & t["lat"].is_not_null() & t["lon"].is_not_null()
           & t["lat"].is_finite() & t["lon"].is_finite() & t["lat"].is_between(-90, 90)
@@ -807,8 +822,12 @@ class _Legend(LegendControl):
                 rows.append(swatch(CAUSE_COLOURS[cause], f"{CAUSE_LABELS[cause]} ({counts[cause]:,})"))
         if len(rows) == 1 and judged:
             rows.append("<div>none</div>")
-        rows.append(swatch(str((HEALTHY_STYLE if judged else UNJUDGED_STYLE)["fillColor"]),
-                           f"{healthy_label} ({counts.get('not_poor', 0):,})"))
+        if counts.get("not_poor") or not counts.get("estimated"):
+            rows.append(swatch(str((HEALTHY_STYLE if judged else UNJUDGED_STYLE)["fillColor"]),
+                               f"{healthy_label} ({counts.get('not_poor', 0):,})"))
+        if counts.get("estimated"):
+            rows.append(swatch(str(ESTIMATED_STYLE["fillColor"]),
+                               f"position estimated from drive-test samples ({counts['estimated']:,})"))
         if n_recovered:
             rows.append(swatch(str(RECOVERED_STYLE["fillColor"]),
                                f"recovered, order closed ({n_recovered:,})"))

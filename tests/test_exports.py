@@ -374,3 +374,35 @@ def test_write_exports_needs_cells(tmp_path: Path) -> None:
 
     with pytest.raises(MapError):
         write_exports(tmp_path, cells=pl.DataFrame({"cell_id": []}), config=Config())
+
+
+def test_cells_estimated_from_samples_say_so(tmp_path: Path) -> None:
+    """A cell placed from its drive-test samples (kqi samples' cells_estimated.csv read as a
+    cells file) is not 'no test data' like the others: its own folder, an attribute, a balloon
+    line; the map gives it its own layer."""
+    from kqi.maps import render_map
+
+    cells = pl.DataFrame({
+        "cell_id": ["A1", "E1"], "lat": [31.0, 31.01], "lon": [121.0, 121.01],
+        "azimuth": [0.0, 90.0], "beamwidth": [65.0, 65.0],
+        "estimated": pl.Series([0, 1], dtype=pl.Int8)})
+    write_exports(tmp_path, cells=cells, all_cells=True)
+    gj = json.loads((tmp_path / "cells.geojson").read_text(encoding="utf-8"))
+    props = {f["properties"]["cell_id"]: f["properties"] for f in gj["features"]}
+    assert props["E1"]["estimated"] is True
+    assert props["A1"]["estimated"] is False
+    assert props["E1"]["cause_label"] == "Estimated from drive-test samples"
+    root = read_kml(tmp_path / "sectors.kmz")
+    _, by_cause, _ = views(root)
+    folders = [f.findtext("k:name", namespaces=NS) for f in by_cause.findall("k:Folder", NS)]
+    assert "Estimated from drive-test samples (1)" in folders
+    descs = {pm.findtext("k:name", namespaces=NS): pm.findtext("k:description", namespaces=NS)
+             for pm in by_cause.findall(".//k:Placemark", NS)}
+    assert "position estimated from drive-test samples" in descs["E1"]
+    assert "estimated" not in descs["A1"]
+    page = render_map(tmp_path / "map.html", cells=cells,
+                      config=Config()).read_text(encoding="utf-8")
+    assert '"Cells estimated from drive-test samples (1)"' in page
+    assert '"Cells, no test data (1)"' in page
+    assert "position estimated from drive-test samples (1)" in page   # the legend
+    assert "position ESTIMATED from drive-test samples" in page        # E1's popup
