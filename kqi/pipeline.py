@@ -234,6 +234,10 @@ def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
     whose outputs fail leaves no trace in the history."""
     st = _Stages(progress)
     started = dt.datetime.now(dt.UTC)
+    # hdbscan and folium imported while the inputs are read (kqi/_prefetch.py)
+    from kqi import _prefetch
+
+    _prefetch.start()
     rejects_dir = None if out_dir is None else out_dir / "rejects"
     loop = None
     if history_path is not None:
