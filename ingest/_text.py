@@ -428,6 +428,10 @@ class CsvSource:
         except (csv.Error, StopIteration):
             raise InputError(path, "cannot parse the header", line=1) from None
         self.columns = _dedupe(header)
+        # csv's default limit (131,072 characters) would fail detection on one long field in
+        # the sample; the typed reader bounds fields itself (MAX_FIELD_CHARS, rejected rows)
+        if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+            csv.field_size_limit(_CSV_FIELD_LIMIT)
         #: the first data records of the sample (to name what the typed reader parsed)
         self._head_rows = list(csv.reader(sample_lines[:5], delimiter=self.delimiter, strict=False))
         if self._decimal_setting is not None:

@@ -112,3 +112,20 @@ def test_usable_parquet_types_are_read(tmp_path: Path, column: str, values: pa.A
     df = Ingest(Config(), None).cells(_parquet_cells(tmp_path, column, values))
     assert df.height == N
     assert isinstance(df, pl.DataFrame)
+
+
+@pytest.mark.parametrize(("field", "rejected"), [("x" * (200 << 10), 0), ("x" * (2 << 20), 1)])
+def test_a_long_field_in_the_detection_sample(tmp_path: Path, field: str, rejected: int) -> None:
+    """A field over csv's default 128 KiB limit in the first rows (the ones detection reads) is
+    read as the same field further down: kept under MAX_FIELD_CHARS, its row rejected over it;
+    never an internal error."""
+    import csv
+
+    before = csv.field_size_limit(131_072)  # a fresh process's limit
+    try:
+        ing = Ingest(Config(), None)
+        df = ing.cells(_cells(tmp_path, 0, field))
+    finally:
+        csv.field_size_limit(before)
+    assert ing.reports["cells"].rows_rejected == rejected
+    assert df.height == ROWS - rejected
