@@ -234,8 +234,10 @@ class TestCounts:
 
 
 def judge_tests(spark: SparkSession, source: Any, config: Config,
-                cell_ids: pl.Series | None) -> tuple[Judged, pl.Series]:
-    """The app-tests feed validated on Spark, with ``cell_code``, ``day`` and ``verdict``."""
+                cell_ids: pl.Series | None) -> tuple[Judged, pl.Series | None]:
+    """The app-tests feed validated on Spark, with ``day``, ``verdict`` and, given the cells
+    table's ``cell_ids``, ``cell_code`` (rows of other cells rejected); without it every
+    cell id is accepted (the codes are then given on the driver, from the counts)."""
     from pyspark.sql import functions as F
 
     src = open_source(spark, source, "app_tests", config.ingest.encoding)
@@ -250,18 +252,15 @@ def judge_tests(spark: SparkSession, source: Any, config: Config,
     frame = src.frame
     dtype = {f.name: f.dataType for f in frame.schema.fields}[mapping["cell_id"]]
     frame = frame.withColumn("_cid", convert_string(CELL_ID, F.col(f"`{mapping['cell_id']}`"), dtype))
-    if cell_ids is None:  # codes from the feed itself: its distinct ids, sorted
-        ids = to_polars(frame.select("_cid").where(F.col("_cid").isNotNull()).distinct())
-        cell_ids = ids["_cid"].sort().alias("cell_id")
-    codes = _codes_frame(spark, cell_ids)
-    frame = frame.join(F.broadcast(codes), "_cid", "left")
+    extra = [Check(F.col("_cid").isNull(), "cell_id: missing value")]
+    if cell_ids is not None:  # rows of other cells are rejected
+        frame = frame.join(F.broadcast(_codes_frame(spark, cell_ids)), "_cid", "left")
+        extra.append(Check(F.col("cell_code").isNull() & F.col("_cid").isNotNull(),
+                           "cell_id: not in the cells table", F.col(f"`{mapping['cell_id']}`")))
     conv = convert(APP_TESTS, mapping, frame, skip=("cell_id",))
-    raw_id = F.col(f"`{mapping['cell_id']}`")
-    extra = [Check(F.col("_cid").isNull(), "cell_id: missing value"),
-             Check(F.col("cell_code").isNull() & F.col("_cid").isNotNull(),
-                   "cell_id: not in the cells table", raw_id)]
     conv.values["cell_id"] = F.col("_cid")
-    conv.values["cell_code"] = F.col("cell_code")
+    if cell_ids is not None:
+        conv.values["cell_code"] = F.col("cell_code")
     use_good = bool(config.kqi.use_source_good and "good" in mapping)
     conv.values["verdict"] = verdict(conv.values["service_code"], conv.values, config,
                                      use_good=use_good)
@@ -282,17 +281,25 @@ def count_tests(spark: SparkSession, source: Any, config: Config, *,
     t0 = time.perf_counter()
     j, ids = judge_tests(spark, source, config, cell_ids)
     ok = ~F.col("_bad")
+    # one job: the accepted rows' counts and the rejected rows' number (service -1); the cell
+    # is its code in the cells table, or (no table) its id, coded here from the sorted ids
+    cell = F.col("_k_cell_code") if ids is not None else F.col("_k_cell_id")
     agg = j.frame.groupBy(
-        F.when(ok, F.col("_k_cell_code")).otherwise(F.lit(-1)).alias("cell_code"),
+        F.when(ok, cell).alias("cell"),
         F.when(ok, F.col("_k_service_code")).otherwise(F.lit(-1)).cast("tinyint")
         .alias("service_code"),
         F.when(ok, F.col("_k_day")).alias("period"),
     ).agg(F.count(F.lit(1)).alias("tests"),
           F.sum(F.when(ok, F.col("_k_verdict"))).cast("long").alias("good_tests"))
     counts = to_polars(agg)
-    bad = counts.filter(pl.col("cell_code") < 0)
+    bad = counts.filter(pl.col("service_code") < 0)
     rejected = int(bad["tests"].sum()) if bad.height else 0
-    counts = counts.filter(pl.col("cell_code") >= 0).with_columns(
+    counts = counts.filter(pl.col("service_code") >= 0)
+    if ids is None:
+        ids = counts["cell"].cast(pl.String).unique().sort().alias("cell_id")
+        code = pl.col("cell").cast(pl.String).replace_strict(ids, pl.int_range(ids.len(), eager=True))
+        counts = counts.with_columns(code.alias("cell"))
+    counts = counts.rename({"cell": "cell_code"}).with_columns(
         pl.col("cell_code").cast(pl.Int32), pl.col("service_code").cast(pl.Int8),
         pl.col("tests").cast(pl.Int64), pl.col("good_tests").cast(pl.Int64),
     ).sort("cell_code", "service_code", "period")

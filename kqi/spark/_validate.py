@@ -134,6 +134,9 @@ def _src(name: str) -> SparkColumn:
     return F.col(f"`{name}`")
 
 
+#: text every rule of :func:`convert_string` leaves as it is (no white space, control
+#: character or dot): it is returned unchanged without running them
+PLAIN_TEXT = r"^[A-Za-z0-9_:/#@+-]+$"
 #: what polars' ``str.strip_chars()`` strips (Unicode White_Space)
 WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
               "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
@@ -162,13 +165,16 @@ def convert_string(col: Column, raw: SparkColumn, dtype: DataType) -> SparkColum
     if isinstance(dtype, DoubleType | FloatType):
         s = F.when(raw == F.floor(raw), raw.cast("long").cast("string")).otherwise(raw.cast("string"))
         return strip_text(s)
-    s = F.regexp_replace(strip_text(raw), CONTROL, "")
+    text = raw.cast("string")
+    s = F.regexp_replace(strip_text(text), CONTROL, "")
     if col.name != "description":
         s = F.regexp_replace(s, r"[\t\r\n]+", " ")
     s = strip_text(s)
     if col.name in ID_COLUMNS:
         s = F.regexp_replace(s, r"^(\d+)\.0+$", "$1")
-    return s
+    # the common case in one cheap test: a value of plain characters (no space, control
+    # character or dot) is its own converted text; only the others take the rules above
+    return F.when(text.rlike(PLAIN_TEXT), text).otherwise(s)
 
 
 def _numeric(col: Column, raw: SparkColumn, dtype: DataType, out: Converted) -> SparkColumn:
@@ -272,9 +278,12 @@ def _service(col: Column, raw: SparkColumn, out: Converted) -> SparkColumn:
     codes = {k: SERVICE_CODE[v] for k, v in SERVICE_ALIASES.items()}
     lut = F.create_map(*[F.lit(x) for kv in codes.items() for x in kv])
     r = raw.cast("string")
-    s = out.define(f"_t_{col.name}", strip_text(r), 1)
-    code = out.define(f"_v_{col.name}", F.coalesce(lut[r], lut[F.lower(s)]).cast("tinyint"), 2)
-    out.checks.append(Check(code.isNull() & s.isNotNull(), f"{col.name}: unknown service", r))
+    # the stripped text only for a value that is not a service name as it is (coalesce and
+    # the check's AND stop early), so the common row costs one map lookup
+    code = out.define(f"_v_{col.name}", F.coalesce(lut[r], lut[F.lower(strip_text(r))])
+                      .cast("tinyint"), 1)
+    out.checks.append(Check(code.isNull() & strip_text(r).isNotNull(),
+                            f"{col.name}: unknown service", r))
     return code
 
 
