@@ -12,20 +12,12 @@ import hostile_cases as hc
 import openpyxl
 import polars as pl
 import pytest
+from cli_helpers import exit_code as _kqi
 
-from kqi.cli import main
 from kqi.io import inert_text, make_inert, md_text
 from kqi.synth import make_city
 
 SMALL = {"n_cells": 60, "days": 3, "tests_per_cell_day": 10}
-
-
-def _kqi(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

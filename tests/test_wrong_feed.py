@@ -7,18 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_helpers import exit_code as _kqi
 from kqi.ingest._feedcheck import looks_like
 
-from kqi.cli import main
 from kqi.synth import make_city
-
-
-def _kqi(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module", params=[5, 23])
