@@ -166,16 +166,22 @@ def _with_engine(cfg: Any, engine: str | None, master: str | None) -> Any:
     return dataclasses.replace(cfg, engine=e)
 
 
+def _city_options(fn: Any) -> Any:
+    """``--cells``, ``--days`` and ``--seed`` of a synthetic city (``kqi demo``, ``kqi city``)."""
+    fn = click.option("--seed", type=int, default=7, show_default=True,
+                      help="Random seed: the same seed gives the same city.")(fn)
+    fn = click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True,
+                      help="Days of tests, KPIs and complaints (14 or more shows complaint "
+                           "increases).")(fn)
+    return click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600,
+                        show_default=True, help="Number of cells in the synthetic city.")(fn)
+
+
 @cli.command()
 @_verbosity_option
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("kqi-demo"), show_default=True, help="Folder for the city and the results.")
-@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
-              help="Number of cells in the synthetic city.")
-@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True,
-              help="Days of tests, KPIs and complaints (14 or more shows complaint increases).")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Random seed: the same seed gives the same city.")
+@_city_options
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TOML config overriding the defaults.")
 @_engine_options
@@ -333,12 +339,7 @@ def map_cmd(ctx: click.Context, cells: Path, complaints: Path | None, out: Path,
 @_verbosity_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder the city's files are written to (cells.csv, app_tests.csv, ...).")
-@click.option("--cells", "n_cells", type=click.IntRange(30, 500_000), default=1600, show_default=True,
-              help="Number of cells in the synthetic city.")
-@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True,
-              help="Days of tests, KPIs and complaints.")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Random seed: the same seed gives the same city.")
+@_city_options
 @click.option("--gbk", is_flag=True, help="Write cells and complaints in GBK with Chinese headers.")
 @click.option("--week", type=click.IntRange(0, 52), default=0, show_default=True,
               help="A follow-up period of the same network (1 = the next DAYS days): some poor "

@@ -32,3 +32,16 @@ def test_run_help_lists_the_contract_options() -> None:
     for option in ("--cells", "--tests", "--kpis", "--complaints", "--samples", "--out",
                    "--config", "--history", "--engine", "--subscribers"):
         assert f"  {option} " in result.output, option
+
+
+def test_demo_and_city_share_the_city_options() -> None:
+    """``--cells``, ``--days`` and ``--seed`` are one definition: the same type, default and
+    help in ``kqi demo`` and ``kqi city``."""
+    def city_options(name: str) -> dict[str, tuple[object, ...]]:
+        cmd = cli.commands[name]
+        return {p.opts[0]: (p.name, repr(p.type), p.default, p.help) for p in cmd.params
+                if isinstance(p, click.Option) and p.opts[0] in ("--cells", "--days", "--seed")}
+
+    demo, city = city_options("demo"), city_options("city")
+    assert sorted(demo) == ["--cells", "--days", "--seed"]
+    assert demo == city
