@@ -132,6 +132,9 @@ class ParquetSource:
         self._hasher: threading.Thread | None = None
         self._wanted: list[str] | None = None
         self._dictionary: list[str] = []
+        #: first row of each row group, and the last row group read by :meth:`column_text`
+        self._groups: np.ndarray | None = None
+        self._group_text: tuple[tuple[str, int], pl.Series] | None = None
 
     def check_types(self, mapping: Mapping[str, str], feed: FeedSchema) -> None:
         """Refuse a mapped column whose Parquet type cannot hold its canonical kind (a list or
@@ -201,6 +204,30 @@ class ParquetSource:
         """The file's Arrow type of ``column``."""
         with pq.ParquetFile(self.path) as pf:
             return pf.schema_arrow.field(column).type
+
+    def column_text(self, column: str, lines: np.ndarray) -> pl.Series:
+        """``column`` at rows ``lines`` (1-based, as :attr:`RawChunk.lines`) as text, the way a
+        chunk that read it shows it: for a column not read (:meth:`select` left it out) whose
+        rows are rejected. Only the row groups holding those rows are decoded (the last one is
+        kept: the rejects of consecutive chunks often share it)."""
+        if self._groups is None:
+            with pq.ParquetFile(self.path) as pf:
+                md = pf.metadata
+                self._groups = np.cumsum([0, *(md.row_group(g).num_rows
+                                               for g in range(md.num_row_groups))])
+        rows = np.asarray(lines, dtype=np.int64) - 1
+        group_of = np.searchsorted(self._groups, rows, side="right") - 1
+        out = np.empty(len(rows), dtype=object)
+        for g in np.unique(group_of):
+            key = (column, int(g))
+            if self._group_text is None or self._group_text[0] != key:
+                lo, hi = int(self._groups[g]), int(self._groups[g + 1])
+                values = (pl.scan_parquet(self.path).select(column).slice(lo, hi - lo).collect()
+                          .get_column(column).cast(pl.String))
+                self._group_text = (key, values)
+            here = group_of == g
+            out[here] = self._group_text[1].gather(rows[here] - int(self._groups[g])).to_numpy()
+        return pl.Series(column, out, dtype=pl.String)
 
     def close(self) -> None:
         """Nothing to release: files are open only while read."""

@@ -503,11 +503,21 @@ class _Run:
             self.tally.add(message, count, examples)
         idx = bad.arg_true()
         pos = idx.to_numpy()
-        self.sink.add(raw.lines[pos], checks.reasons().gather(idx), raw.text_rows(pos))
+        self.sink.add(raw.lines[pos], checks.reasons().gather(idx), self._rejected_rows(raw, pos))
         self.sink.flush()
         good = frame.filter(~bad)
         self.rows_accepted += good.height
         return good
+
+    def _rejected_rows(self, raw: RawChunk, pos: np.ndarray) -> pl.DataFrame:
+        """Rows ``pos`` of a chunk as written in the file, the columns not read (:attr:`skip`)
+        too: read back for these rows only (:meth:`ParquetSource.column_text`)."""
+        rows = raw.text_rows(pos)
+        for canon in sorted(self.skip):
+            src = self.mapping.get(canon)
+            if src is not None and src not in rows.columns and isinstance(self.src, ParquetSource):
+                rows = rows.with_columns(self.src.column_text(src, raw.lines[pos]))
+        return rows
 
     def finish(self) -> FeedReport:
         if self.rows_read == 0:

@@ -350,3 +350,43 @@ def test_xlsx_date_and_time_cells_joined(tmp_path: Path) -> None:
     assert got["ts"].to_list() == [dt.datetime(2026, 1, 5, 19, 5, 30, tzinfo=UTC),
                                    dt.datetime(2026, 1, 6, 7, 0, tzinfo=UTC)]
     assert ing.reports["complaints"].detected["timestamp"]["columns"] == ["Date", "Time"]
+
+
+# -- a column not read still shows in the rejects ------------------------------------------------
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rejected_rows_show_ts_as_written_when_ts_is_not_read(tmp_path: Path, fused: bool) -> None:
+    """``flag_cells`` does not decode a Parquet ``ts`` the file's statistics prove valid; a
+    rejected row still shows its ``ts`` as the file holds it, the same as when ``ts`` is read."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 5_000
+    rng = np.random.default_rng(3)
+    page = rng.lognormal(7, 0.5, n)
+    bad = [5, 1_700, 1_701, 4_999]           # in three of the five row groups
+    page[bad] = -1.0
+    table = pa.table({
+        "ts": pa.array(1_714_521_600_000 + rng.integers(0, 86_400_000, n), pa.timestamp("ms", "UTC")),
+        "cell_id": pa.array([f"c{i % 40}" for i in range(n)]),
+        "service": pa.array(["browsing"] * n), "page_load_ms": page})
+    path = tmp_path / "tests.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+
+    def rejects(days: bool) -> pl.DataFrame:
+        ing = Ingest(cfg(batch_rows=700), None, checksum=False)
+        feed = ing.app_tests(path, None, days=days)
+        if not days:
+            assert feed.fused is not None
+            if not fused:
+                feed.fused = None
+        from kqi.flagging import KqiAccumulator
+
+        feed.count(KqiAccumulator(0, ing.config, daily=False))
+        return ing.rejects["app_tests"]
+
+    skipped, read = rejects(days=False), rejects(days=True)
+    assert skipped["line"].to_list() == [i + 1 for i in bad]
+    assert skipped["ts"].null_count() == 0
+    assert skipped.equals(read)
