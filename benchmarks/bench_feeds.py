@@ -28,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,17 +61,28 @@ if tool == "polars":
             df = pl.read_csv(path)
         return df.height
 else:
-    import kqi
-    from kqi.config import Config
-    from kqi.ingest import Ingest
+    import inspect
+    try:
+        import kqi
+        from kqi.config import Config
+        from kqi.ingest import Ingest
+    except ImportError as exc:
+        sys.exit(f"kqi of {sys.executable} cannot be imported ({exc}); for another checkout "
+                 "use its own venv's python, or PYTHONPATH=<checkout>")
     cfg = Config()
+    #: a checkout before the ingest's verdict checks (16321d1 and older) has no ``verdicts``:
+    #: it reads the feed as its own kqi run did, and the result says so
+    has_verdicts = "verdicts" in inspect.signature(Ingest).parameters
+
+    def make_ingest(rejects, verdicts):
+        return Ingest(cfg, rejects, verdicts=verdicts) if has_verdicts else Ingest(cfg, rejects)
     tmp = Path(tempfile.mkdtemp(prefix="kqi-bench-feeds-"))
     # kernels loaded or compiled, and the cells table read, before timing
     small = tmp / "small.csv"
     with path.open("rb") as src, small.open("wb") as dst:
         for _, line in zip(range(2000), src):
             dst.write(line)
-    ing = Ingest(cfg, tmp / "warm", verdicts=False)
+    ing = make_ingest(tmp / "warm", False)
     cells = ing.cells(city / "cells.csv")
     if feed == "tests":
         kqi.flag_cells(small, cfg)
@@ -80,7 +92,7 @@ else:
         ing.complaints(small, cells)
     else:
         ing.cells(small)
-    ing = Ingest(cfg, tmp / "rejects", verdicts=True)
+    ing = make_ingest(tmp / "rejects", True)
     def job():
         if feed == "tests":
             return int(kqi.flag_cells(path, cfg)["tests"].sum())
@@ -95,7 +107,11 @@ else:
 c0, t0 = cpu(), time.perf_counter()
 rows = job()
 wall, cpu_s = time.perf_counter() - t0, cpu() - c0
-print(json.dumps({"wall_s": wall, "cpu_s": cpu_s, "rows": rows}))
+out = {"wall_s": wall, "cpu_s": cpu_s, "rows": rows}
+if tool == "kqi":
+    out["verdicts"] = has_verdicts   # false: the checkout's Ingest has no verdict checks
+    out["kqi_from"] = str(Path(kqi.__file__).parent)
+print(json.dumps(out))
 """
 
 
@@ -103,8 +119,12 @@ def _measure(python: str, feed: str, tool: str, city: Path) -> dict[str, Any]:
     env = dict(os.environ)
     if tool == "polars":  # benchmarks.tools from this checkout; kqi from the interpreter's own
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    proc = subprocess.run([python, "-c", _CHILD, feed, tool, str(city)], capture_output=True,
-                          text=True, env=env, check=False)
+    # run outside any checkout: ``python -c`` puts its working directory first on sys.path, so
+    # in this one the measured interpreter would import this checkout's kqi package over its own
+    # (and its own stage folders: a mix of two versions)
+    with tempfile.TemporaryDirectory(prefix="kqi-bench-feeds-cwd-") as cwd:
+        proc = subprocess.run([python, "-c", _CHILD, feed, tool, str(city)], capture_output=True,
+                              text=True, env=env, cwd=cwd, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{tool} {feed} failed: {proc.stderr.strip()[-800:]}")
@@ -158,7 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         for feed in feeds:
             tools = ["kqi", "polars"] if rnd % 2 == 0 else ["polars", "kqi"]
             for tool in tools:
-                m = _measure(args.python if tool == "kqi" else sys.executable, feed, tool, city)
+                try:
+                    m = _measure(args.python if tool == "kqi" else sys.executable, feed, tool, city)
+                except RuntimeError as exc:
+                    print(f"bench_feeds: {exc}", file=sys.stderr)
+                    return 2
+                if m.get("verdicts") is False and "kqi_verdicts" not in res:
+                    print(f"note: the kqi of {args.python} has no ingest verdict checks (a "
+                          "checkout before them): its feeds are read as its kqi run read them",
+                          file=sys.stderr)
+                if tool == "kqi":
+                    res["kqi_verdicts"] = m.get("verdicts", True)
+                    res["kqi_from"] = m.get("kqi_from")
                 raw[feed][tool].append(m)
                 print(f"round {rnd + 1} {feed:10s} {tool:6s} wall {m['wall_s']:6.2f} s  "
                       f"cpu {m['cpu_s']:6.2f} s", file=sys.stderr)
