@@ -21,6 +21,7 @@ from kqi.complaints import hotspots_text
 from kqi.config import Config, as_config
 from kqi.io import md_text, write_csv, write_json, write_text
 from kqi.pipeline import Progress, RunResult, Source, _check_inputs, _finish, _Stages
+from kqi.summary import inputs_markdown, source_files
 
 __all__ = ["map_cells"]
 
@@ -97,7 +98,7 @@ def _map(cfg: Config, inputs: dict[str, Source | None], out_dir: Path,
             r.files.append(write_csv(out_dir / "complaint_links.csv", r.links))
             r.files.append(write_csv(out_dir / "hotspots.csv", r.hotspots))
         r.files.append(write_json(out_dir / "summary.json", r.summary))
-        r.files.append(write_text(out_dir / "summary.md", map_markdown(r.summary)))
+        r.files.append(write_text(out_dir / "summary.md", map_markdown(r.summary, source_files(r.reports))))
     if cfg.output.map:
         with st.stage("map"):
             r.files.append(render_map(out_dir / "map.html", cells=r.cells,
@@ -164,23 +165,15 @@ def _table(title: str, counts: Mapping[str, int]) -> list[str]:
     return [*lines, ""]
 
 
-def map_markdown(summary: Mapping[str, Any]) -> str:
-    """``summary.md`` after ``kqi map`` (names from the data made inert)."""
+def map_markdown(summary: Mapping[str, Any], files: Mapping[str, str] | None = None) -> str:
+    """``summary.md`` after ``kqi map`` (names from the data made inert; the inputs with their
+    ``files``, :func:`kqi.summary.source_files`)."""
     lines = ["# Cell map", "",
              f"{summary['cells']:,} cells"
              + (f" on {summary['sites']:,} sites" if summary.get("sites") is not None else "")
              + f" ({summary['omni_cells']:,} omni). No tests were given, so no cell is judged: "
                "the map, sectors.kmz and cells.geojson show every cell.", ""]
-    inputs = summary.get("inputs") or {}
-    if inputs:
-        lines += ["## Inputs", "", "| feed | rows read | accepted | rejected |",
-                  "|---|---:|---:|---:|"]
-        for name, c in inputs.items():
-            rej = c["rows_rejected"]
-            note = f" (see rejects/{md_text(name)}.csv)" if rej else ""
-            lines.append(f"| {md_text(name)} | {c['rows_read']:,} | {c['rows_accepted']:,} | "
-                         f"{rej:,}{note} |")
-        lines.append("")
+    lines += inputs_markdown(summary, files)
     for key, title in (("by_vendor", "vendor"), ("by_region", "region"), ("by_tech", "tech")):
         lines += _table(title, summary.get(key) or {})
     comp = summary.get("complaints")

@@ -407,7 +407,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
 
 def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
     """Every table output of a run (the map aside), atomically, into ``out_dir``."""
-    from kqi.summary import to_markdown
+    from kqi.summary import source_files, to_markdown
 
     files = r.files
     files.append(write_csv(out_dir / "cell_kqi.csv", r.cell_kqi))
@@ -428,7 +428,7 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
 
         files.extend(write_outputs(r.samples, out_dir))
     files.append(write_json(out_dir / "summary.json", r.summary))
-    files.append(write_text(out_dir / "summary.md", to_markdown(r.summary)))
+    files.append(write_text(out_dir / "summary.md", to_markdown(r.summary, source_files(r.reports))))
     if cfg.output.excel:
         from kqi.excel import write_work_orders_xlsx
 

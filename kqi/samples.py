@@ -610,10 +610,11 @@ def run_samples(samples: Any, *, cells: Any = None, out: Any = None,
                                                      "(none in the cells file, no positioned "
                                                      "samples to estimate one)")
                     log.warning("samples: %s", run.summary["samples"]["map"])
-            from kqi.summary import samples_markdown
+            from kqi.summary import samples_markdown, source_files
 
             run.files.append(write_json(out_dir / "summary.json", run.summary))
-            run.files.append(write_text(out_dir / "summary.md", samples_markdown(run.summary)))
+            run.files.append(write_text(out_dir / "summary.md",
+                                        samples_markdown(run.summary, source_files(ing.reports))))
             run.files.extend(sorted(p for p in (out_dir / "rejects").glob("*.csv")))
         feeds = {name: rep.to_dict() for name, rep in ing.reports.items()}
         seconds = {name: f.pop("seconds") for name, f in feeds.items()}

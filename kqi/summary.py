@@ -113,10 +113,11 @@ def case_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(summary: Mapping[str, Any]) -> str:
-    """``summary.md``: the case table, inputs, causes, proposals, complaints, the programme's
-    before/after table and the work orders; every name from the data made inert."""
-    lines = [case_markdown(summary).rstrip(), "", *_inputs_markdown(summary)]
+def to_markdown(summary: Mapping[str, Any], files: Mapping[str, str] | None = None) -> str:
+    """``summary.md``: the case table, inputs (with their ``files``, :func:`source_files`),
+    causes, proposals, complaints, the programme's before/after table and the work orders;
+    every name from the data made inert."""
+    lines = [case_markdown(summary).rstrip(), "", *inputs_markdown(summary, files)]
     diag = summary.get("diagnosis") or {}
     causes = diag.get("cause_counts") or {}
     if causes:
@@ -220,24 +221,36 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     return out
 
 
-def _inputs_markdown(summary: Mapping[str, Any]) -> list[str]:
-    """The "Inputs" section: rows read, accepted and rejected per feed."""
+def source_files(reports: Mapping[str, Any]) -> dict[str, str]:
+    """Feed -> the name of the file it was read from (``FeedReport.path``'s last part; a table
+    in memory as ``<feed DataFrame>``): the file column of :func:`inputs_markdown`."""
+    return {name: Path(str(rep.path)).name for name, rep in reports.items()}
+
+
+def inputs_markdown(summary: Mapping[str, Any], files: Mapping[str, str] | None = None) -> list[str]:
+    """The "Inputs" section: each feed in readers' words (:mod:`kqi.words`) with its file
+    (``files``, from :func:`source_files`), rows read, accepted and rejected."""
+    from kqi.words import value_words
+
     inputs = summary.get("inputs") or {}
     if not inputs:
         return []
-    lines = ["## Inputs", "", "| feed | rows read | accepted | rejected |", "|---|---:|---:|---:|"]
+    words, files = value_words("feed"), files or {}
+    lines = ["## Inputs", "", "| input | file | rows read | accepted | rejected |",
+             "|---|---|---:|---:|---:|"]
     for name, c in inputs.items():
         rej = c["rows_rejected"]
         note = f" (see rejects/{md_text(name)}.csv)" if rej else ""
-        lines.append(f"| {md_text(name)} | {c['rows_read']:,} | {c['rows_accepted']:,} | "
-                     f"{rej:,}{note} |")
+        lines.append(f"| {md_text(words.get(name, name))} | {md_text(files.get(name, ''))} | "
+                     f"{c['rows_read']:,} | {c['rows_accepted']:,} | {rej:,}{note} |")
     return [*lines, ""]
 
 
-def samples_markdown(summary: Mapping[str, Any]) -> str:
-    """``summary.md`` of ``kqi samples``: the inputs' accounting and the samples' figures."""
+def samples_markdown(summary: Mapping[str, Any], files: Mapping[str, str] | None = None) -> str:
+    """``summary.md`` of ``kqi samples``: the inputs' accounting (with their ``files``) and the
+    samples' figures."""
     smp = summary.get("samples") or {}
-    lines = ["# Drive-test / MR samples", "", *_inputs_markdown(summary)]
+    lines = ["# Drive-test / MR samples", "", *inputs_markdown(summary, files)]
     if smp:
         lines += ["## Samples", "", samples_line(smp) + "."]
         if smp.get("map"):

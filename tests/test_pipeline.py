@@ -148,8 +148,22 @@ def test_workbook_opens_with_summary_and_vendor_sheets(run_out: Path) -> None:
     head = next(i for i, r in enumerate(values) if r[:4] == ["Input", "Rows read", "Accepted",
                                                               "Rejected"])
     feeds = {r[0]: r for r in values[head + 1:head + 1 + len(summary["inputs"])]}
-    assert feeds["app tests"][1] == summary["inputs"]["app_tests"]["rows_read"]
-    assert feeds["app tests"][3] == summary["inputs"]["app_tests"]["rows_rejected"] > 0
+    assert feeds["App tests"][1] == summary["inputs"]["app_tests"]["rows_read"]
+    assert feeds["App tests"][3] == summary["inputs"]["app_tests"]["rows_rejected"] > 0
+
+
+def test_summary_md_names_the_inputs_in_words_with_their_files(run_out: Path, city) -> None:
+    """summary.md's Inputs table: each feed as readers name it, with the file it came from."""
+    md = (run_out / "summary.md").read_text(encoding="utf-8")
+    lines = md.splitlines()
+    head = lines.index("| input | file | rows read | accepted | rejected |")
+    table = lines[head + 2:lines.index("", head)]
+    rows = {cells[0]: cells[1] for cells in (r.strip("|").split(" | ") for r in table)}
+    rows = {k.strip(): v.strip() for k, v in rows.items()}
+    assert rows["App tests"] == city.tests.name
+    assert rows["Cell KPIs (hourly)"] == city.kpis.name
+    assert rows["Cells (engineering parameters)"] == city.cells.name
+    assert "cell_kpis" not in " ".join(rows)
 
 
 def test_work_orders_csv_opens_in_excel(run_out: Path) -> None:
