@@ -12,10 +12,10 @@ from xml.etree import ElementTree as ET
 
 import polars as pl
 import pytest
+from cli_helpers import exit_code
 from kqi.maps.exports import kml_colour, write_exports
 from kqi.maps.render import CAUSE_COLOURS, CAUSE_LABELS
 
-from kqi.cli import main
 from kqi.config import Config
 from kqi.schema import CAUSES
 from kqi.synth import make_city
@@ -25,14 +25,6 @@ NS = {"k": "http://www.opengis.net/kml/2.2"}
 SMALL = {"n_cells": 240, "days": 7, "tests_per_cell_day": 20}
 HOSTILE = ']]><Placemark><name>injected</name></Placemark><![CDATA[ <img src=x onerror="alert(1)"> &amp;'
 NSG_FILES = ("23410", "23415", "23420", "23430")
-
-
-def kqi_exit(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def read_kml(path: Path) -> ET.Element:
@@ -227,7 +219,7 @@ def test_exports_can_be_switched_off(city, tmp_path: Path) -> None:
     cfg = tmp_path / "kqi.toml"
     cfg.write_text("[output]\nkmz = false\ngeojson = false\nmap = false\nexcel = false\n",
                    encoding="utf-8")
-    assert kqi_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+    assert exit_code(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
                      "--kpis", str(city.kpis), "--out", str(tmp_path / "o"),
                      "--config", str(cfg)]) == 0
     assert not (tmp_path / "o" / "sectors.kmz").exists()
@@ -277,7 +269,7 @@ def test_map_from_cells_alone(city, tmp_path: Path, capsys: pytest.CaptureFixtur
     out = tmp_path / "map"
     out.mkdir()
     (out / "notes.txt").write_text("mine", encoding="utf-8")     # not kqi's: never removed
-    code = kqi_exit(["map", "--cells", str(path), "--complaints", str(city.complaints),
+    code = exit_code(["map", "--cells", str(path), "--complaints", str(city.complaints),
                      "--out", str(out)])
     console = capsys.readouterr().out
     assert code == 0
@@ -317,17 +309,17 @@ def test_map_from_cells_alone(city, tmp_path: Path, capsys: pytest.CaptureFixtur
     # the same inputs, the same bytes; a later run's leftover removed, the user's file kept
     first = {n: (out / n).read_bytes() for n in ("sectors.kmz", "cells.geojson", "map.html",
                                                   "manifest.json", "summary.json")}
-    assert kqi_exit(["-q", "map", "--cells", str(path), "--out", str(out)]) == 0
+    assert exit_code(["-q", "map", "--cells", str(path), "--out", str(out)]) == 0
     assert not (out / "complaint_links.csv").exists()     # written by the previous run only
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
-    assert kqi_exit(["-q", "map", "--cells", str(path), "--complaints", str(city.complaints),
+    assert exit_code(["-q", "map", "--cells", str(path), "--complaints", str(city.complaints),
                      "--out", str(out)]) == 0
     for name, blob in first.items():
         assert (out / name).read_bytes() == blob, name
 
 
 def test_map_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert kqi_exit(["map", "--cells", str(tmp_path / "nope.csv"), "--out",
+    assert exit_code(["map", "--cells", str(tmp_path / "nope.csv"), "--out",
                      str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -335,7 +327,7 @@ def test_map_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "not found" in err[0]
     bad = tmp_path / "cells.csv"
     bad.write_text("name,lat\nx,1\n", encoding="utf-8")
-    assert kqi_exit(["map", "--cells", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert exit_code(["map", "--cells", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "cells.csv" in err[0]
@@ -350,7 +342,7 @@ def test_map_of_real_nsg_cells(real_data: Path, tmp_path: Path, plmn: str) -> No
         pytest.skip(f"{path} not found")
     cfg = REPO / "docs" / "real-data" / "nsg-cells-west-sussex.toml"   # the documented config
     out = tmp_path / "out"
-    assert kqi_exit(["-q", "map", "--cells", str(path), "--config", str(cfg),
+    assert exit_code(["-q", "map", "--cells", str(path), "--config", str(cfg),
                      "--out", str(out)]) == 0
     rows = pl.read_csv(path, infer_schema_length=0).height
     feed = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["feeds"]["cells"]

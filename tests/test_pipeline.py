@@ -9,8 +9,8 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
+from cli_helpers import exit_code
 
-from kqi.cli import main
 from kqi.synth import make_city
 
 SMALL = {"n_cells": 240, "days": 7, "tests_per_cell_day": 20}
@@ -22,7 +22,7 @@ REQUIRED_OUTPUTS = (
 
 
 def _kqi(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main_exit(argv)
+    code = exit_code(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -37,19 +37,11 @@ def city(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def run_out(city, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("out")
-    code = main_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+    code = exit_code(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
                       "--kpis", str(city.kpis), "--complaints", str(city.complaints),
                       "--subscribers", str(city.subscribers), "--out", str(out)])
     assert code == 0
     return out
-
-
-def main_exit(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_run_writes_every_contract_output(run_out: Path) -> None:
@@ -180,7 +172,7 @@ def test_work_orders_csv_opens_in_excel(run_out: Path) -> None:
 
 def test_same_inputs_give_identical_csvs(city, run_out: Path, tmp_path: Path) -> None:
     out2 = tmp_path / "again"
-    assert main_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+    assert exit_code(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
                       "--kpis", str(city.kpis), "--complaints", str(city.complaints),
                       "--subscribers", str(city.subscribers), "--out", str(out2)]) == 0
     for p in sorted(run_out.rglob("*.csv")):
@@ -349,3 +341,4 @@ def test_public_api_shows_real_signatures() -> None:
             "if m in sys.modules]; print(bad)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
+

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from cli_helpers import exit_code
 from kqi.ingest import Ingest
 
-from kqi.cli import main
 from kqi.config import Config, SamplesConfig, config_from_dict
 from kqi.errors import ConfigError, InputError
 from kqi.geo import angle_diff_deg, haversine_m
@@ -32,14 +32,6 @@ CONTRACT_CELLS = ["cell_id", "samples", "rsrp_weak_ratio", "cqi_good_ratio", "si
 
 def _contract(cells: pl.DataFrame) -> pl.DataFrame:
     return cells.select([c for c in CELLS.names if c in cells.columns])
-
-
-def main_exit(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _row(ts: str, lon: str, lat: str, mode: str, rsrp: str, *, cell: str, snr: str = "5.0",
@@ -128,18 +120,18 @@ def test_unusable_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
         Ingest(Config(), None).samples(bad)
     nocell = tmp_path / "nocell.csv"
     nocell.write_text("Time,PCI,RSRP\n2022-10-04 15:52:22.917,17,-107.2\n")
-    assert main_exit(["samples", "--samples", str(nocell), "--out", str(tmp_path / "o")]) == 2
+    assert exit_code(["samples", "--samples", str(nocell), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "nocell.csv, column 'cell_id': needs a serving cell column" in err[0]
-    assert main_exit(["samples", "--samples", str(tmp_path / "missing"), "--out",
+    assert exit_code(["samples", "--samples", str(tmp_path / "missing"), "--out",
                       str(tmp_path / "o")]) == 2
     assert "samples file not found" in capsys.readouterr().err
     only3g = tmp_path / "only3g"
     only3g.mkdir()
     (only3g / "a.csv").write_text(HEADER + "\n" + _row("2019.11.25_15.34.30", "-8.49", "51.89",
                                                       "UMTS", "-80", cell="838535") + "\n")
-    assert main_exit(["samples", "--samples", str(only3g), "--out", str(tmp_path / "o3")]) == 2
+    assert exit_code(["samples", "--samples", str(only3g), "--out", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "1 of 1 rows rejected: tech: not an LTE/NR sample" in err[0]
@@ -291,7 +283,7 @@ def test_kqi_samples_writes_cells_file_that_kqi_run_reads(drive, tmp_path: Path)
     src = tmp_path / "log.csv"
     samples.write_csv(src)
     out = tmp_path / "out"
-    assert main_exit(["-q", "samples", "--samples", str(src), "--out", str(out)]) == 0
+    assert exit_code(["-q", "samples", "--samples", str(src), "--out", str(out)]) == 0
     for name in ("coverage_bins.csv", "cell_samples.csv", "cells_estimated.csv", "map.html",
                  "manifest.json", "summary.json"):
         assert (out / name).is_file(), name
@@ -310,7 +302,7 @@ def test_kqi_samples_writes_cells_file_that_kqi_run_reads(drive, tmp_path: Path)
     assert "position ESTIMATED from samples" in html
     # the same inputs give the same bytes
     again = tmp_path / "again"
-    assert main_exit(["-q", "samples", "--samples", str(src), "--out", str(again)]) == 0
+    assert exit_code(["-q", "samples", "--samples", str(src), "--out", str(again)]) == 0
     for name in ("coverage_bins.csv", "cell_samples.csv", "cells_estimated.csv", "map.html",
                  "manifest.json"):
         a, b = (out / name).read_bytes(), (again / name).read_bytes()
@@ -329,7 +321,7 @@ def test_kqi_run_with_samples(tmp_path: Path) -> None:
     samples.head(1000).write_csv(src / "a.csv")
     samples.slice(1000).write_csv(src / "b.csv")
     out = tmp_path / "out"
-    assert main_exit(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
+    assert exit_code(["-q", "run", "--cells", str(city.cells), "--tests", str(city.tests),
                       "--kpis", str(city.kpis), "--samples", str(src), "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     f = manifest["feeds"]["samples"]
