@@ -7,8 +7,10 @@ A :class:`Cause` carries everything kqi knows about one cause of a poor cell:
   **score** each rule gives (:class:`Score`: the margin beyond a threshold in units of a scale
   field, or a ratio), and the **support** that adds ``support_bonus``;
 - its **evidence text** (:class:`Clause` of literal text, figures of the evidence row
-  (:class:`Fig`) and config values (:class:`Setting`));
-- its **action** and priority **weight** (the defaults of ``[workorders] actions`` and
+  (:class:`Fig`) and config values (:class:`Setting`)); each literal written as
+  ``_p(english, chinese)`` (:func:`kqi.phrases.phrase`: the workbook in Chinese shows the
+  Chinese, the CSVs the English);
+- its **action** (English and Chinese) and priority **weight** (the defaults of ``[workorders] actions`` and
   ``cause_weight``), **colour** and **labels** (English and Chinese) on the map and in the
   workbook;
 - its **proposal boundary** (:class:`Boundary`: which config field a network-calibrated
@@ -30,6 +32,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from kqi.phrases import PHRASES
+from kqi.phrases import phrase as _p
 
 #: comparison operators a condition may use (``present``: the figure is not missing)
 Op = Literal[">", "<", ">=", "<=", "present"]
@@ -138,6 +143,8 @@ class Cause:
     colour: str
     action: str
     weight: float
+    #: the default action in Chinese (the workbook in Chinese shows it for the default action)
+    action_zh: str = ""
     rules: tuple[Rule, ...] = ()
     support: tuple[Condition, ...] = ()
     evidence: tuple[Clause, ...] = ()
@@ -225,14 +232,14 @@ class Cause:
 
 _CQI_LOW = Condition("cqi_good_ratio", "<", "cqi_good_ratio")
 #: the CQI share came from drive-test samples (the KPIs had none): said so after the figure
-_CQI_FROM_SAMPLES = Clause((" (from ", Fig("smp_cqi_from", 0), " drive-test samples)"),
+_CQI_FROM_SAMPLES = Clause((_p(" (from ", " (来自 "), Fig("smp_cqi_from", 0), _p(" drive-test samples)", " 个路测样本)")),
                            when=(_CQI_LOW, Condition("smp_cqi_from", "present")), lead="")
 #: good signal with poor SINR in the cell's drive-test samples: interference as a drive test
 #: shows it (corroboration in the text; the rule stays on the uplink figure)
 _SINR_FROM_SAMPLES = Clause(
-    ("drive-test SINR median ", Fig("smp_sinr_median_db", 1), " dB at median RSRP ",
-     Fig("smp_rsrp_median_dbm", 0), " dBm (good signal, poor SINR; threshold ",
-     Setting("samples_sinr_db"), " dB)"),
+    (_p("drive-test SINR median ", "路测SINR中位数 "), Fig("smp_sinr_median_db", 1), _p(" dB at median RSRP ", " dB，RSRP中位数 "),
+     Fig("smp_rsrp_median_dbm", 0), _p(" dBm (good signal, poor SINR; threshold ", " dBm (信号好但SINR差；门限 "),
+     Setting("samples_sinr_db"), _p(" dB)", " dB)")),
     when=(Condition("smp_sinr_median_db", "<", "samples_sinr_db"),
           Condition("smp_rsrp_median_dbm", ">", "samples_rsrp_good_dbm")))
 
@@ -241,14 +248,14 @@ _RISE_SCORE = Score("ul_rise_db", "interference_rise_db", scale="interference_sc
                     fallback=Score("ul_interference_dbm", "ul_interference_dbm",
                                    scale="interference_scale_db"))
 _UL_FIGURES = (
-    Clause(("UL interference ", Fig("ul_interference_dbm", 1), " dBm in busy hours"), lead=""),
-    Clause((Fig("ul_over_floor_db", 1), " dB over this network's floor of ", Fig("ul_floor_dbm", 1)),
+    Clause((_p("UL interference ", "上行干扰 "), Fig("ul_interference_dbm", 1), _p(" dBm in busy hours", " dBm(忙时)")), lead=""),
+    Clause((Fig("ul_over_floor_db", 1), _p(" dB over this network's floor of ", " dB，高于本网底噪 "), Fig("ul_floor_dbm", 1)),
            when=(Condition("ul_floor_dbm", "present"),), lead=", "),
-    Clause(("(", Fig("ul_load_rise_db", 1), " dB of it from load)"),
+    Clause(("(", Fig("ul_load_rise_db", 1), _p(" dB of it from load)", " dB来自负荷)")),
            when=(Condition("ul_load_rise_db", ">=", 0.05), Condition("ul_floor_dbm", "present")),
            lead=" "),
-    Clause(("threshold ", Setting("ul_interference_dbm")),),
-    Clause(("or a rise of ", Setting("interference_rise_db"), " dB net of load with CQI>=7 below ",
+    Clause((_p("threshold ", "门限 "), Setting("ul_interference_dbm")),),
+    Clause((_p("or a rise of ", "或抬升 "), Setting("interference_rise_db"), _p(" dB net of load with CQI>=7 below ", " dB(扣除负荷)且CQI>=7占比低于 "),
             Setting("cqi_good_ratio", 100.0), "%"),
            when=(Condition("ul_floor_dbm", "present"),), lead=", "),
 )
@@ -259,6 +266,7 @@ INTERFERENCE = Cause(
     colour="#d62728",
     action="Interference hunting: check PIM and external sources, verify parameters",
     weight=1.0,
+    action_zh="干扰排查：检查PIM及外部干扰源，核查参数",
     rules=(
         # above the absolute threshold, and standing out from this network's own floor by more
         # than the cell's load explains (on a network whose floor is near the threshold, the
@@ -273,14 +281,14 @@ INTERFERENCE = Cause(
     support=(_CQI_LOW,),
     evidence=(
         *_UL_FIGURES,
-        Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+        Clause((_p("CQI>=7 share ", "CQI>=7占比 "), Fig("cqi_good_ratio", 0, 100.0), _p("%, target ", "%，目标 "),
                 Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
         _CQI_FROM_SAMPLES,
         _SINR_FROM_SAMPLES,
     ),
     review=(
         *_UL_FIGURES,
-        Clause(("CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+        Clause((_p("CQI>=7 share ", "CQI>=7占比 "), Fig("cqi_good_ratio", 0, 100.0), _p("%, target ", "%，目标 "),
                 Setting("cqi_good_ratio", 100.0), "%"),),
     ),
     boundary=Boundary("interference_rise_db", "ul_rise_db"),
@@ -294,17 +302,18 @@ HIGH_LOAD = Cause(
     colour="#ff7f0e",
     action="Load balancing: adjust handover/idle-mode offsets, add carrier or split sector",
     weight=1.0,
+    action_zh="负荷均衡：调整切换/空闲态偏置，扩载波或裂区",
     rules=(
         Rule("absolute", (Condition("prb_util_busy", ">", "prb_util_pct"),),
              Score("prb_util_busy", "prb_util_pct", scale="prb_scale_pct")),
     ),
     support=(Condition("rrc_users_busy", ">", "rrc_users"),),
     evidence=(
-        Clause(("busy-hour PRB utilisation ", Fig("prb_util_busy", 1), "% (p90 ",
-                Fig("prb_util_p90", 1), "%), threshold ", Setting("prb_util_pct"), "%"), lead=""),
-        Clause(("network median ", Fig("net_prb_util_busy", 0), "%"),
+        Clause((_p("busy-hour PRB utilisation ", "忙时PRB利用率 "), Fig("prb_util_busy", 1), _p("% (p90 ", "% (p90 "),
+                Fig("prb_util_p90", 1), _p("%), threshold ", "%)，门限 "), Setting("prb_util_pct"), "%"), lead=""),
+        Clause((_p("network median ", "全网中位数 "), Fig("net_prb_util_busy", 0), "%"),
                when=(Condition("net_prb_util_busy", "present"),)),
-        Clause((Fig("rrc_users_busy", 0), " RRC users in busy hours, threshold ",
+        Clause((Fig("rrc_users_busy", 0), _p(" RRC users in busy hours, threshold ", " 忙时RRC用户数，门限 "),
                 Setting("rrc_users")), when=(Condition("rrc_users_busy", ">", "rrc_users"),)),
     ),
     boundary=Boundary("prb_util_pct", "prb_util_busy"),
@@ -318,6 +327,7 @@ FAULT = Cause(
     colour="#9467bd",
     action="Maintenance dispatch: clear alarms and restore availability",
     weight=1.2,
+    action_zh="维护派单：清除告警，恢复可用率",
     rules=(
         Rule("availability", (Condition("availability_min", "<", "availability_pct"),),
              Score("availability_min", "availability_pct", side="below",
@@ -327,16 +337,16 @@ FAULT = Cause(
              off_below=("alarm_count", 1)),
     ),
     evidence=(
-        Clause(("availability fell to ", Fig("availability_min", 1), "% (mean ",
-                Fig("availability_mean", 1), "%), threshold ", Setting("availability_pct"), "%"),
+        Clause((_p("availability fell to ", "可用率降至 "), Fig("availability_min", 1), _p("% (mean ", "% (平均 "),
+                Fig("availability_mean", 1), _p("%), threshold ", "%)，门限 "), Setting("availability_pct"), "%"),
                when_rule="availability", lead=""),
-        Clause((Fig("alarm_count", 0), " alarms in the window, threshold ", Setting("alarm_count")),
+        Clause((Fig("alarm_count", 0), _p(" alarms in the window, threshold ", " 条告警(统计窗口内)，门限 "), Setting("alarm_count")),
                when_rule="alarms"),
     ),
     review=(
-        Clause(("lowest hourly availability ", Fig("availability_min", 1), "%, threshold ",
+        Clause((_p("lowest hourly availability ", "最低小时可用率 "), Fig("availability_min", 1), _p("%, threshold ", "%，门限 "),
                 Setting("availability_pct"), "%; ", Fig("alarm_count", 0),
-                " alarms in the window"), lead=""),
+                _p(" alarms in the window", " 条告警(统计窗口内)")), lead=""),
     ),
     doc="an hour below the availability threshold, or alarms in the window",
 )
@@ -347,18 +357,19 @@ WEAK_COVERAGE = Cause(
     colour="#1f77b4",
     action="Coverage fix: up-tilt or raise power, consider a new site",
     weight=0.9,
+    action_zh="覆盖优化：上倾或增加功率，考虑新建站",
     rules=(
         Rule("absolute", (Condition("rsrp_weak_ratio", ">", "rsrp_weak_ratio"),),
              Score("rsrp_weak_ratio", "rsrp_weak_ratio", scale="rsrp_weak_scale")),
     ),
     evidence=(
-        Clause(("weak-RSRP sample share ", Fig("rsrp_weak_ratio", 0, 100.0), "%, threshold ",
+        Clause((_p("weak-RSRP sample share ", "弱RSRP采样占比 "), Fig("rsrp_weak_ratio", 0, 100.0), _p("%, threshold ", "%，门限 "),
                 Setting("rsrp_weak_ratio", 100.0), "%"), lead=""),
         # the KPIs had no MR figure: it came from drive-test samples (kqi.samples.fill_evidence)
-        Clause((" (from ", Fig("smp_rsrp_weak_from", 0), " drive-test samples in ",
-                Fig("smp_bins", 0), " bins, weighted by place; the KPIs have no MR figure)"),
+        Clause((_p(" (from ", " (来自 "), Fig("smp_rsrp_weak_from", 0), _p(" drive-test samples in ", " 个路测样本，分布于 "),
+                Fig("smp_bins", 0), _p(" bins, weighted by place; the KPIs have no MR figure)", " 个栅格，按位置加权；KPI无MR指标)")),
                when=(Condition("smp_rsrp_weak_from", "present"),), lead=""),
-        Clause(("network median ", Fig("net_rsrp_weak_ratio", 0, 100.0), "%"),
+        Clause((_p("network median ", "全网中位数 "), Fig("net_rsrp_weak_ratio", 0, 100.0), "%"),
                when=(Condition("net_rsrp_weak_ratio", "present"),)),
     ),
     boundary=Boundary("rsrp_weak_ratio", "rsrp_weak_ratio"),
@@ -371,6 +382,7 @@ OVERSHOOTING = Cause(
     colour="#e377c2",
     action="Overshooting fix: down-tilt, adjust azimuth or reduce power",
     weight=0.9,
+    action_zh="越区覆盖优化：下倾、调整方位角或降低功率",
     rules=(
         Rule("absolute", (Condition("ta_isd_ratio", ">", "overshoot_isd_factor"),),
              Score("ta_isd_ratio", "overshoot_isd_factor", scale="overshoot_scale")),
@@ -379,22 +391,22 @@ OVERSHOOTING = Cause(
              Score("smp_dist_isd_ratio", "overshoot_isd_factor", scale="overshoot_scale")),
     ),
     evidence=(
-        Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
-                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"),
+        Clause((_p("TA p90 ", "TA p90 "), Fig("ta_p90_m", 0), _p(" m = ", " 米 = "), Fig("ta_isd_ratio", 2), _p(" x local ISD ", " 倍本地站间距 "),
+                Fig("isd_m", 0), _p(" m, threshold ", " 米，门限 "), Setting("overshoot_isd_factor"), _p(" x", " 倍")),
                when_rule="absolute", lead=""),
-        Clause(("network median ", Fig("net_ta_isd_ratio", 2), " x"),
+        Clause((_p("network median ", "全网中位数 "), Fig("net_ta_isd_ratio", 2), _p(" x", " 倍")),
                when=(Condition("net_ta_isd_ratio", "present"),), when_rule="absolute"),
-        Clause(("drive-test p90 distance ", Fig("smp_dist_p90_m", 0), " m = ",
-                Fig("smp_dist_isd_ratio", 2), " x local ISD ", Fig("smp_isd_m", 0), " m (",
-                Fig("smp_samples", 0), " samples in ", Fig("smp_bins", 0),
-                " bins; the KPIs have no TA), threshold ", Setting("overshoot_isd_factor"), " x"),
+        Clause((_p("drive-test p90 distance ", "路测p90距离 "), Fig("smp_dist_p90_m", 0), _p(" m = ", " 米 = "),
+                Fig("smp_dist_isd_ratio", 2), _p(" x local ISD ", " 倍本地站间距 "), Fig("smp_isd_m", 0), _p(" m (", " 米 ("),
+                Fig("smp_samples", 0), _p(" samples in ", " 个样本，分布于 "), Fig("smp_bins", 0),
+                _p(" bins; the KPIs have no TA), threshold ", " 个栅格；KPI无TA)，门限 "), Setting("overshoot_isd_factor"), _p(" x", " 倍")),
                when_rule="samples"),
     ),
     review=(
-        Clause(("TA p90 ", Fig("ta_p90_m", 0), " m = ", Fig("ta_isd_ratio", 2), " x local ISD ",
-                Fig("isd_m", 0), " m, threshold ", Setting("overshoot_isd_factor"), " x"),
+        Clause((_p("TA p90 ", "TA p90 "), Fig("ta_p90_m", 0), _p(" m = ", " 米 = "), Fig("ta_isd_ratio", 2), _p(" x local ISD ", " 倍本地站间距 "),
+                Fig("isd_m", 0), _p(" m, threshold ", " 米，门限 "), Setting("overshoot_isd_factor"), _p(" x", " 倍")),
                lead=""),
-        Clause(("network median ", Fig("net_ta_isd_ratio", 2), " x"),
+        Clause((_p("network median ", "全网中位数 "), Fig("net_ta_isd_ratio", 2), _p(" x", " 倍")),
                when=(Condition("net_ta_isd_ratio", "present"),)),
     ),
     boundary=Boundary("overshoot_isd_factor", "ta_isd_ratio"),
@@ -407,13 +419,14 @@ UNKNOWN = Cause(
     colour="#7f7f7f",
     action="Investigate: check core network, transport and app side; drive test",
     weight=0.8,
+    action_zh="排查：检查核心网、传输和应用侧；路测",
     evidence=(
-        Clause(("no cause evidence beyond thresholds",), lead=""),
-        Clause(("low CQI: CQI>=7 share ", Fig("cqi_good_ratio", 0, 100.0), "%, target ",
+        Clause((_p("no cause evidence beyond thresholds", "无超出门限的原因证据"),), lead=""),
+        Clause((_p("low CQI: CQI>=7 share ", "CQI偏低：CQI>=7占比 "), Fig("cqi_good_ratio", 0, 100.0), _p("%, target ", "%，目标 "),
                 Setting("cqi_good_ratio", 100.0), "%"), when=(_CQI_LOW,)),
         _CQI_FROM_SAMPLES,
         _SINR_FROM_SAMPLES,
-        Clause((" (check core network, transport, app side)",), lead=""),
+        Clause((_p(" (check core network, transport, app side)", " (请检查核心网、传输和应用侧)"),), lead=""),
     ),
     doc="no rule holds: core network, transport or app side (low CQI alone is stated, not a cause)",
 )
@@ -451,7 +464,7 @@ def check_registry(registry: tuple[Cause, ...]) -> None:
         if c.name in seen:
             raise RegistryError(f"{where}: defined twice")
         seen.add(c.name)
-        for attr in ("action", "label", "label_zh"):
+        for attr in ("action", "action_zh", "label", "label_zh"):
             if not str(getattr(c, attr)).strip():
                 raise RegistryError(f"{where}: no {attr}")
         if not c.weight > 0:
@@ -486,6 +499,10 @@ def check_registry(registry: tuple[Cause, ...]) -> None:
         for cl in (*c.evidence, *c.review):
             if cl.when_rule and cl.when_rule not in names:
                 raise RegistryError(f"{where}: text names unknown rule {cl.when_rule!r}")
+            for p in (*cl.parts, cl.lead):
+                if isinstance(p, str) and re.search("[A-Za-z]", p) and p not in PHRASES:
+                    raise RegistryError(f"{where}: text {p!r} has no Chinese (write it as "
+                                        "_p(english, chinese))")
     if FALLBACK not in seen:
         raise RegistryError(f"the registry has no '{FALLBACK}' cause")
     if registry[-1].name != FALLBACK:
@@ -493,6 +510,10 @@ def check_registry(registry: tuple[Cause, ...]) -> None:
 
 
 check_registry(REGISTRY)
+
+# a cause's code in a sentence (``| also high_load: ...``) in Chinese
+for _c in REGISTRY:
+    _p(_c.name, _c.label_zh)
 
 #: cause names in registry order (``kqi.schema.CAUSES``)
 CAUSE_NAMES: tuple[str, ...] = tuple(c.name for c in REGISTRY)

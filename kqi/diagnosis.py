@@ -23,6 +23,7 @@ from kqi import rules
 from kqi.causes import BY_NAME, FALLBACK, NETWORK_MEDIANS, REGISTRY, RULE_CAUSES
 from kqi.config import Config, check_diagnosis
 from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
+from kqi.phrases import phrase as _p
 from kqi.schema import CAUSES, DIAGNOSIS
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,22 @@ _KPI_FLOATS: tuple[str, ...] = (
     "prb_util_dl", "rrc_users_max", "ul_interference_dbm", "rsrp_weak_ratio", "cqi_good_ratio",
     "ta_p90_m", "availability",
 )
+
+#: words of the sentences built here (kqi.phrases: the workbook in Chinese shows the Chinese)
+_ALSO = _p(" | also ", " | 另有")
+_CLUSTER = _p("signature cluster ", "特征簇 ")
+_IS_NAMED = _p(" cells) is named ", " 个小区) 命名为 ")
+_NO_RULE = _p("; no rule holds here", "；此处无规则成立")
+_RULES_FIND = _p("; the rules find ", "；规则判定为 ")
+_SCORE = _p(" (score ", " (得分 ")
+_NOT_FOUND = _p(", which the rules do not find here: ", "，但规则在此未判出该原因：")
+_AS_SECONDARY = _p(", which the rules find here only as a secondary cause (score ", "，规则在此仅判为次要原因 (得分 ")
+_AGAINST = _p(", against ", "，对比 ")
+_NO_CAUSE = _p(" cells) shows no cause beyond thresholds at its centroid, while the rules find ", " 个小区) 的中心未显示超出门限的原因，而规则判定为 ")
+_BORDERLINE = _p(" here: check whether that evidence is borderline", "：请检查该证据是否处于临界")
+_ESTIMATED = _p(" | cell position estimated from drive-test samples (not surveyed)", " | 小区位置由路测样本估算(未实测)")
+_NO_KPIS = _p("no KPI data for this cell", "该小区无KPI数据")
+
 
 @dataclass(frozen=True)
 class KpiAggregate:
@@ -463,7 +480,7 @@ def classify(scored: pl.DataFrame, config: Config | None = None) -> pl.DataFrame
     unknown_text = rules.text_expr(BY_NAME[FALLBACK], d)
     secondary_texts = [
         pl.when(col(f"_r{r}").is_not_null()).then(
-            pl.concat_str(pl.lit(" | also "), col(f"_r{r}"), pl.lit(": "), text_of(f"_r{r}")))
+            pl.concat_str(pl.lit(_ALSO), col(f"_r{r}"), pl.lit(": "), text_of(f"_r{r}")))
         .otherwise(pl.lit(""))
         for r in range(1, n_c)
     ]
@@ -631,9 +648,9 @@ def _review_note(cfg: Config) -> pl.Expr:
     secondary cause, or the cluster's centroid shows no cause while the rules find one."""
     d = cfg.diagnosis
     col = pl.col
-    head = pl.concat_str(pl.lit("signature cluster "), col("cluster_id").cast(pl.String),
+    head = pl.concat_str(pl.lit(_CLUSTER), col("cluster_id").cast(pl.String),
                          pl.lit(" ("), col("_cluster_size").cast(pl.String),
-                         pl.lit(" cells) is named "), col("cluster_name"))
+                         pl.lit(_IS_NAMED), col("cluster_name"))
     secondary = col("secondary_causes").fill_null("").str.split(";").list.contains(
         col("cluster_name"))
     figures: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
@@ -647,20 +664,20 @@ def _review_note(cfg: Config) -> pl.Expr:
     figures = figures.otherwise(pl.lit(""))
     score_of = score_of.otherwise(pl.lit(None, dtype=pl.Float64))
     primary_part = pl.when(col("primary_cause") == FALLBACK).then(
-        pl.lit("; no rule holds here")).otherwise(
-        pl.concat_str(pl.lit("; the rules find "), col("primary_cause"), pl.lit(" (score "),
+        pl.lit(_NO_RULE)).otherwise(
+        pl.concat_str(pl.lit(_RULES_FIND), col("primary_cause"), pl.lit(_SCORE),
                       col("cause_score").round(2).cast(pl.String), pl.lit(")")))
-    not_found = pl.concat_str(head, pl.lit(", which the rules do not find here: "), figures,
+    not_found = pl.concat_str(head, pl.lit(_NOT_FOUND), figures,
                               primary_part)
     as_secondary = pl.concat_str(
-        head, pl.lit(", which the rules find here only as a secondary cause (score "),
-        score_of.round(2).cast(pl.String), pl.lit(", against "), col("primary_cause"),
+        head, pl.lit(_AS_SECONDARY),
+        score_of.round(2).cast(pl.String), pl.lit(_AGAINST), col("primary_cause"),
         pl.lit(" "), col("cause_score").round(2).cast(pl.String), pl.lit(")"))
     no_cause = pl.concat_str(
-        pl.lit("signature cluster "), col("cluster_id").cast(pl.String), pl.lit(" ("),
+        pl.lit(_CLUSTER), col("cluster_id").cast(pl.String), pl.lit(" ("),
         col("_cluster_size").cast(pl.String),
-        pl.lit(" cells) shows no cause beyond thresholds at its centroid, while the rules find "),
-        col("primary_cause"), pl.lit(" here: check whether that evidence is borderline"))
+        pl.lit(_NO_CAUSE),
+        col("primary_cause"), pl.lit(_BORDERLINE))
     return (pl.when(~col("review").fill_null(False)).then(pl.lit(""))
             .when(col("cluster_name") == FALLBACK).then(no_cause)
             .when(secondary).then(as_secondary)
@@ -683,8 +700,7 @@ def _note_estimated(judged: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
         return judged
     flag = pl.col("cell_id").is_in(est["cell_id"].implode())
     return judged.with_columns(
-        pl.when(flag).then(pl.col("evidence") + pl.lit(
-            " | cell position estimated from drive-test samples (not surveyed)"))
+        pl.when(flag).then(pl.col("evidence") + pl.lit(_ESTIMATED))
         .otherwise(pl.col("evidence")).alias("evidence"))
 
 
@@ -741,7 +757,7 @@ def diagnose(cell_kqi: pl.DataFrame, kpis: pl.DataFrame | None, cells: pl.DataFr
         pl.col("primary_cause").fill_null(FALLBACK),
         pl.col("secondary_causes").fill_null(""),
         pl.col("cause_score").fill_null(0.0),
-        pl.col("evidence").fill_null("no KPI data for this cell"),
+        pl.col("evidence").fill_null(_NO_KPIS),
     ).sort("cell_id")
 
     with_kpis = diag.filter(pl.col("kpi_hours").is_not_null())

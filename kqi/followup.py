@@ -31,7 +31,14 @@ from kqi.errors import KqiError
 from kqi.flagging import flag_counts
 from kqi.frames import require_columns
 from kqi.geo import GridIndex, site_isd
+from kqi.phrases import phrase as _p
 from kqi.schema import SERVICE_CODE, SERVICES
+
+#: words of the sentences built here (kqi.phrases: the workbook in Chinese shows the Chinese)
+_NEIGHBOUR = _p(" neighbour", " 个邻区")
+_NEIGHBOURS = _p(" neighbours", " 个邻区")
+_NETWORK = _p("network", "全网")
+
 
 log = logging.getLogger(__name__)
 
@@ -399,9 +406,9 @@ def verify_orders(  # noqa: PLR0917 - positional order is the brief's API
           for c in ("controls", "G0", "N0", "G1", "N1")],
         pl.when(use_local)
         .then(pl.col("controls").cast(pl.String)
-              + pl.when(pl.col("controls") == 1).then(pl.lit(" neighbour"))
-              .otherwise(pl.lit(" neighbours")))
-        .when(pl.col("N0_net").fill_null(0) > 0).then(pl.lit("network"))
+              + pl.when(pl.col("controls") == 1).then(pl.lit(_NEIGHBOUR))
+              .otherwise(pl.lit(_NEIGHBOURS)))
+        .when(pl.col("N0_net").fill_null(0) > 0).then(pl.lit(_NETWORK))
         .otherwise(pl.lit(None, pl.String)).alias("control_basis"),
     ).drop(cs.ends_with("_net"))
     fallback = per.filter(pl.col("control_basis") == "network").height

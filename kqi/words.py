@@ -4,7 +4,9 @@ Chinese (``[output] language``).
 The CSVs keep the data contract's column names and codes (``primary_cause = high_load``); the
 workbook shows ``High load`` / ``高负荷`` under ``Primary cause`` / ``主要原因``. Cause labels come
 from the cause registry (:func:`kqi.causes.label`), the one definition of each cause's words.
-A column or value without words here is shown as written.
+A column or value without words here is shown as written. Sentences (evidence, review notes,
+the control basis) are shown through :func:`kqi.phrases.in_words`: their words are given where
+each is built.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from kqi.causes import LANGUAGES, label
+from kqi.phrases import in_words
 
 __all__ = ["LANGUAGES", "figure", "header", "scope", "section", "translate", "value_words"]
 
@@ -185,6 +188,9 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 _SCOPES: dict[str, tuple[str, str]] = {"vendor": ("Vendor", "厂家"), "region": ("Region", "区域"),
                                        "cause": ("Cause", "原因")}
+#: columns of sentences built from :func:`kqi.phrases.phrase` fragments: in words fragment by
+#: fragment (:func:`kqi.phrases.in_words`), the figures unchanged
+_SENTENCE_COLUMNS = ("evidence", "review_note", "control_basis")
 _CAUSE_COLUMNS = ("primary_cause", "cause_at_open", "cause")
 _CAUSE_LISTS = ("secondary_causes",)
 _SERVICE_COLUMNS = ("service",)
@@ -252,6 +258,27 @@ def value_words(kind: str, language: str = "en") -> dict[str, str]:
     return {k: _pick(v, language) for k, v in _VALUES.get(kind, {}).items()}
 
 
+def _sentences(values: pl.Series, language: str) -> pl.Series:
+    """Sentences in ``language``, each distinct one once."""
+    if language == "en" or values.len() == 0:
+        return values
+    # the modules that build sentences record their fragments when imported
+    import kqi.diagnosis
+    import kqi.followup
+    import kqi.workorders  # noqa: F401
+
+    words = {v: in_words(v, language) for v in values.unique().drop_nulls().to_list()}
+    return values.replace(words)
+
+
+def _actions(language: str) -> dict[str, str]:
+    """The default action of each cause (the registry's) -> its words; an action set in
+    ``[workorders.actions]`` is shown as written."""
+    from kqi.causes import REGISTRY
+
+    return {c.action: (c.action_zh if language == "zh" else c.action) for c in REGISTRY}
+
+
 def _replace(expr: pl.Expr, words: Mapping[str, str]) -> pl.Expr:
     return expr.replace(dict(words))
 
@@ -264,7 +291,8 @@ def _replace_list(expr: pl.Expr, words: Mapping[str, str], joiner: str) -> pl.Ex
 
 def translate(df: pl.DataFrame, language: str = "en") -> pl.DataFrame:
     """``df`` with its coded values in words (causes, services, statuses, verdicts, hotspot kinds,
-    yes / no); column names unchanged (see :func:`header`)."""
+    yes / no, the default actions) and its sentences (evidence, review notes, control basis) in
+    ``language``; column names unchanged (see :func:`header`)."""
     _check(language)
     joiner = "、" if language == "zh" else ", "
     causes, services = value_words("cause", language), value_words("service", language)
@@ -280,6 +308,10 @@ def translate(df: pl.DataFrame, language: str = "en") -> pl.DataFrame:
         elif name == "scope":   # a few rows (the summary's tables): words one by one
             exprs.append(pl.Series(name, [None if v is None else scope(v, language)
                                           for v in df[name].to_list()], dtype=pl.String))
+        elif name in _SENTENCE_COLUMNS:
+            exprs.append(_sentences(df[name], language))
+        elif name == "action":
+            exprs.append(_replace(col, _actions(language)))
         elif name in _CAUSE_COLUMNS:
             exprs.append(_replace(col, causes))
         elif name in _CAUSE_LISTS:

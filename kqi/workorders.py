@@ -33,6 +33,7 @@ from kqi.frames import (
     poor_services_agg,
     require_columns,
 )
+from kqi.phrases import phrase as _p
 from kqi.schema import CAUSES, SERVICES, WORK_ORDERS
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "complaint_ids",
     "review_note",
 )
+
+#: words of the sentences built here (kqi.phrases: the workbook in Chinese shows the Chinese)
+_NO_DIAGNOSIS = _p("no diagnosis for this cell", "该小区无诊断")
+
 
 
 
@@ -252,7 +257,7 @@ def build_work_orders(  # noqa: PLR0917 - positional order is the pipeline's API
         .with_columns(
             pl.col("primary_cause").fill_null("unknown"),
             pl.col("secondary_causes").fill_null(""),
-            pl.col("evidence").fill_null("no diagnosis for this cell"),
+            pl.col("evidence").fill_null(_NO_DIAGNOSIS),
             pl.col("complaints").fill_null(0),
             pl.col("complaint_ids").fill_null(""),
             pl.col("review_note").fill_null(""),

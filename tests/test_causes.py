@@ -78,10 +78,11 @@ def test_labels() -> None:
 def _cause(**kw: object) -> Cause:
     base: dict[str, object] = {
         "name": "pim", "label": "PIM", "label_zh": "无源互调", "colour": "#123456", "action": "Check PIM",
-        "weight": 1.0,
+        "action_zh": "排查无源互调", "weight": 1.0,
         "rules": (Rule("absolute", (Condition("ul_interference_dbm", ">", "ul_interference_dbm"),),
                     Score("ul_interference_dbm", "ul_interference_dbm", scale="interference_scale_db")),),
-        "evidence": (Clause(("UL ", Fig("ul_interference_dbm"), " threshold ",
+        # fragments with their Chinese recorded (kqi.phrases) by the registry's own records
+        "evidence": (Clause(("UL interference ", Fig("ul_interference_dbm"), ", ", "threshold ",
                           Setting("ul_interference_dbm")), lead=""),),
     }
     base.update(kw)
@@ -90,6 +91,8 @@ def _cause(**kw: object) -> Cause:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"action": ""}, "no action"),
+    ({"action_zh": ""}, "no action_zh"),
+    ({"evidence": (Clause(("UL level ", Fig("ul_interference_dbm")), lead=""),)}, "has no Chinese"),
     ({"label_zh": " "}, "no label_zh"),
     ({"weight": 0.0}, "weight must be positive"),
     ({"colour": "red"}, "colour must be"),
@@ -148,3 +151,20 @@ def test_work_orders_refuse_a_table_without_a_cause(tmp_path: object) -> None:
                                  "poor": pl.Boolean})
     with pytest.raises(ConfigError, match=r"'workorders\.actions' has no entry for cause 'overshooting'"):
         build_work_orders(None, empty, pl.DataFrame({"cell_id": ["a"]}), None, cfg)
+
+
+def test_sentences_in_chinese_fragment_by_fragment() -> None:
+    """The workbook's Chinese sentences: every recorded fragment in Chinese, figures unchanged,
+    a cause code only as a whole word; a fragment with two Chinese words is an error."""
+    import kqi.diagnosis  # noqa: F401  (records " | also ")
+    from kqi.phrases import in_words, phrase
+
+    en = ("busy-hour PRB utilisation 85.3% (p90 90.1%), threshold 80% | also interference: "
+          "UL interference -101.2 dBm in busy hours")
+    assert in_words(en, "en") == en
+    assert in_words(en, "zh") == ("忙时PRB利用率 85.3% (p90 90.1%)，门限 80% | 另有干扰: "
+                                  "上行干扰 -101.2 dBm(忙时)")
+    assert in_words("faulty", "zh") == "faulty"      # not the code 'fault'
+    assert phrase("threshold ", "门限 ") == "threshold "
+    with pytest.raises(ValueError, match="two Chinese"):
+        phrase("threshold ", "阈值 ")

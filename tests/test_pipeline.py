@@ -342,3 +342,39 @@ def test_public_api_shows_real_signatures() -> None:
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
 
+
+def test_workbook_in_chinese_has_its_sentences_in_chinese(city, tmp_path: Path) -> None:
+    """``[output] language = "zh"``: the evidence, recommended actions and review notes of the
+    workbook are Chinese (figures unchanged); work_orders.csv keeps the contract's English."""
+    import re
+
+    import kqi
+
+    cfg = kqi.config.config_from_dict({"output": {"language": "zh", "map": False}})
+    r = kqi.run(cells=city.cells, tests=city.tests, kpis=city.kpis, complaints=city.complaints,
+                out=tmp_path / "zh", config=cfg)
+    wb = openpyxl.load_workbook(tmp_path / "zh" / "work_orders.xlsx")
+    ws = wb[wb.sheetnames[1]]
+    header = [c.value for c in ws[1]]
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == r.work_orders.height > 0
+    acronyms = {"dB", "dBm", "MR", "CQI", "PRB", "RRC", "RSRP", "SINR", "ISD", "KPI", "KPIs", "PIM", "TA"}
+    seen = 0
+    for column in ("依据", "建议措施", "待复核说明"):
+        for value in (row[header.index(column)] for row in rows):
+            if not value:
+                continue
+            seen += 1
+            assert re.search("[\u4e00-\u9fff]", value), (column, value)   # not ASCII only
+            words = set(re.findall("[A-Za-z]{2,}", value)) - acronyms
+            assert words == set(), (column, value)
+    assert seen > r.work_orders.height
+    csv = pl.read_csv(tmp_path / "zh" / "work_orders.csv")
+    assert csv["evidence"].to_list() == r.work_orders["evidence"].to_list()
+    assert not any(re.search("[\u4e00-\u9fff]", v) for v in csv["evidence"].to_list())
+    # the numbers of each sentence unchanged
+    shown = [row[header.index("依据")] for row in rows]
+    by_cell = dict(zip(r.work_orders["cell_id"], r.work_orders["evidence"], strict=True))
+    for row, zh in zip(rows, shown, strict=True):
+        en = by_cell[row[header.index("小区ID")]]
+        assert re.findall(r"-?\d+(?:\.\d+)?", zh) == re.findall(r"-?\d+(?:\.\d+)?", en)
