@@ -82,27 +82,23 @@ else:
     with path.open("rb") as src, small.open("wb") as dst:
         for _, line in zip(range(2000), src):
             dst.write(line)
+
+    def read(ing, p):
+        # the feed at p read as kqi run reads it; its rows read (the app tests: counted)
+        if feed == "tests":
+            return int(kqi.flag_cells(p, cfg)["tests"].sum())
+        if feed == "cells":
+            ing.cells(p)
+        else:
+            getattr(ing, "cell_kpis" if feed == "kpis" else "complaints")(p, cells)
+        return ing.reports["cell_kpis" if feed == "kpis" else feed].rows_read
+
     ing = make_ingest(tmp / "warm", False)
     cells = ing.cells(city / "cells.csv")
-    if feed == "tests":
-        kqi.flag_cells(small, cfg)
-    elif feed == "kpis":
-        ing.cell_kpis(small, cells)
-    elif feed == "complaints":
-        ing.complaints(small, cells)
-    else:
-        ing.cells(small)
+    read(ing, small)
     ing = make_ingest(tmp / "rejects", True)
     def job():
-        if feed == "tests":
-            return int(kqi.flag_cells(path, cfg)["tests"].sum())
-        if feed == "kpis":
-            ing.cell_kpis(path, cells)
-        elif feed == "complaints":
-            ing.complaints(path, cells)
-        else:
-            ing.cells(path)
-        return ing.reports["cell_kpis" if feed == "kpis" else feed].rows_read
+        return read(ing, path)
 
 c0, t0 = cpu(), time.perf_counter()
 rows = job()
