@@ -63,6 +63,28 @@ _NO_CAUSE = _p(" cells) shows no cause beyond thresholds at its centroid, while 
 _BORDERLINE = _p(" here: check whether that evidence is borderline", "：请检查该证据是否处于临界")
 _ESTIMATED = _p(" | cell position estimated from drive-test samples (not surveyed)", " | 小区位置由路测样本估算(未实测)")
 _NO_KPIS = _p("no KPI data for this cell", "该小区无KPI数据")
+# the network's reference (summary.json's diagnosis.network.basis)
+_FLOOR_Q = _p("floor: ", "底噪：")
+_QUANTILE_OF = _p(" quantile of ", " 分位数，取自 ")
+_QUIET_UL = _p(" non-poor cells' quiet-hour UL interference = ", " 个非质差小区的闲时上行干扰 = ")
+_LOAD = _p(" dBm; load: ", " dBm；负荷：")
+_PER_PRB = _p(" dB per PRB point (median of ", " dB/PRB百分点 (中位数，取自 ")
+_QUIET_PRB = _p(" cells), from a quiet-hour PRB of ", " 个小区)，闲时PRB为 ")
+_FLOOR = _p("floor ", "底噪 ")
+_NO_PRB = _p(" dBm; no PRB figures, so no load rise is subtracted", " dBm；无PRB指标，未扣除负荷抬升")
+_NO_FLOOR = _p("no UL interference figures: no network floor", "无上行干扰指标：无全网底噪")
+# the proposals' basis
+_QUIET_FLOOR = _p("this network's quiet UL floor ", "本网闲时上行底噪 ")
+_HEALTHY_UL = _p(" dBm (as the rules use it); healthy cells' busy-hour UL interference: median ",
+                 " dBm (规则所用)；健康小区忙时上行干扰：中位数 ")
+_DBM_P95 = _p(" dBm (p95 ", " dBm (p95 ")
+_FLOOR_PLUS = _p("); proposed = floor + ", ")；建议值 = 底噪 + ")
+_DB = _p(" dB", " dB")
+_CELLS_IN = _p(" cells in '", " 个小区属于'")
+_CLUSTERS_P10 = _p("' clusters: p10 ", "'特征簇：p10 ")
+_HEALTHY_P95 = _p("; healthy cells: p95 ", "；健康小区：p95 ")
+_MIDPOINT = _p("; proposed = midpoint", "；建议值 = 中点")
+_BOUNDARY = _p("; cluster boundary ", "；特征簇边界 ")
 
 
 @dataclass(frozen=True)
@@ -382,12 +404,10 @@ def network_relative(evidence: pl.DataFrame, poor_ids: pl.Series | list[str] | N
         *[pl.lit(v, dtype=f64).alias(f"net_{c}") for c, v in medians.items()],
     ).with_columns((col("ul_over_floor_db") - col("ul_load_rise_db")).alias("ul_rise_db"))
     basis = (
-        f"floor: {d.floor_quantile:g} quantile of {quiet_ul.drop_nulls().len()} non-poor cells' "
-        f"quiet-hour UL interference = {floor:.1f} dBm; load: {slope:.3f} dB per PRB point "
-        f"(median of {n_slope} cells), from a quiet-hour PRB of {quiet_prb:.1f}%"
+        f"{_FLOOR_Q}{d.floor_quantile:g}{_QUANTILE_OF}{quiet_ul.drop_nulls().len()}{_QUIET_UL}"
+        f"{floor:.1f}{_LOAD}{slope:.3f}{_PER_PRB}{n_slope}{_QUIET_PRB}{quiet_prb:.1f}%"
         if floor is not None and quiet_prb is not None else
-        (f"floor {floor:.1f} dBm; no PRB figures, so no load rise is subtracted"
-         if floor is not None else "no UL interference figures: no network floor"))
+        (f"{_FLOOR}{floor:.1f}{_NO_PRB}" if floor is not None else _NO_FLOOR))
     baseline = {
         "floor_dbm": None if floor is None else round(floor, 2),
         "load_db_per_prb": round(slope, 4),
@@ -613,9 +633,8 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
             "current": d.ul_interference_dbm,
             "proposed": proposed,
             "network_floor_dbm": round(floor, 1),
-            "basis": (f"this network's quiet UL floor {floor:.1f} dBm (as the rules use it); "
-                      f"healthy cells' busy-hour UL interference: median {busy:.1f} dBm "
-                      f"(p95 {p95:.1f}); proposed = floor + {d.propose_interference_rise_db:g} dB"),
+            "basis": (f"{_QUIET_FLOOR}{floor:.1f}{_HEALTHY_UL}{busy:.1f}{_DBM_P95}{p95:.1f}"
+                      f"{_FLOOR_PLUS}{d.propose_interference_rise_db:g}{_DB}"),
         }
     for cause, (param, column, side) in _BOUNDARIES.items():
         ids = clusters.filter(pl.col("name") == cause)["cluster_id"]
@@ -627,11 +646,11 @@ def _proposals(evidence: pl.DataFrame, diag: pl.DataFrame, clusters: pl.DataFram
         if inner is None or outer is None:
             continue
         boundary = (inner + outer) / 2.0
-        basis = (f"{members.len()} cells in '{cause}' clusters: p10 {inner:.3g}; healthy cells: "
-                 f"p95 {outer:.3g}; proposed = midpoint")
+        basis = (f"{members.len()}{_CELLS_IN}{cause}{_CLUSTERS_P10}{inner:.3g}{_HEALTHY_P95}"
+                 f"{outer:.3g}{_MIDPOINT}")
         if param in out:  # interference: keep the floor-based figure, add the cluster view
             out[param]["cluster_boundary"] = round(boundary, 3)
-            out[param]["basis"] += f"; cluster boundary {boundary:.1f} ({basis})"
+            out[param]["basis"] += f"{_BOUNDARY}{boundary:.1f} ({basis})"
             continue
         out[param] = {"current": getattr(d, param), "proposed": round(boundary, 3), "basis": basis}
     return out

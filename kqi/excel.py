@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from kqi.io import CONTROL, clean_text, formula_like, write_workbook
+from kqi.phrases import in_words
 from kqi.summary import CASE_KEYS, case_frame
 from kqi.words import figure, header, section, translate, value_words
 from kqi.workorders import work_order_summary
@@ -404,10 +405,11 @@ def _summary_tables(work_orders: pl.DataFrame, summary: Mapping[str, Any],
     if diag.get("not_judged"):
         from kqi.judged import not_judged_text
 
-        notes.append((figure("not_judged", language), not_judged_text(diag["not_judged"])))
+        notes.append((figure("not_judged", language),
+                      in_words(not_judged_text(diag["not_judged"]), language)))
     network = diag.get("network")
     if isinstance(network, Mapping) and network.get("basis"):
-        notes.append((figure("network", language), str(network["basis"])))
+        notes.append((figure("network", language), in_words(str(network["basis"]), language)))
     rest_diag = {k: v for k, v in diag.items() if k not in _DIAGNOSIS_SHOWN}
     notes += [(k, "" if v is None else str(v)) for k, v in _flatten(rest_diag)]
     if notes:

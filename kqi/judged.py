@@ -17,6 +17,12 @@ import polars as pl
 
 from kqi.causes import FALLBACK, REGISTRY
 from kqi.diagnosis import DERIVED_FROM, KPI_AGGREGATES
+from kqi.phrases import phrase as _p
+
+#: words of :func:`not_judged_text` (kqi.phrases: the workbook in Chinese shows the Chinese)
+_NO = _p(" (no ", " (缺少 ")
+_NOR_SAMPLES = _p(", nor drive-test samples", "，也无路测样本")
+_SAMPLES = _p("drive-test samples", "路测样本")
 
 #: evidence figure -> the KPI column of the input feed it is made from
 _KPI_SOURCE: dict[str, str] = {a.name: a.source for a in KPI_AGGREGATES} | {"ta_isd_ratio": "ta_p90_m"}
@@ -80,6 +86,6 @@ def not_judged_text(items: list[dict[str, Any]]) -> str:
     for i in items:
         what = ", ".join(i["missing"])
         if i.get("samples"):
-            what = f"{what}, nor drive-test samples" if what else "drive-test samples"
-        parts.append(f"{i['cause']} (no {what})")
+            what = f"{what}{_NOR_SAMPLES}" if what else _SAMPLES
+        parts.append(f"{i['cause']}{_NO}{what})")
     return ", ".join(parts)

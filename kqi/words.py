@@ -190,7 +190,7 @@ _SCOPES: dict[str, tuple[str, str]] = {"vendor": ("Vendor", "厂家"), "region":
                                        "cause": ("Cause", "原因")}
 #: columns of sentences built from :func:`kqi.phrases.phrase` fragments: in words fragment by
 #: fragment (:func:`kqi.phrases.in_words`), the figures unchanged
-_SENTENCE_COLUMNS = ("evidence", "review_note", "control_basis")
+_SENTENCE_COLUMNS = ("evidence", "review_note", "control_basis", "basis")
 _CAUSE_COLUMNS = ("primary_cause", "cause_at_open", "cause")
 _CAUSE_LISTS = ("secondary_causes",)
 _SERVICE_COLUMNS = ("service",)
@@ -291,7 +291,7 @@ def _replace_list(expr: pl.Expr, words: Mapping[str, str], joiner: str) -> pl.Ex
 
 def translate(df: pl.DataFrame, language: str = "en") -> pl.DataFrame:
     """``df`` with its coded values in words (causes, services, statuses, verdicts, hotspot kinds,
-    yes / no, the default actions) and its sentences (evidence, review notes, control basis) in
+    yes / no, the default actions) and its sentences (evidence, review notes, control basis, a proposal's basis) in
     ``language``; column names unchanged (see :func:`header`)."""
     _check(language)
     joiner = "、" if language == "zh" else ", "

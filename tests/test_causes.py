@@ -156,7 +156,8 @@ def test_work_orders_refuse_a_table_without_a_cause(tmp_path: object) -> None:
 def test_sentences_in_chinese_fragment_by_fragment() -> None:
     """The workbook's Chinese sentences: every recorded fragment in Chinese, figures unchanged,
     a cause code only as a whole word; a fragment with two Chinese words is an error."""
-    import kqi.diagnosis  # noqa: F401  (records " | also ")
+    import kqi.diagnosis  # records " | also "
+    import kqi.followup  # noqa: F401  (records the control basis)
     from kqi.phrases import in_words, phrase
 
     en = ("busy-hour PRB utilisation 85.3% (p90 90.1%), threshold 80% | also interference: "
@@ -165,6 +166,8 @@ def test_sentences_in_chinese_fragment_by_fragment() -> None:
     assert in_words(en, "zh") == ("忙时PRB利用率 85.3% (p90 90.1%)，门限 80% | 另有干扰: "
                                   "上行干扰 -101.2 dBm(忙时)")
     assert in_words("faulty", "zh") == "faulty"      # not the code 'fault'
+    assert [in_words(v, "zh") for v in ("1 neighbour", "12 neighbours", "network")] == [
+        "1 个邻区", "12 个邻区", "全网"]
     assert phrase("threshold ", "门限 ") == "threshold "
     with pytest.raises(ValueError, match="two Chinese"):
         phrase("threshold ", "阈值 ")

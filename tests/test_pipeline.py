@@ -358,7 +358,7 @@ def test_workbook_in_chinese_has_its_sentences_in_chinese(city, tmp_path: Path) 
     header = [c.value for c in ws[1]]
     rows = list(ws.iter_rows(min_row=2, values_only=True))
     assert len(rows) == r.work_orders.height > 0
-    acronyms = {"dB", "dBm", "MR", "CQI", "PRB", "RRC", "RSRP", "SINR", "ISD", "KPI", "KPIs", "PIM", "TA"}
+    acronyms = {"dB", "dBm", "MR", "ID", "CQI", "PRB", "RRC", "RSRP", "SINR", "ISD", "KPI", "KPIs", "PIM", "TA"}
     seen = 0
     for column in ("依据", "建议措施", "待复核说明"):
         for value in (row[header.index(column)] for row in rows):
@@ -369,6 +369,18 @@ def test_workbook_in_chinese_has_its_sentences_in_chinese(city, tmp_path: Path) 
             words = set(re.findall("[A-Za-z]{2,}", value)) - acronyms
             assert words == set(), (column, value)
     assert seen > r.work_orders.height
+    # the summary sheet's sentences too (the network's reference, the proposals' basis ...):
+    # what English is left is the config's setting names and the data's own names
+    names = {"kqi", *r.cells["vendor"].drop_nulls().to_list(),
+             *r.cells["region"].drop_nulls().to_list()}
+    for row in wb[wb.sheetnames[0]].iter_rows(values_only=True):
+        for value in row:
+            if not isinstance(value, str):
+                continue
+            rest = re.sub(r"\S+\.(?:csv|parquet)\b", "", value)        # file names
+            rest = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", "", rest)    # setting names
+            words = set(re.findall("[A-Za-z]{2,}", rest)) - acronyms
+            assert all(any(w in v for v in names) for w in words), value
     csv = pl.read_csv(tmp_path / "zh" / "work_orders.csv")
     assert csv["evidence"].to_list() == r.work_orders["evidence"].to_list()
     assert not any(re.search("[\u4e00-\u9fff]", v) for v in csv["evidence"].to_list())
