@@ -1,0 +1,162 @@
+"""The workbook's cell writer (kqi._xlsx) against openpyxl's own: the same bytes, cell for cell,
+for every kind of cell it writes as text and every kind it leaves to openpyxl; and kqi's order
+sheets (kqi.excel._put, _align_column, _rows) against the openpyxl calls they stand for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import zipfile
+
+import polars as pl
+import pytest
+from openpyxl import Workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+
+from kqi import excel
+from kqi._xlsx import save
+from kqi.io import deterministic_zip
+
+TEXTS = ["plain", " leading", "trailing ", "  ", "", "a & b < c > d \"e\" 'f'", "line\nbreak",
+         "tab\tinside", "=SUM(A1:A2)", "+1", "-x", "@me", "#N/A", "中文名称 小区", "emoji 📶",
+         "x" * 40_000, "\u00a0nbsp\u00a0", "cr\rlf"]
+NUMBERS = [0, 1, -1, 2**53 + 1, 10**20, 0.5, -0.0, 1e-300, 1.7976931348623157e308, 3.14159265358979,
+           True, False]
+
+
+def _openpyxl_bytes(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return deterministic_zip(buf.getvalue())
+
+
+def _kqi_bytes(wb: Workbook) -> bytes:
+    return deterministic_zip(save(wb))
+
+
+def _sheets(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def _assert_same(build) -> None:  # type: ignore[no-untyped-def]
+    # a workbook is built twice (saving registers styles): once per writer
+    ours, theirs = _kqi_bytes(build()), _openpyxl_bytes(build())
+    if ours != theirs:
+        a, b = _sheets(ours), _sheets(theirs)
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name] == b[name], name
+    assert ours == theirs
+
+
+def _mixed() -> Workbook:
+    wb = Workbook()
+    ws = wb.active
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    for j, text in enumerate(TEXTS, start=1):
+        cell = ws.cell(row=1, column=j, value=text)
+        cell.data_type = "s"
+        if j % 3 == 0:
+            cell.font = bold
+        if j % 4 == 0:
+            cell.quotePrefix = True
+    for j, value in enumerate(NUMBERS, start=1):
+        cell = ws.cell(row=2, column=j, value=value)
+        if j % 2:
+            cell.number_format = "0.00"
+    ws.cell(row=3, column=2).fill = fill                       # styled, empty
+    ws.cell(row=3, column=4)                                   # empty, unstyled: left out
+    ws.cell(row=3, column=5, value=float("nan"))               # openpyxl writes <v />
+    ws.cell(row=3, column=6, value="=1+2")                     # a formula
+    ws.cell(row=3, column=7, value=dt.datetime(2026, 11, 3, 20, 39))
+    ws.cell(row=3, column=8, value=dt.date(2026, 11, 3))
+    ws.cell(row=3, column=9, value="commented").comment = Comment("note", "kqi")
+    ws.cell(row=3, column=10, value="link").hyperlink = "https://example.org/a?b=1&c=2"
+    ws.cell(row=3, column=11, value="#DIV/0!")                 # an error code
+    ws.merge_cells("A5:D5")
+    ws.cell(row=5, column=1, value="merged text").alignment = Alignment(wrap_text=True)
+    ws.row_dimensions[5].height = 43.2
+    ws.row_dimensions[7].height = 20                           # a row with no cells
+    other = wb.create_sheet("Second")
+    for r in range(1, 30):
+        for c in range(1, 6):
+            other.cell(row=r, column=c, value=r * c if c % 2 else f"r{r}c{c}")
+            other.cell(row=r, column=c).alignment = Alignment(vertical="top")
+    return wb
+
+
+def test_cells_of_every_kind_same_bytes() -> None:
+    _assert_same(_mixed)
+
+
+def test_empty_workbook_same_bytes() -> None:
+    _assert_same(Workbook)
+
+
+def _orders(n: int) -> pl.DataFrame:
+    return pl.DataFrame({
+        "rank": list(range(1, n + 1)),
+        "cell_id": [f"46000-{k}" for k in range(n)],
+        "cell_name": [("=x" if k % 7 == 0 else "小区 ") + str(k) for k in range(n)],
+        "vendor": ["ZTE" if k % 3 else "Huawei" for k in range(n)],
+        "region": ["north", "south"] * (n // 2) + ["east"] * (n % 2),
+        "primary_cause": ["high_load" if k % 2 else "interference" for k in range(n)],
+        "evidence": ["busy-hour UL interference -95.1 dBm & CQI < 7 " * (1 + k % 4)
+                     for k in range(n)],
+        "good_rate_browsing": [None if k % 5 == 0 else 0.5 + k / (4 * n) for k in range(n)],
+        "priority_score": [float(n - k) / 3 for k in range(n)],
+        "complaints": [k % 4 for k in range(n)],
+    })
+
+
+def test_work_order_workbook_same_bytes() -> None:
+    orders = _orders(60)
+
+    def build() -> Workbook:
+        wb = Workbook()
+        ws = wb.active
+        ws.title = excel.SUMMARY_SHEET
+        excel._summary_sheet(ws, orders, {"poor_cells": 60, "note": "x & y"}, None)
+        excel._order_sheet(wb.create_sheet(excel.ALL_SHEET), orders, {"browsing": 0.8},
+                           name="Orders1")
+        return wb
+
+    _assert_same(build)
+
+
+@pytest.mark.parametrize("value", [*TEXTS, *NUMBERS, None, float("nan"), float("inf"),
+                                   dt.date(2026, 1, 2)])
+def test_put_as_openpyxl_sets_a_value(value: object) -> None:
+    """excel._put fills the cell as ``ws.cell().value = ...`` would (plus kqi's text rules)."""
+    wb = Workbook()
+    ws = wb.active
+    cell = excel._put(ws, 3, 2, value)
+    ref = Workbook().active.cell(row=3, column=2)
+    if isinstance(value, str):
+        ref.value = excel.clean_text(excel._ILLEGAL.sub("", value))
+        ref.data_type = "s"
+        if excel.formula_like(ref.value):
+            ref.quotePrefix = True
+    elif isinstance(value, float):
+        ref.value = round(value, 6) if math.isfinite(value) else None
+    else:
+        ref.value = value
+    assert (cell._value, cell.data_type, cell.quotePrefix, cell.number_format) == \
+        (ref._value, ref.data_type, ref.quotePrefix, ref.number_format)
+    assert ws._cells[(3, 2)] is cell
+    assert ws.max_row == 3
+
+
+def test_rows_as_iter_rows() -> None:
+    """excel._rows gives the cells ws.iter_rows gives, and creates the same missing ones."""
+    sheets = [Workbook().active, Workbook().active]
+    for ws in sheets:
+        for r, c in [(2, 3), (4, 1), (5, 5)]:
+            ws.cell(row=r, column=c, value=r * c)
+    expected = [[(c.row, c.column) for c in row] for row in sheets[0].iter_rows(min_row=2)]
+    got = [[(c.row, c.column) for c in row] for row in excel._rows(sheets[1], 2)]
+    assert got == expected
+    assert sorted(sheets[0]._cells) == sorted(sheets[1]._cells)
