@@ -261,11 +261,13 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         quiet = busy
     else:
         keys = k["key"].to_numpy()
-        quiet = pl.Series(_busy_lookup(k, d.quiet_hour_count, busiest=False)[keys])
+        traffic = _hour_traffic(k)   # once for both lookups
+        quiet = pl.Series(_busy_lookup(k, d.quiet_hour_count, busiest=False,
+                                       traffic=traffic)[keys])
         if d.busy_hours:
             busy = k["hour"].is_in(list(d.busy_hours))
         else:
-            busy = pl.Series(_busy_lookup(k, d.busy_hour_count)[keys])
+            busy = pl.Series(_busy_lookup(k, d.busy_hour_count, traffic=traffic)[keys])
     ev = k.with_columns(busy.alias("busy"), quiet.alias("quiet")).lazy().group_by("code").agg(
         pl.col("cell_id").first(),
         pl.len().cast(pl.Int64).alias("kpi_hours"),
@@ -296,14 +298,9 @@ def with_isd(ev: pl.DataFrame, cells: pl.DataFrame, config: Config | None = None
     return ev.select("cell_id", "kpi_hours", *EVIDENCE_COLUMNS).sort("cell_id")
 
 
-def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True) -> np.ndarray:
-    """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest (or,
-    with ``busiest=False``, quietest).
-
-    Traffic is the mean PRB utilisation of that hour of the day over the window (RRC users
-    for a cell without any PRB figure); ties go to the earlier hour, hours without traffic
-    figures come last.
-    """
+def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell code x hour of the day (``n_codes x 24``): the rows, the rows with a traffic
+    figure and their mean traffic (see :func:`_busy_lookup`)."""
     n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
     key = k["key"].to_numpy()
     # one measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
@@ -320,6 +317,20 @@ def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True) -> np.ndarra
     total = np.bincount(key[valid], weights=traffic[valid], minlength=size).reshape(n_codes, 24)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
+    return rows, n_valid, mean
+
+
+def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True, *,
+                 traffic: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest (or,
+    with ``busiest=False``, quietest).
+
+    Traffic is the mean PRB utilisation of that hour of the day over the window (RRC users
+    for a cell without any PRB figure); ties go to the earlier hour, hours without traffic
+    figures come last. ``traffic``: :func:`_hour_traffic` of ``k`` when already computed.
+    """
+    rows, n_valid, mean = _hour_traffic(k) if traffic is None else traffic
+    n_codes = rows.shape[0]
     # sort key per hour: busiest first; hours with rows but no traffic figure next; absent last
     order_key = np.where(n_valid > 0, -mean if busiest else mean,
                          np.where(rows > 0, np.finfo(np.float64).max, np.inf))
