@@ -28,25 +28,32 @@ HERE = Path(__file__).resolve().parent
 
 #: runs the CLI in this process with numba's compile events recorded; prints one JSON line
 _CHILD = r"""
-import json, sys, time
+import json, sys, threading, time
 from numba.core import event
 
 spans = []
 class _Listener(event.Listener):
+    # numba serialises compiles with its compiler lock, but the events can come from any thread
+    # (a worker that calls a kernel first, while the prefetch thread imports): the nesting depth
+    # is kept per thread, each span is timed with its own thread's CPU clock, and the shared
+    # list is appended under a lock
     def __init__(self):
-        self.depth = 0
-        self.t0 = {}
+        self.local = threading.local()
+        self.lock = threading.Lock()
     def on_start(self, ev):
-        self.depth += 1
-        self.t0[id(ev.data)] = (time.perf_counter(), time.thread_time(), self.depth)
+        st = self.local.__dict__.setdefault("stack", [])
+        st.append((id(ev.data), time.perf_counter(), time.thread_time()))
     def on_end(self, ev):
-        t0, c0, depth = self.t0.pop(id(ev.data), (None, None, 0))
-        self.depth -= 1
-        if t0 is not None and depth == 1:  # top-level compiles only (nested ones are inside)
+        st = self.local.__dict__.setdefault("stack", [])
+        if not st or st[-1][0] != id(ev.data):
+            return  # started before the listener was registered
+        _, t0, c0 = st.pop()
+        if not st:  # top-level compiles only (nested ones are inside)
             d = ev.data.get("dispatcher")
             name = getattr(d, "py_func", None)
             name = f"{name.__module__}.{name.__qualname__}" if name else "?"
-            spans.append((name, time.perf_counter() - t0, time.thread_time() - c0))
+            with self.lock:
+                spans.append((name, time.perf_counter() - t0, time.thread_time() - c0))
 event.register("numba:compile", _Listener())
 t0 = time.perf_counter()
 from kqi.cli import main
@@ -67,6 +74,9 @@ finally:
 def _one(args: list[str], cache: Path, cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache / "numba"), "KQI_CACHE_DIR": str(cache / "kqi"),
            "POLARS_MAX_THREADS": str(len(os.sched_getaffinity(0)))}
+    # an installed package has its .pyc files (pip writes them): without them every run would
+    # compile kqi's own sources again (~0.5 s), which no user's warm run does
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, "-q", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, check=False)

@@ -6,7 +6,12 @@ for them. Kernels must accept read-only arrays (zero-copy Arrow buffers are read
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
+
 import numba
+from numba.core import event
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
@@ -18,3 +23,36 @@ def kernel(fn=None, *, parallel: bool = False):
         return numba.njit(cache=True, nogil=True, fastmath=FASTMATH, parallel=parallel)(f)
 
     return wrap(fn) if fn is not None else wrap
+
+
+class _FirstCompile(event.Listener):
+    """Calls ``notify`` once, when numba starts the first compile of the process (a kernel not
+    found in numba's on-disk cache); loading a cached kernel fires no such event. It stays
+    registered (a no-op) afterwards: numba iterates its listeners while it calls them, and one
+    unregistered there would make it skip the next."""
+
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self._notify: Callable[[], None] | None = notify
+        self._lock = threading.Lock()
+
+    def on_start(self, ev: event.Event) -> None:
+        with self._lock:
+            notify, self._notify = self._notify, None
+        if notify is not None:
+            notify()
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+def _off(listener: event.Listener) -> None:
+    with contextlib.suppress(ValueError):  # already off
+        event.unregister("numba:compile", listener)
+
+
+def on_first_compile(notify: Callable[[], None]) -> Callable[[], None]:
+    """Call ``notify()`` once when this process first compiles a kernel (a numba cache miss),
+    from the compiling thread, before the compile; returns a function that stops listening."""
+    listener = _FirstCompile(notify)
+    event.register("numba:compile", listener)
+    return lambda: _off(listener)

@@ -28,9 +28,16 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False, soft_wrap=True)
 
 
+#: the first-run note is printed once a process (``kqi demo`` runs the pipeline twice)
+_COMPILE_NOTE = "compiling kernels (first run only) ..."
+_compile_noted = [False]
+
+
 class _ProgressPrinter:
     """Prints one line per finished stage; while a long stage runs, its rows so far and rows/s
-    (kqi.progress: refreshed in place on a terminal, a plain line every few seconds otherwise)."""
+    (kqi.progress: refreshed in place on a terminal, a plain line every few seconds otherwise);
+    and, when the run compiles numba kernels (nothing in numba's cache yet), one line that says
+    so when the first compile starts."""
 
     def __init__(self, quiet: bool) -> None:
         from kqi.progress import Ticker
@@ -39,6 +46,24 @@ class _ProgressPrinter:
         tty = _err.is_terminal
         self._ticker = None if quiet else Ticker(sys.stderr, tty=tty, after=0.5 if tty else 2.0)
         self._t0 = 0.0
+        self._unlisten = None
+        if not quiet and not _compile_noted[0]:
+            from kqi._numba import on_first_compile
+
+            self._unlisten = on_first_compile(self._compiling)
+
+    def _compiling(self) -> None:
+        if _compile_noted[0]:
+            return
+        _compile_noted[0] = True
+        # on a terminal the ticker's line is cleared first (it redraws itself on its next tick)
+        clear = "\r\x1b[K" if _err.is_terminal else ""
+        text = f"{clear}  {_COMPILE_NOTE}\n"
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed or broken stderr stops nothing
+            pass
 
     def __call__(self, stage: str, event: str) -> None:
         if self._ticker is None:
@@ -57,6 +82,9 @@ class _ProgressPrinter:
     def close(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
