@@ -22,7 +22,7 @@ EARTH_RADIUS_M = 6_371_008.8
 _DEG = math.pi / 180.0
 
 
-@kernel
+@kernel(inline=True)
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in metres between two WGS84 points (degrees); NaN in, NaN out."""
     p1 = lat1 * _DEG
@@ -37,7 +37,7 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-@kernel
+@kernel(inline=True)
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Initial bearing from point 1 to point 2, degrees clockwise from north in [0, 360)."""
     p1 = lat1 * _DEG
@@ -53,7 +53,7 @@ def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return b
 
 
-@kernel
+@kernel(inline=True)
 def angle_diff_deg(a: float, b: float) -> float:
     """Smallest absolute difference between two bearings (degrees), in [0, 180]."""
     d = abs(a - b) % 360.0

@@ -17,7 +17,7 @@ from kqi._numba import kernel
 COVERAGE = 3
 
 
-@kernel
+@kernel(inline=True)
 def beam_term(off_deg: float, beamwidth: float) -> float:
     """1 inside the beam (|offset| <= beamwidth/2), falling linearly to 0 one half-beam outside.
 
@@ -31,7 +31,7 @@ def beam_term(off_deg: float, beamwidth: float) -> float:
     return max(0.0, 1.0 - (off_deg - half) / half)
 
 
-@kernel
+@kernel(inline=True)
 def link_score(  # noqa: PLR0917 - a numba kernel takes positional scalars
     dist_m: float, radius_m: float, off_deg: float, beamwidth: float, poor: int,
     beam_weight: float, poor_weight: float,
