@@ -22,7 +22,7 @@ import polars as pl
 from kqi import rules
 from kqi.causes import BY_NAME, FALLBACK, NETWORK_MEDIANS, REGISTRY, RULE_CAUSES
 from kqi.config import Config, check_diagnosis
-from kqi.frames import column_or_null, poor_services_agg, with_columns_or_null
+from kqi.frames import column_or_null, polars_schema, poor_services_agg, with_columns_or_null
 from kqi.phrases import phrase as _p
 from kqi.schema import CAUSES, DIAGNOSIS
 
@@ -139,9 +139,7 @@ def _polars_aggregate(a: KpiAggregate) -> pl.Expr:
     return e.alias(a.name)
 
 
-_DIAG_SCHEMA: dict[str, pl.DataType] = dict(
-    pl.from_arrow(DIAGNOSIS.empty_table()).schema  # type: ignore[union-attr]
-)
+_DIAG_SCHEMA: dict[str, pl.DataType] = dict(polars_schema(DIAGNOSIS))
 
 
 @dataclass

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from kqi import _kernels
 from kqi.config import Config, KqiConfig, as_config
 from kqi.errors import InputError
-from kqi.frames import DType
+from kqi.frames import DType, polars_schema
 from kqi.schema import CELL_KQI, SERVICE_KQIS, SERVICES
 from kqi.summary import CaseCounts, RunSummary
 
@@ -44,7 +44,7 @@ _SERVICE_NAMES = pl.Series("service", SERVICES, dtype=pl.String)
 #: each service code's place among the service names sorted as text (the output's order)
 _SERVICE_RANK = np.argsort(np.argsort(np.array(SERVICES))).astype(np.int64)
 #: polars dtypes of kqi.schema.CELL_KQI, to pin the output's types
-_CELL_KQI_SCHEMA = pl.from_arrow(CELL_KQI.empty_table()).schema  # type: ignore[union-attr]
+_CELL_KQI_SCHEMA = polars_schema(CELL_KQI)
 
 __all__ = [
     "KqiAccumulator",

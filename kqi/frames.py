@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import polars as pl
+import pyarrow as pa
 
 from kqi.errors import KqiError
 from kqi.schema import SERVICE_CODE
@@ -61,3 +62,12 @@ def linked_network(links: pl.DataFrame) -> pl.DataFrame:
     require_columns(links, ("cell_id", "network", "method"), "complaint links")
     return links.filter(pl.col("network") & pl.col("method").is_in(LINKED_METHODS)
                         & pl.col("cell_id").is_not_null())
+
+
+def polars_schema(schema: pa.Schema) -> pl.Schema:
+    """The polars dtypes of an Arrow schema (its columns in order).
+
+    Through an empty table made from no batches: ``pa.Schema.empty_table()`` imports pandas
+    (about 0.6 CPU-s of a run that otherwise may not need it)."""
+    return pl.from_arrow(pa.Table.from_batches([], schema=schema)).schema  # type: ignore[union-attr]
+

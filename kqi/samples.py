@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from kqi.config import Config, SamplesConfig, check_samples
+from kqi.frames import polars_schema
 from kqi.geo import EARTH_RADIUS_M, bearing_deg, haversine_m
 from kqi.schema import CELL_SAMPLES, CELLS, COVERAGE_BINS
 
@@ -42,12 +43,8 @@ _WEISZFELD_ITER = 40
 #: the distance quantile of cell_samples.csv (``dist_p90_m``)
 DIST_QUANTILE = 0.9
 
-_BINS_SCHEMA: dict[str, pl.DataType] = dict(
-    pl.from_arrow(COVERAGE_BINS.empty_table()).schema  # type: ignore[union-attr]
-)
-_CELL_SCHEMA: dict[str, pl.DataType] = dict(
-    pl.from_arrow(CELL_SAMPLES.empty_table()).schema  # type: ignore[union-attr]
-)
+_BINS_SCHEMA: dict[str, pl.DataType] = dict(polars_schema(COVERAGE_BINS))
+_CELL_SCHEMA: dict[str, pl.DataType] = dict(polars_schema(CELL_SAMPLES))
 #: columns of the estimated-cells table (a cells file the other commands read), after CELLS'
 ESTIMATED_EXTRA: tuple[str, ...] = ("samples", "position_method")
 
