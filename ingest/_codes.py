@@ -7,9 +7,13 @@ dictionary to codes in one kernel pass over its bytes, and new ids are appended 
 the next integers) without rebuilding anything: the cost is per distinct value and per row
 group, not per row, and does not grow with the ids already known.
 
-The kernels (open addressing, FNV-1a over the UTF-8 bytes) take Arrow's string layout as arrays:
-``offsets`` (int64, ``n + 1``) and ``data`` (uint8). The plain reference is a Python dict
-(``tests/reference.py``, ``ref_code_lookup``).
+The kernels (open addressing with linear probing; the hash folds the UTF-8 bytes eight at a time
+through splitmix64's finaliser) take Arrow's string layout as arrays: ``offsets`` (int64,
+``n + 1``) and ``data`` (uint8). A slot is a 32-byte row in one cache line: tag (length and hash
+bits), code and the id's first 24 bytes, so a lookup of an id up to 24 bytes (every cell id seen
+in operators' exports) reads one cache line of the table and no other memory; the ids' bytes are
+also kept in code order (``koff``/``kbuf``) for :attr:`CodeTable.ids` and longer ids. The plain
+reference is a Python dict (``tests/reference.py``, ``ref_code_lookup``).
 """
 
 from __future__ import annotations
@@ -20,72 +24,122 @@ import pyarrow as pa
 
 from kqi._numba import kernel
 
-_EMPTY = np.int64(-1)
+from ._kernels import _mix64
+
+#: an empty slot (column 0 of a table row); a used one holds ``tag << 32 | code`` (tag < 2**31)
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: bytes of a key stored in its slot: an id up to this long is compared without leaving the slot
+INLINE = 24
+#: keys hashed ahead of their probes in :func:`_lookup`: their table reads overlap in memory
+_AHEAD = 16
 
 
 @kernel
-def _fnv(data, start, stop):
-    """FNV-1a 64 of ``data[start:stop]``, finished with murmur3's fmix64 (FNV's low bits, the
-    ones a power-of-two table uses, mix poorly on ids that differ in a digit or two)."""
-    h = np.uint64(0xCBF29CE484222325)
-    for i in range(start, stop):
-        h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
+def _words(data, a, b):
+    """The key ``data[a:b]``: its first :data:`INLINE` bytes as three little-endian words (zero
+    padded) and its hash (the length and the words, then any further bytes, folded through
+    ``_mix64``, the splitmix64 finaliser)."""
+    n = b - a
+    w0 = np.uint64(0)
+    w1 = np.uint64(0)
+    w2 = np.uint64(0)
+    for k in range(min(n, 8)):
+        w0 |= np.uint64(data[a + k]) << np.uint64(8 * k)
+    for k in range(8, min(n, 16)):
+        w1 |= np.uint64(data[a + k]) << np.uint64(8 * k - 64)
+    for k in range(16, min(n, INLINE)):
+        w2 |= np.uint64(data[a + k]) << np.uint64(8 * k - 128)
+    h = _mix64(w0 ^ (np.uint64(n) << np.uint64(56)))
+    if n > 8:
+        h = _mix64(h ^ w1)
+    if n > 16:
+        h = _mix64(h ^ w2)
+    if n > INLINE:
+        t = np.uint64(0xCBF29CE484222325)
+        for k in range(a + INLINE, b):
+            t = (t ^ np.uint64(data[k])) * np.uint64(0x100000001B3)
+        h = _mix64(h ^ t)
+    return w0, w1, w2, h
 
 
 @kernel
-def _find(data, start, stop, h, slots, koff, kbuf):
-    """The slot of the key ``data[start:stop]`` (hash ``h``). A slot holds ``-1`` (empty: where
-    the key would go) or ``(h >> 33) << 32 | code`` (non-negative): the hash's top half is compared before the
-    key's bytes are read, so a probe costs one memory access, not three."""
-    mask = slots.shape[0] - 1
-    s = np.int64(h & np.uint64(mask))
-    top = np.int64(h >> np.uint64(33))
-    n = stop - start
+def _tag(h, n):
+    """A slot's tag: the key's length (up to 255) and 23 bits of its hash, 31 bits in all."""
+    return (np.uint64(min(n, 255)) << np.uint64(23)) | (h >> np.uint64(41))
+
+
+@kernel
+def _probe(table, w0, w1, w2, h, data, a, b, koff, kbuf):
+    """The row of ``table`` that holds the key ``data[a:b]`` (words and hash from
+    :func:`_words`), or the empty row where it would go. A row is ``tag << 32 | code`` and the
+    key's first :data:`INLINE` bytes: tag and words decide a key up to that long in one cache
+    line; a longer one's further bytes are compared through ``koff``/``kbuf``."""
+    mask = np.uint64(table.shape[0] - 1)
+    s = np.int64(h & mask)
+    key = _tag(h, b - a) << np.uint64(32)
     while True:
-        e = slots[s]
-        if e < 0:
+        e = table[s, 0]
+        if e == _EMPTY:
             return s
-        if (e >> 32) == top:
-            c = e & 0xFFFFFFFF
-            a = koff[c]
-            if koff[c + 1] - a == n:
+        if ((e & np.uint64(0xFFFFFFFF00000000)) == key and table[s, 1] == w0
+                and table[s, 2] == w1 and table[s, 3] == w2):
+            if b - a <= INLINE:
+                return s
+            c = np.int64(e & np.uint64(0xFFFFFFFF))
+            o = koff[c]
+            if koff[c + 1] - o == b - a:
                 same = True
-                for k in range(n):
-                    if kbuf[a + k] != data[start + k]:
+                for k in range(INLINE, b - a):
+                    if kbuf[o + k] != data[a + k]:
                         same = False
                         break
                 if same:
                     return s
-        s = (s + 1) & mask
+        s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
 
 
 @kernel
-def _lookup(offsets, data, slots, koff, kbuf, out):
-    """``out[i]`` = code of string ``i`` (``data[offsets[i]:offsets[i + 1]]``), -1 when absent."""
-    for i in range(offsets.shape[0] - 1):
-        a = offsets[i]
-        b = offsets[i + 1]
-        e = slots[_find(data, a, b, _fnv(data, a, b), slots, koff, kbuf)]
-        out[i] = np.int32(-1) if e < 0 else np.int32(e & 0xFFFFFFFF)
+def _lookup(offsets, data, table, koff, kbuf, out):
+    """``out[i]`` = code of string ``i`` (``data[offsets[i]:offsets[i + 1]]``), -1 when absent.
+
+    :data:`_AHEAD` keys at a time: their hashes and first table reads come first (independent
+    loads, so their cache misses overlap), then their probes."""
+    n = offsets.shape[0] - 1
+    mask = np.uint64(table.shape[0] - 1)
+    ws = np.empty((_AHEAD, 4), dtype=np.uint64)
+    first = np.empty(_AHEAD, dtype=np.uint64)
+    for i0 in range(0, n, _AHEAD):
+        m = min(_AHEAD, n - i0)
+        for j in range(m):
+            w0, w1, w2, h = _words(data, offsets[i0 + j], offsets[i0 + j + 1])
+            ws[j, 0] = w0
+            ws[j, 1] = w1
+            ws[j, 2] = w2
+            ws[j, 3] = h
+            first[j] = table[np.int64(h & mask), 0]
+        for j in range(m):
+            out[i0 + j] = -1
+            if first[j] != _EMPTY:
+                e = table[_probe(table, ws[j, 0], ws[j, 1], ws[j, 2], ws[j, 3], data,
+                                 offsets[i0 + j], offsets[i0 + j + 1], koff, kbuf), 0]
+                if e != _EMPTY:
+                    out[i0 + j] = np.int32(e & np.uint64(0xFFFFFFFF))
 
 
 @kernel
-def _insert(offsets, data, n_keys, slots, hashes, koff, kbuf):
+def _insert(offsets, data, n_keys, table, hashes, koff, kbuf):
     """Append the strings (absent from the table, distinct) as codes ``n_keys, n_keys + 1, ...``;
     the arrays have room (the caller grew them). Returns the new number of keys."""
     used = koff[n_keys]
     for i in range(offsets.shape[0] - 1):
         a = offsets[i]
         b = offsets[i + 1]
-        h = _fnv(data, a, b)
-        s = _find(data, a, b, h, slots, koff, kbuf)
-        slots[s] = (np.int64(h >> np.uint64(33)) << 32) | n_keys
+        w0, w1, w2, h = _words(data, a, b)
+        s = _probe(table, w0, w1, w2, h, data, a, b, koff, kbuf)
+        table[s, 0] = (_tag(h, b - a) << np.uint64(32)) | np.uint64(n_keys)
+        table[s, 1] = w0
+        table[s, 2] = w1
+        table[s, 3] = w2
         hashes[n_keys] = h
         for k in range(b - a):
             kbuf[used + k] = data[a + k]
@@ -96,15 +150,26 @@ def _insert(offsets, data, n_keys, slots, hashes, koff, kbuf):
 
 
 @kernel
-def _rehash(hashes, n_keys, slots):
-    """Place codes ``0..n_keys-1`` into the empty table ``slots`` by their hashes."""
-    mask = slots.shape[0] - 1
-    for c in range(n_keys):
-        h = hashes[c]
-        s = np.int64(h & np.uint64(mask))
-        while slots[s] >= 0:
-            s = (s + 1) & mask
-        slots[s] = (np.int64(h >> np.uint64(33)) << 32) | c
+def _rehash(old, hashes, new):
+    """Move every row of the table ``old`` into the empty larger table ``new``."""
+    mask = np.uint64(new.shape[0] - 1)
+    for r in range(old.shape[0]):
+        e = old[r, 0]
+        if e == _EMPTY:
+            continue
+        s = np.int64(hashes[np.int64(e & np.uint64(0xFFFFFFFF))] & mask)
+        while new[s, 0] != _EMPTY:
+            s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+        for k in range(4):
+            new[s, k] = old[r, k]
+
+
+def _table(size: int) -> np.ndarray:
+    """An empty table of ``size`` rows (a power of two) of four uint64, each row in one 64-byte
+    cache line (the buffer aligned to 64 bytes)."""
+    buf = np.full(size * 4 + 8, _EMPTY, dtype=np.uint64)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip:skip + size * 4].reshape(size, 4)
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +200,7 @@ class CodeTable:
     def __init__(self, ids: pl.Series | None) -> None:
         self.fixed = ids is not None
         self._n = 0
-        self._slots = np.full(1024, _EMPTY, dtype=np.int64)
+        self._table = _table(1024)
         self._hashes = np.zeros(512, dtype=np.uint64)
         self._koff = np.zeros(513, dtype=np.int64)
         self._kbuf = np.zeros(4096, dtype=np.uint8)
@@ -154,7 +219,7 @@ class CodeTable:
         """Code of each string of ``arr`` (int32, -1 where absent or null)."""
         offsets, data = string_buffers(arr)
         out = np.empty(len(arr), dtype=np.int32)
-        _lookup(offsets, data, self._slots, self._koff, self._kbuf, out)
+        _lookup(offsets, data, self._table, self._koff, self._kbuf, out)
         if arr.null_count:
             out[np.asarray(arr.is_null())] = -1
         return out
@@ -166,7 +231,7 @@ class CodeTable:
         if k == 0:
             return
         self._reserve(k, int(offsets[-1] - offsets[0]))
-        self._n = int(_insert(offsets, data, self._n, self._slots, self._hashes, self._koff,
+        self._n = int(_insert(offsets, data, self._n, self._table, self._hashes, self._koff,
                               self._kbuf))
         self._ids = None
 
@@ -179,12 +244,13 @@ class CodeTable:
         used = int(self._koff[self._n])
         if used + nbytes > self._kbuf.shape[0]:
             self._kbuf = _grown(self._kbuf, max(used + nbytes, 2 * self._kbuf.shape[0]))
-        if 2 * need > self._slots.shape[0]:  # load factor at most 1/2
-            size = self._slots.shape[0]
+        if 2 * need > self._table.shape[0]:  # load factor at most 1/2
+            size = self._table.shape[0]
             while 2 * need > size:
                 size *= 2
-            self._slots = np.full(size, _EMPTY, dtype=np.int64)
-            _rehash(self._hashes, self._n, self._slots)
+            new = _table(size)
+            _rehash(self._table, self._hashes, new)
+            self._table = new
 
     # -- the _CodeMap interface ------------------------------------------------------------
     @property

@@ -104,15 +104,21 @@ EMPTY_PAIR = np.iinfo(np.int64).min
 
 
 @kernel
-def _pair_hash(x, y):
-    """A well-mixed 64-bit hash of a pair of int64 (splitmix64's finaliser over both)."""
-    h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(y)
+def _mix64(h):
+    """splitmix64's finaliser: a bijection of uint64 whose every output bit depends on every input
+    bit (the project's one 64-bit mixer: the pair hash, the cell-id hash of ``ingest._codes``)."""
     h ^= h >> np.uint64(30)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     h ^= h >> np.uint64(27)
     h *= np.uint64(0x94D049BB133111EB)
     h ^= h >> np.uint64(31)
     return h
+
+
+@kernel
+def _pair_hash(x, y):
+    """A well-mixed 64-bit hash of a pair of int64 (:func:`_mix64` over both)."""
+    return _mix64(np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(y))
 
 
 @kernel

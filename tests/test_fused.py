@@ -60,6 +60,21 @@ def test_code_table_grows_and_keeps_codes() -> None:
         CodeTable(pl.Series(["a", "a"]))
 
 
+def test_code_table_tells_apart_ids_its_slots_hold_alike() -> None:
+    # a slot holds a key's first 24 bytes zero-padded and its length up to 255: ids alike there
+    # (trailing NULs, one prefix past 24 bytes, lengths past 255) are still told apart
+    long = "x" * 24
+    ids = ["", "a", "a\x00", "a\x00\x00", long, long + "a", long + "b", long + "ab",
+           "y" * 300 + "1", "y" * 300 + "2", "y" * 301, "é" * 13]
+    table = CodeTable(None)
+    table.append_arrow(pa.array(ids[::2]))
+    table.append_arrow(pa.array(ids[1::2]))
+    want = list(range(0, len(ids), 2)) + list(range(1, len(ids), 2))
+    assert table.lookup_arrow(pa.array(ids[::2] + ids[1::2])).tolist() == list(range(len(ids)))
+    assert table.lookup_arrow(pa.array([long + "c", "y" * 300, "a\x00\x00\x00"])).tolist() == [-1] * 3
+    assert table.ids.to_list() == [ids[i] for i in want]
+
+
 # -- the kernel against its reference ------------------------------------------------------
 
 _value = st.one_of(st.none(), st.just(math.nan), st.just(math.inf), st.just(-1.0),
