@@ -30,25 +30,25 @@ from ._kernels import _mix64
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 #: bytes of a key stored in its slot: an id up to this long is compared without leaving the slot
 INLINE = 24
-#: keys hashed ahead of their probes in :func:`_lookup`: their table reads overlap in memory
-_AHEAD = 16
 
 
 @kernel
 def _words(data, a, b):
     """The key ``data[a:b]``: its first :data:`INLINE` bytes as three little-endian words (zero
-    padded) and its hash (the length and the words, then any further bytes, folded through
-    ``_mix64``, the splitmix64 finaliser)."""
+    padded), its slot's tag (``tag << 32``) and its hash (the length and the words, then any
+    further bytes, folded through ``_mix64``, the splitmix64 finaliser)."""
     n = b - a
     w0 = np.uint64(0)
     w1 = np.uint64(0)
     w2 = np.uint64(0)
-    for k in range(min(n, 8)):
-        w0 |= np.uint64(data[a + k]) << np.uint64(8 * k)
-    for k in range(8, min(n, 16)):
-        w1 |= np.uint64(data[a + k]) << np.uint64(8 * k - 64)
-    for k in range(16, min(n, INLINE)):
-        w2 |= np.uint64(data[a + k]) << np.uint64(8 * k - 128)
+    for k in range(min(n, INLINE)):
+        v = np.uint64(data[a + k]) << np.uint64(8 * (k & 7))
+        if k < 8:
+            w0 |= v
+        elif k < 16:
+            w1 |= v
+        else:
+            w2 |= v
     h = _mix64(w0 ^ (np.uint64(n) << np.uint64(56)))
     if n > 8:
         h = _mix64(h ^ w1)
@@ -59,24 +59,19 @@ def _words(data, a, b):
         for k in range(a + INLINE, b):
             t = (t ^ np.uint64(data[k])) * np.uint64(0x100000001B3)
         h = _mix64(h ^ t)
-    return w0, w1, w2, h
+    # a slot's tag (bits 32-62): the key's length (up to 255) and 23 bits of its hash
+    key = ((np.uint64(min(n, 255)) << np.uint64(23)) | (h >> np.uint64(41))) << np.uint64(32)
+    return w0, w1, w2, key, h
 
 
 @kernel
-def _tag(h, n):
-    """A slot's tag: the key's length (up to 255) and 23 bits of its hash, 31 bits in all."""
-    return (np.uint64(min(n, 255)) << np.uint64(23)) | (h >> np.uint64(41))
-
-
-@kernel
-def _probe(table, w0, w1, w2, h, data, a, b, koff, kbuf):
+def _probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf):
     """The row of ``table`` that holds the key ``data[a:b]`` (words and hash from
     :func:`_words`), or the empty row where it would go. A row is ``tag << 32 | code`` and the
     key's first :data:`INLINE` bytes: tag and words decide a key up to that long in one cache
     line; a longer one's further bytes are compared through ``koff``/``kbuf``."""
     mask = np.uint64(table.shape[0] - 1)
     s = np.int64(h & mask)
-    key = _tag(h, b - a) << np.uint64(32)
     while True:
         e = table[s, 0]
         if e == _EMPTY:
@@ -100,53 +95,29 @@ def _probe(table, w0, w1, w2, h, data, a, b, koff, kbuf):
 
 @kernel
 def _lookup(offsets, data, table, koff, kbuf, out):
-    """``out[i]`` = code of string ``i`` (``data[offsets[i]:offsets[i + 1]]``), -1 when absent.
-
-    :data:`_AHEAD` keys at a time: their hashes and first table reads come first (independent
-    loads, so their cache misses overlap), then their probes."""
-    n = offsets.shape[0] - 1
-    mask = np.uint64(table.shape[0] - 1)
-    ws = np.empty((_AHEAD, 4), dtype=np.uint64)
-    first = np.empty(_AHEAD, dtype=np.uint64)
-    for i0 in range(0, n, _AHEAD):
-        m = min(_AHEAD, n - i0)
-        for j in range(m):
-            w0, w1, w2, h = _words(data, offsets[i0 + j], offsets[i0 + j + 1])
-            ws[j, 0] = w0
-            ws[j, 1] = w1
-            ws[j, 2] = w2
-            ws[j, 3] = h
-            first[j] = table[np.int64(h & mask), 0]
-        for j in range(m):
-            out[i0 + j] = -1
-            if first[j] != _EMPTY:
-                e = table[_probe(table, ws[j, 0], ws[j, 1], ws[j, 2], ws[j, 3], data,
-                                 offsets[i0 + j], offsets[i0 + j + 1], koff, kbuf), 0]
-                if e != _EMPTY:
-                    out[i0 + j] = np.int32(e & np.uint64(0xFFFFFFFF))
+    """``out[i]`` = code of string ``i`` (``data[offsets[i]:offsets[i + 1]]``), -1 when absent."""
+    for i in range(offsets.shape[0] - 1):
+        a = offsets[i]
+        b = offsets[i + 1]
+        w0, w1, w2, key, h = _words(data, a, b)
+        e = table[_probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf), 0]
+        out[i] = np.int32(-1) if e == _EMPTY else np.int32(e & np.uint64(0xFFFFFFFF))
 
 
 @kernel
 def _insert(offsets, data, n_keys, table, hashes, koff, kbuf):
-    """Append the strings (absent from the table, distinct) as codes ``n_keys, n_keys + 1, ...``;
-    the arrays have room (the caller grew them). Returns the new number of keys."""
-    used = koff[n_keys]
+    """Place the strings (absent from the table, distinct; their bytes already appended to
+    ``koff``/``kbuf`` as codes ``n_keys, n_keys + 1, ...``) into the table, which has room."""
     for i in range(offsets.shape[0] - 1):
         a = offsets[i]
         b = offsets[i + 1]
-        w0, w1, w2, h = _words(data, a, b)
-        s = _probe(table, w0, w1, w2, h, data, a, b, koff, kbuf)
-        table[s, 0] = (_tag(h, b - a) << np.uint64(32)) | np.uint64(n_keys)
+        w0, w1, w2, key, h = _words(data, a, b)
+        s = _probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf)
+        table[s, 0] = key | np.uint64(n_keys + i)
         table[s, 1] = w0
         table[s, 2] = w1
         table[s, 3] = w2
-        hashes[n_keys] = h
-        for k in range(b - a):
-            kbuf[used + k] = data[a + k]
-        used += b - a
-        n_keys += 1
-        koff[n_keys] = used
-    return n_keys
+        hashes[n_keys + i] = h
 
 
 @kernel
@@ -231,8 +202,12 @@ class CodeTable:
         if k == 0:
             return
         self._reserve(k, int(offsets[-1] - offsets[0]))
-        self._n = int(_insert(offsets, data, self._n, self._table, self._hashes, self._koff,
-                              self._kbuf))
+        n = self._n
+        used = int(self._koff[n])
+        self._kbuf[used:used + int(offsets[-1] - offsets[0])] = data[offsets[0]:offsets[-1]]
+        self._koff[n + 1:n + k + 1] = offsets[1:] - offsets[0] + used
+        _insert(offsets, data, n, self._table, self._hashes, self._koff, self._kbuf)
+        self._n = n + k
         self._ids = None
 
     def _reserve(self, keys: int, nbytes: int) -> None:
