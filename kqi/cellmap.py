@@ -21,7 +21,7 @@ from kqi.complaints import hotspots_text
 from kqi.config import Config, as_config
 from kqi.io import md_text, write_csv, write_json, write_text
 from kqi.pipeline import Progress, RunResult, Source, _check_inputs, _finish, _Stages
-from kqi.summary import inputs_markdown, source_files
+from kqi.summary import feed_counts, inputs_markdown, source_files
 
 __all__ = ["map_cells"]
 
@@ -137,9 +137,7 @@ def map_summary(r: RunResult) -> dict[str, Any]:
         "by_vendor": _counts(cells, "vendor"),
         "by_region": _counts(cells, "region"),
         "by_tech": _counts(cells, "tech"),
-        "inputs": {name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
-                          "rows_rejected": rep.rows_rejected}
-                   for name, rep in r.reports.items()},
+        "inputs": feed_counts(r.reports),
     }
     if r.links is not None:
         from kqi.complaints import hotspot_counts

@@ -26,7 +26,7 @@ from kqi.config import Config, as_config
 from kqi.errors import InputError
 from kqi.ingest import source_name
 from kqi.io import write_csv, write_json, write_parquet, write_text
-from kqi.summary import RunSummary
+from kqi.summary import RunSummary, feed_counts
 
 if TYPE_CHECKING:
     from kqi.closedloop import Loop
@@ -409,11 +409,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
                                           evidence=diag.evidence)
 
     summary = summarize(r.cell_kqi, cell_df, cfg)
-    summary["inputs"] = {
-        name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
-               "rows_rejected": rep.rows_rejected}
-        for name, rep in ing.reports.items()
-    }
+    summary["inputs"] = feed_counts(ing.reports)
     summary["diagnosis"] = diag.summary()
     from kqi.judged import not_judged
 

@@ -593,9 +593,9 @@ def run_samples(samples: Any, *, cells: Any = None, out: Any = None,
             isd = site_isd(cell_df, cfg)
         result = analyse_samples(feed.frame, cell_df, cfg, isd=isd)
         run = SamplesRun(result=result, cells=cell_df, rejects=dict(ing.rejects))
-        inputs = {name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
-                         "rows_rejected": rep.rows_rejected} for name, rep in ing.reports.items()}
-        run.summary = {"inputs": inputs, "samples": result.summary}
+        from kqi.summary import feed_counts
+
+        run.summary = {"inputs": feed_counts(ing.reports), "samples": result.summary}
         if out_dir is not None:
             run.files.extend(write_outputs(result, out_dir))
             if cfg.output.map:

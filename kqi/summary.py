@@ -221,6 +221,13 @@ def console_lines(summary: Mapping[str, Any], rejects_dir: Path | None = None) -
     return out
 
 
+def feed_counts(reports: Mapping[str, Any]) -> dict[str, FeedCounts]:
+    """Feed -> its row accounting (``summary.json``'s ``inputs``), from the ingest's
+    ``FeedReport`` of each feed."""
+    return {name: {"rows_read": rep.rows_read, "rows_accepted": rep.rows_accepted,
+                   "rows_rejected": rep.rows_rejected} for name, rep in reports.items()}
+
+
 def source_files(reports: Mapping[str, Any]) -> dict[str, str]:
     """Feed -> the name of the file it was read from (``FeedReport.path``'s last part; a table
     in memory as ``<feed DataFrame>``): the file column of :func:`inputs_markdown`."""
