@@ -194,6 +194,17 @@ def _with_engine(cfg: Any, engine: str | None, master: str | None) -> Any:
     return dataclasses.replace(cfg, engine=e)
 
 
+def _output_options(config_more: str = "") -> Any:
+    """``--out`` (the output folder) and ``--config`` of ``kqi run``, ``kqi samples`` and
+    ``kqi map``; ``config_more`` adds to the config's help."""
+    def add(fn: Any) -> Any:
+        fn = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                          help=f"TOML config overriding the defaults{config_more}.")(fn)
+        return click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                            required=True, help="Output folder.")(fn)
+    return add
+
+
 def _city_options(fn: Any) -> Any:
     """``--cells``, ``--days`` and ``--seed`` of a synthetic city (``kqi demo``, ``kqi city``)."""
     fn = click.option("--seed", type=int, default=7, show_default=True,
@@ -282,10 +293,7 @@ def _clear_demo_history(path: Path, days: int) -> None:
 @click.option("--complaints", type=_INPUT, default=None, help="Complaint tickets.")
 @click.option("--subscribers", type=_INPUT, default=None,
               help="Subscribers per cell or region (for complaints per 10k subscribers).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML config overriding the defaults.")
+@_output_options()
 @click.option("--history", "history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="DuckDB run history (created when missing): follow up earlier orders, record "
                    "this run.")
@@ -313,10 +321,7 @@ def run_cmd(ctx: click.Context, cells: str, tests: str, kpis: str, complaints: s
               help="Drive-test / MR samples: a file or a folder of files, read recursively.")
 @click.option("--cells", type=click.Path(path_type=Path), default=None,
               help="Cells (engineering parameters); cells it lacks are estimated from samples.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML config overriding the defaults ([samples] bin_m ...).")
+@_output_options(" ([samples] bin_m ...)")
 @click.pass_context
 def samples_cmd(ctx: click.Context, samples: Path, cells: Path | None, out: Path,
                 config_path: Path | None) -> None:
@@ -342,10 +347,7 @@ def samples_cmd(ctx: click.Context, samples: Path, cells: Path | None, out: Path
               help="Cells (engineering parameters).")
 @click.option("--complaints", type=click.Path(path_type=Path), default=None,
               help="Complaint tickets (drawn, linked to cells, ranked into hotspots).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML config overriding the defaults.")
+@_output_options()
 @click.pass_context
 def map_cmd(ctx: click.Context, cells: Path, complaints: Path | None, out: Path,
             config_path: Path | None) -> None:
