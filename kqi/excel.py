@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from kqi.io import CONTROL, clean_text, formula_like, write_workbook
-from kqi.phrases import in_words
+from kqi.phrases import in_words, phrase
 from kqi.summary import CASE_KEYS, case_frame
 from kqi.words import figure, header, section, translate, value_words
 from kqi.workorders import work_order_summary
@@ -735,7 +735,8 @@ def _followup_sheet(sheet: Any, followup: pl.DataFrame, *, language: str = "en",
 
 
 def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
-                  followup: pl.DataFrame | None = None, limit: int = TREND_ORDERS) -> pl.DataFrame:
+                  followup: pl.DataFrame | None = None, limit: int = TREND_ORDERS,
+                  language: str = "en") -> pl.DataFrame:
     """Wide table for the chart: ``last_day`` and one good-rate column per order (the ``limit``
     best-ranked orders; orders no longer on the list come after, by id), one row per run.
 
@@ -782,7 +783,9 @@ def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
             .sort("rank", "order_id", nulls_last=True)
             .head(limit))
     chosen = t.join(pick.select("order_id", "service", "rank"), on=["order_id", "service"])
-    labels = {r["order_id"]: f"{r['order_id']} ({r['service']})" for r in pick.iter_rows(named=True)}
+    services = value_words("service", language)
+    labels = {r["order_id"]: f"{r['order_id']} ({services.get(r['service'], r['service'])})"
+              for r in pick.iter_rows(named=True)}
     wide = (chosen.sort("last_day").group_by("last_day", "order_id", maintain_order=True)
             .agg(pl.col("good_rate").last())
             .pivot(on="order_id", index="last_day", values="good_rate")
@@ -791,15 +794,18 @@ def _trend_series(trend: pl.DataFrame, work_orders: pl.DataFrame,
     return wide.select("last_day", *order).rename(labels)
 
 
+_NO_TREND = phrase("no trend for the listed orders", "所列工单无趋势数据")
+
+
 def _trends_sheet(sheet: Any, trend: pl.DataFrame, work_orders: pl.DataFrame,
                   followup: pl.DataFrame | None = None, *, language: str = "en") -> int:
     """The good-rate per run of the top orders: a data block (A1) and a line chart beside it.
     Returns the number of series drawn."""
     from openpyxl.chart import LineChart, Reference
 
-    wide = _trend_series(trend, work_orders, followup)
+    wide = _trend_series(trend, work_orders, followup, language=language)
     if wide.width < 2 or wide.height == 0:
-        _put(sheet, 1, 1, "no trend for the listed orders")
+        _put(sheet, 1, 1, in_words(_NO_TREND, language))
         return 0
     # one row per order, one column per run: narrow enough to print beside nothing, the chart
     # below it at the page's width

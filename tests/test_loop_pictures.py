@@ -116,6 +116,25 @@ def test_followup_sheet_has_table_and_verdict_colours(workbook) -> None:
     assert ws.cell(row=2, column=header.index("Good rate before") + 1).number_format == "0.0%"
 
 
+def test_trend_labels_and_followup_basis_in_chinese(tmp_path: Path) -> None:
+    """In a zh workbook the trend's series name their service and the follow-up its control
+    basis in Chinese."""
+    from openpyxl import load_workbook
+
+    wo = work_orders()
+    followup = followup_frame().with_columns(pl.Series("control_basis", [
+        "12 neighbours", "1 neighbour", "network", None, "3 neighbours", "network"]))
+    path = write_work_orders_xlsx(tmp_path / "zh.xlsx", wo, {"programme": programme()}, None,
+                                  followup=followup, trend=trend_frame(wo), language="zh")
+    wb = load_workbook(path)
+    labels = [r[0] for r in wb[TRENDS_SHEET].iter_rows(min_row=2, max_row=3, values_only=True)]
+    assert labels == ["WO-C00 (浏览)", "WO-C01 (视频)"]
+    ws = wb[FOLLOWUP_SHEET]
+    header = [c.value for c in ws[1]]
+    shown = {r[header.index("对照依据")] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert shown == {"12 个邻区", "1 个邻区", "全网", None, "3 个邻区"}
+
+
 def test_trend_chart_references_its_data_block(workbook) -> None:
     ws = workbook[TRENDS_SHEET]
     rows = list(ws.iter_rows(values_only=True))
