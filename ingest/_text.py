@@ -5,6 +5,9 @@ The reader hands out chunks of raw string columns with the physical line number 
 record per line (blank lines, quoted newlines, rows with the wrong number of fields, bytes that are
 not text) it is parsed again by Python's :mod:`csv`, which tracks line numbers exactly. That slow
 path only runs on chunks that have such an anomaly.
+
+A UTF-8 file past its first MiB is mapped, and its chunks are views of the mapping (the same
+chunks a buffered read gives, without copying the file into buffers first).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import csv
 import hashlib
 import io
 import logging
+import mmap
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,6 +43,8 @@ from ._kernels import _count_byte, _spread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: a chunk's bytes: read into a buffer, or a view of the mapped file
+Buf = bytes | bytearray | memoryview
 
 #: bytes read to decide the encoding and the delimiter
 SAMPLE_BYTES = 1 << 20
@@ -60,6 +67,16 @@ _TYPED_TRIES = 3
 #: values pyarrow reads as null in typed columns (text columns keep them as written)
 _ARROW_NULLS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "Null", "None", "none",
                 "-", "--", "#N/A", "\\N"]
+
+
+#: a byte that is not ASCII whitespace (``bytes.isspace``'s set), searched in a mapped range
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+_QUOTE = re.compile(rb'"')
+
+
+def _has_quote(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` holds a double quote (a memoryview of the mapped file too)."""
+    return _QUOTE.search(data) is not None if isinstance(data, memoryview) else b'"' in data
 
 
 def _block_size(n: int) -> int:
@@ -147,9 +164,12 @@ def _sample_lines(rest: bytes, codec: str) -> list[str]:
     return text.splitlines()[: SAMPLE_ROWS]
 
 
-def _record_end(buf: bytes | bytearray, quoted: bool) -> int:
+def _record_end(buf: Buf, quoted: bool) -> int:
     """Index just past the last record boundary (a newline outside quotes) in ``buf``; -1 if none."""
     if not quoted:
+        if isinstance(buf, memoryview):
+            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+            return int(ends[-1]) + 1 if ends.size else -1
         return buf.rfind(b"\n") + 1 or -1
     arr = np.frombuffer(buf, dtype=np.uint8)
     newlines = np.flatnonzero(arr == 10)
@@ -586,6 +606,10 @@ class CsvSource:
             self._fh = None
 
     def _chunks(self) -> Iterator[RawChunk]:
+        mapped = self._mapped()
+        if mapped is not None:
+            yield from self._mapped_chunks(*mapped)
+            return
         while True:
             buf = self._first_read(self._pending)
             while not self._eof and len(buf) < self._chunk_bytes:
@@ -616,6 +640,86 @@ class CsvSource:
             if self._eof and not self._pending:
                 return
 
+    def _mapped(self) -> tuple[mmap.mmap, int] | None:
+        """The file mapped (read-only) when its chunks can be views of it: UTF-8 text read from a
+        regular file, lines not ended by CR alone, more than the sample to read, the checksum (if
+        any) made by its own thread. ``None`` otherwise (the chunks are read into buffers)."""
+        if (self._codec != "utf-8" or self._cr_only or self._eof or self._fh is None
+                or (self.checksum and self._hasher is None)):
+            return None
+        try:
+            fd = self._fh.fileno()
+            size = os.fstat(fd).st_size
+            if size <= self._offset:
+                return None
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), size
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return None
+
+    def _mapped_chunks(self, mm: mmap.mmap, size: int) -> Iterator[RawChunk]:
+        """:meth:`_chunks` over the mapped file: the same chunks (each ends where the buffered
+        reader's would: ``_chunk_bytes`` read at a time after the bytes left over, cut at the last
+        record boundary), as views of the mapping instead of copies read into buffers. The pages of
+        a parsed chunk are dropped from the process (``MADV_DONTNEED``: a later look, at a rejected
+        row's text, reads them again from the page cache), so memory stays one chunk or two. (A file
+        cut short while it is read would fault in the mapping: exports are read once written.)"""
+        size = min(size, len(mm))
+        view = memoryview(mm)
+        page = mmap.PAGESIZE
+        # the virtual buffer [pos, end_read): the bytes left over, and those read after them
+        pos = self._offset - len(self._pending)
+        end_read = self._offset
+        self._pending = b""
+
+        def read(n: int) -> int:
+            nonlocal end_read
+            got = max(0, min(n, size - end_read))
+            end_read += got
+            return got
+
+        def record_end() -> int:
+            if mm.find(b'"', pos, end_read) >= 0:
+                rel = _record_end(view[pos:end_read], True)
+                return -1 if rel < 0 else pos + rel
+            nl = mm.rfind(b"\n", pos, end_read)
+            return -1 if nl < 0 else nl + 1
+
+        dropped = pos - pos % page
+        while True:
+            if not read(min(self._chunk_bytes, size - end_read + 1)):
+                self._eof = True
+            while not self._eof and end_read - pos < self._chunk_bytes:
+                if not read(self._chunk_bytes):
+                    self._eof = True
+                    break
+            if end_read == pos:
+                break
+            if self._eof:
+                end = end_read
+            else:
+                end = record_end()
+                while end < 0 and not self._eof:
+                    if not read(self._chunk_bytes):
+                        self._eof = True
+                        end = end_read
+                        break
+                    end = record_end()
+            chunk = view[pos:end]
+            newlines = int(_count_byte(np.frombuffer(chunk, dtype=np.uint8), _NEWLINE))
+            if end > pos and _NOT_SPACE.search(mm, pos, end) is not None:
+                yield self._parse(chunk, newlines)
+            self._next_line += newlines
+            pos = end
+            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                upto = pos - pos % page
+                if upto > dropped:
+                    with contextlib.suppress(OSError, ValueError):
+                        mm.madvise(mmap.MADV_DONTNEED, dropped, upto - dropped)
+                    dropped = upto
+            if self._eof and pos == end_read:
+                break
+        self._offset = end_read
+
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""
         if self._eof or self._hasher is not None or not self.checksum:
@@ -632,9 +736,10 @@ class CsvSource:
 
     # -- parsing ----------------------------------------------------------------------------
 
-    def _to_utf8(self, chunk: bytes | bytearray) -> bytes | bytearray:
+    def _to_utf8(self, chunk: Buf) -> Buf:
         if self._codec == "utf-8":
             return chunk
+        chunk = bytes(chunk) if isinstance(chunk, memoryview) else chunk  # not mapped: no copy
         try:
             return chunk.decode(self._codec).encode("utf-8")
         except UnicodeDecodeError as exc:
@@ -657,10 +762,10 @@ class CsvSource:
             if self._types.get(c) == pa.string():
                 self._types[c] = pa.dictionary(pa.int32(), pa.string())
 
-    def _parse(self, chunk: bytes | bytearray, newlines: int) -> RawChunk:
+    def _parse(self, chunk: Buf, newlines: int) -> RawChunk:
         data = self._to_utf8(chunk)
         # transcoding keeps every line break, so the raw chunk's count holds for ``data`` too
-        n_lines = newlines + (0 if data.endswith(b"\n") else 1)
+        n_lines = newlines + (0 if len(data) and data[-1] == 10 else 1)
         if self._types and self._typed_failures < _TYPED_TRIES:
             table = self._read_arrow(data, self._types, list(self._types))
             if table is not None and table.num_rows == n_lines and not _too_long(table):
@@ -671,7 +776,7 @@ class CsvSource:
                 lines = np.arange(self._next_line, self._next_line + n_lines, dtype=np.int64)
                 return RawChunk(frame, lines, text=lambda idx: self._lines_as_text(data, idx), coded=coded)
             self._typed_failures += 1
-        return self._parse_text(data, self._next_line, n_lines)
+        return self._parse_text(bytes(data) if isinstance(data, memoryview) else data, self._next_line, n_lines)
 
     def _parse_text(self, data: bytes | bytearray, first_line: int, n_lines: int) -> RawChunk:
         """All columns as text; a piece with an anomaly is split so Python parses only small ones."""
@@ -706,7 +811,7 @@ class CsvSource:
             [m for p in parts for m in p.malformed],
         )
 
-    def _read_arrow(self, data: bytes | bytearray, types: dict[str, pa.DataType], include: list[str] | None
+    def _read_arrow(self, data: Buf, types: dict[str, pa.DataType], include: list[str] | None
                     ) -> pa.Table | None:
         """Parse with pyarrow; ``None`` when any row is malformed or a value does not convert."""
         # no invalid_row_handler: a malformed row raises, and the chunk goes to the exact parser
@@ -718,7 +823,7 @@ class CsvSource:
                                                block_size=_block_size(len(data))),
                 # without a quote in the chunk no value can hold a newline: the faster parser
                 parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
-                                                 newlines_in_values=b'"' in data),
+                                                 newlines_in_values=_has_quote(data)),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, include_columns=include, strings_can_be_null=False,
                     decimal_point=self.decimal,
@@ -728,13 +833,13 @@ class CsvSource:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             return None
 
-    def _lines_as_text(self, data: bytes | bytearray, idx: np.ndarray) -> pl.DataFrame:
+    def _lines_as_text(self, data: Buf, idx: np.ndarray) -> pl.DataFrame:
         """Source columns as text for records ``idx`` of a one-record-per-line chunk."""
         ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
         if ends.size == 0 or ends[-1] != len(data) - 1:
             ends = np.append(ends, len(data))
         starts = np.concatenate(([0], ends[:-1] + 1))
-        text = [data[starts[i]:ends[i]].decode("utf-8").rstrip("\r") for i in idx]
+        text = [bytes(data[starts[i]:ends[i]]).decode("utf-8").rstrip("\r") for i in idx]
         cols: list[list[str | None]] = [[] for _ in self.columns]
         for rec in csv.reader(text, delimiter=self.delimiter, strict=False):
             padded: list[str | None] = [*rec, *([None] * (len(self.columns) - len(rec)))]
