@@ -374,7 +374,8 @@ class FusedCounter:
         ix = _indices(enc)
         cmap = np.full(len(enc.dictionary), _UNRESOLVED, dtype=np.int32)
         cmap, new_ids, _ = self._resolve(enc.dictionary, ix, cmap)
-        codes[miss] = np.where(ix >= 0, cmap[np.maximum(ix, 0)], -1)
+        # every missing row a null: no dictionary, nothing to look up
+        codes[miss] = np.where(ix >= 0, cmap[np.maximum(ix, 0)], -1) if len(cmap) else -1
         return codes, new_ids
 
     def _resolve(self, d: pa.Array, ix: np.ndarray, cmap: np.ndarray
