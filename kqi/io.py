@@ -13,6 +13,7 @@ import contextlib
 import html
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: characters removed from every text cell written (see the module docstring)
@@ -149,12 +152,31 @@ def deterministic_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _fast_save(workbook: Any) -> bytes | None:
+    """:func:`kqi._xlsx.save`, or ``None`` when this openpyxl lacks what it uses."""
+    try:
+        from kqi._xlsx import save
+    except ImportError as exc:
+        log.debug("openpyxl's writer internals not found (%s): the workbook saved by openpyxl", exc)
+        return None
+    try:
+        return save(workbook)
+    except AttributeError as exc:
+        log.debug("openpyxl's writer internals changed (%s): the workbook saved by openpyxl", exc)
+        return None
+
+
 def write_workbook(path: str | Path, workbook: Any) -> Path:
     """Save an openpyxl workbook atomically and byte-deterministically (the cells written as text
-    by :func:`kqi._xlsx.save`: the bytes openpyxl writes, faster)."""
-    from kqi._xlsx import save
+    by :func:`kqi._xlsx.save`: the bytes openpyxl writes, faster).
 
-    data = save(workbook)
+    ``kqi._xlsx`` leans on openpyxl's writer internals (openpyxl 3.1); where an openpyxl release
+    has moved them, the workbook is saved by openpyxl itself, to the same bytes, only slower."""
+    data = _fast_save(workbook)
+    if data is None:
+        buf = io.BytesIO()
+        workbook.save(buf)
+        data = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(deterministic_zip(data))
     return Path(path)

@@ -160,3 +160,24 @@ def test_rows_as_iter_rows() -> None:
     got = [[(c.row, c.column) for c in row] for row in excel._rows(sheets[1], 2)]
     assert got == expected
     assert sorted(sheets[0]._cells) == sorted(sheets[1]._cells)
+
+
+def test_workbook_saved_by_openpyxl_when_its_internals_moved(tmp_path, monkeypatch) -> None:
+    """An openpyxl whose writer internals kqi._xlsx cannot use: the same bytes, saved by openpyxl."""
+    from kqi import _xlsx
+    from kqi.io import write_workbook
+
+    def build() -> Workbook:
+        wb = Workbook()
+        excel._order_sheet(wb.active, _orders(20), {"browsing": 0.8}, name="Orders1")
+        wb.properties.modified = wb.properties.created = dt.datetime(2026, 1, 1)
+        return wb
+
+    fast = write_workbook(tmp_path / "fast.xlsx", build()).read_bytes()
+
+    def moved(workbook: object) -> bytes:
+        raise AttributeError("'WorksheetWriter' object has no attribute 'xf'")
+
+    monkeypatch.setattr(_xlsx, "save", moved)
+    slow = write_workbook(tmp_path / "slow.xlsx", build()).read_bytes()
+    assert slow == fast
