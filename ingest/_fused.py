@@ -49,14 +49,15 @@ JUDGED: tuple[str, ...] = ("success", *KQI_COLUMNS, "good")
 BLOCK = 16_384
 #: a row group larger than this many batches is read batch by batch (iter_batches)
 _MAX_GROUP_BATCHES = 4
-#: a ``cell_id`` column chunk of more uncompressed bytes a value than this is read as plain strings,
-#: each row looked up in the code table: plain pages take 4 bytes of length and the id's bytes a
-#: value (~11 with 500k cells: the writer's dictionary overflowed, and pyarrow would rebuild a
-#: dictionary by hashing every row, ~2.5x the CPU of reading the strings), dictionary pages at
-#: most ~3 bytes of index plus the dictionary's share (4.5 with 128k-row groups of ~30k ids,
-#: where the dictionary read measured 1.07 CPU-s against 1.5 plain at 5 M rows). Only the speed
-#: depends on it: both reads give the same codes.
-_PLAIN_BYTES = 8.0
+#: a ``cell_id`` column chunk of more uncompressed bytes a value than this would be read as plain
+#: strings, each row looked up in the code table (plain pages: ~11 bytes a value with 500k cells,
+#: where the writer's dictionary overflowed and pyarrow rebuilds a dictionary by hashing every
+#: row; dictionary pages: ~2.6, 4.5 with 128k-row groups). Off (infinite): at 20 M rows with 500k
+#: cells the plain read took 11 % less CPU (5.39 against 6.05 s, median of 3 alternated runs)
+#: but 15 % more wall time (4.36 against 3.77 s), its lookups moving from the decode worker to
+#: the counting thread; it needs the lookups in the worker first. Only the speed depends on it:
+#: both reads give the same codes (tests/test_fused.py runs both).
+_PLAIN_BYTES = math.inf
 _UNRESOLVED = np.int32(-3)
 _BAD = np.int32(-2)
 
