@@ -275,6 +275,8 @@ class FusedCounter:
     def _plain_ids(self) -> bool:
         """Whether ``cell_id`` is read as plain strings (see :data:`_PLAIN_BYTES`), from the
         first row group's column chunk."""
+        if math.isinf(_PLAIN_BYTES):
+            return False  # off: the file's metadata not even opened
         with pq.ParquetFile(self.src.path) as pf:
             md = pf.metadata
             paths = [md.schema.column(j).path for j in range(md.num_columns)]

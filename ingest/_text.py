@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import re
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -649,20 +650,33 @@ class CsvSource:
             return None
         try:
             fd = self._fh.fileno()
-            size = os.fstat(fd).st_size
-            if size <= self._offset:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size <= self._offset:
                 return None
-            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), size
+            self._mapped_as = (fd, st.st_size, st.st_mtime_ns)
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), st.st_size
         except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
             return None
+
+    def _check_unchanged(self) -> None:
+        """Stop with the reason when the mapped file was changed since it was mapped: a page past
+        a shortened file's end would kill the process (SIGBUS) instead of giving an error. Checked
+        before each chunk is cut; a change in the moment between a check and the chunk's parse is
+        not caught (docs/input-formats.md)."""
+        fd, size, mtime = self._mapped_as
+        st = os.fstat(fd)
+        if st.st_size != size or st.st_mtime_ns != mtime:
+            raise InputError(self.path, f"the file changed while it was read ({size:,} bytes when "
+                             f"reading started, {st.st_size:,} now): read it again once it is "
+                             "written")
 
     def _mapped_chunks(self, mm: mmap.mmap, size: int) -> Iterator[RawChunk]:
         """:meth:`_chunks` over the mapped file: the same chunks (each ends where the buffered
         reader's would: ``_chunk_bytes`` read at a time after the bytes left over, cut at the last
         record boundary), as views of the mapping instead of copies read into buffers. The pages of
         a parsed chunk are dropped from the process (``MADV_DONTNEED``: a later look, at a rejected
-        row's text, reads them again from the page cache), so memory stays one chunk or two. (A file
-        cut short while it is read would fault in the mapping: exports are read once written.)"""
+        row's text, reads them again from the page cache), so memory stays one chunk or two. A file
+        changed while it is read stops the read with the reason (:meth:`_check_unchanged`)."""
         size = min(size, len(mm))
         view = memoryview(mm)
         page = mmap.PAGESIZE
@@ -685,40 +699,43 @@ class CsvSource:
             return -1 if nl < 0 else nl + 1
 
         dropped = pos - pos % page
-        while True:
-            if not read(min(self._chunk_bytes, size - end_read + 1)):
-                self._eof = True
-            while not self._eof and end_read - pos < self._chunk_bytes:
-                if not read(self._chunk_bytes):
+        try:
+            while True:
+                self._check_unchanged()
+                if not read(min(self._chunk_bytes, size - end_read + 1)):
                     self._eof = True
-                    break
-            if end_read == pos:
-                break
-            if self._eof:
-                end = end_read
-            else:
-                end = record_end()
-                while end < 0 and not self._eof:
+                while not self._eof and end_read - pos < self._chunk_bytes:
                     if not read(self._chunk_bytes):
                         self._eof = True
-                        end = end_read
                         break
+                if end_read == pos:
+                    break
+                if self._eof:
+                    end = end_read
+                else:
                     end = record_end()
-            chunk = view[pos:end]
-            newlines = int(_count_byte(np.frombuffer(chunk, dtype=np.uint8), _NEWLINE))
-            if end > pos and _NOT_SPACE.search(mm, pos, end) is not None:
-                yield self._parse(chunk, newlines)
-            self._next_line += newlines
-            pos = end
-            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                upto = pos - pos % page
-                if upto > dropped:
-                    with contextlib.suppress(OSError, ValueError):
-                        mm.madvise(mmap.MADV_DONTNEED, dropped, upto - dropped)
-                    dropped = upto
-            if self._eof and pos == end_read:
-                break
-        self._offset = end_read
+                    while end < 0 and not self._eof:
+                        if not read(self._chunk_bytes):
+                            self._eof = True
+                            end = end_read
+                            break
+                        end = record_end()
+                chunk = view[pos:end]
+                newlines = int(_count_byte(np.frombuffer(chunk, dtype=np.uint8), _NEWLINE))
+                if end > pos and _NOT_SPACE.search(mm, pos, end) is not None:
+                    yield self._parse(chunk, newlines)
+                self._next_line += newlines
+                pos = end
+                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                    upto = pos - pos % page
+                    if upto > dropped:
+                        with contextlib.suppress(OSError, ValueError):
+                            mm.madvise(mmap.MADV_DONTNEED, dropped, upto - dropped)
+                        dropped = upto
+                if self._eof and pos == end_read:
+                    break
+        finally:  # where the file was read to, also when the caller stops early
+            self._offset = end_read
 
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""

@@ -125,6 +125,14 @@ class _Writer(ExcelWriter):
         writer.cleanup()
 
 
+def usable() -> bool:
+    """Whether :func:`save` applies: openpyxl writes its XML through the standard library (with
+    lxml installed it writes through lxml's stream, which takes no text)."""
+    from openpyxl.xml import LXML
+
+    return not LXML
+
+
 def save(workbook: Any) -> bytes:
     """The workbook's xlsx bytes, as ``workbook.save`` writes them."""
     buf = io.BytesIO()

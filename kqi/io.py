@@ -13,7 +13,6 @@ import contextlib
 import html
 import io
 import json
-import logging
 import os
 import re
 import tempfile
@@ -23,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
-log = logging.getLogger(__name__)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: characters removed from every text cell written (see the module docstring)
@@ -153,25 +150,20 @@ def deterministic_zip(data: bytes) -> bytes:
 
 
 def _fast_save(workbook: Any) -> bytes | None:
-    """:func:`kqi._xlsx.save`, or ``None`` when this openpyxl lacks what it uses."""
-    try:
-        from kqi._xlsx import save
-    except ImportError as exc:
-        log.debug("openpyxl's writer internals not found (%s): the workbook saved by openpyxl", exc)
-        return None
-    try:
-        return save(workbook)
-    except AttributeError as exc:
-        log.debug("openpyxl's writer internals changed (%s): the workbook saved by openpyxl", exc)
-        return None
+    """:func:`kqi._xlsx.save`, or ``None`` where it does not apply (openpyxl writing through
+    lxml, whose stream it cannot write text to)."""
+    from kqi import _xlsx
+
+    return _xlsx.save(workbook) if _xlsx.usable() else None
 
 
 def write_workbook(path: str | Path, workbook: Any) -> Path:
     """Save an openpyxl workbook atomically and byte-deterministically (the cells written as text
     by :func:`kqi._xlsx.save`: the bytes openpyxl writes, faster).
 
-    ``kqi._xlsx`` leans on openpyxl's writer internals (openpyxl 3.1); where an openpyxl release
-    has moved them, the workbook is saved by openpyxl itself, to the same bytes, only slower."""
+    ``kqi._xlsx`` writes into openpyxl's own (standard-library) XML stream, openpyxl 3.1's
+    internals (pinned in pyproject.toml); where openpyxl writes through lxml instead, the workbook
+    is saved by openpyxl itself, slower."""
     data = _fast_save(workbook)
     if data is None:
         buf = io.BytesIO()

@@ -9,7 +9,7 @@ workbook in Chinese (``[output] language = "zh"``) shows :func:`in_words` of the
 recorded fragment in Chinese, the figures between them unchanged.
 
 A fragment has one Chinese: recording another for the same English is an error at import.
-Fragments made of one code (``high_load``) are replaced only as a whole word.
+A fragment is replaced only where its ends are word boundaries (:func:`_bounded`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ PHRASES: dict[str, str] = {}
 
 #: the compiled fragments: (how many were recorded then, the pattern)
 _PATTERN: list[tuple[int, re.Pattern[str] | None]] = [(-1, None)]
-_CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def phrase(en: str, zh: str) -> str:
@@ -34,10 +33,18 @@ def phrase(en: str, zh: str) -> str:
     return en
 
 
+def _bounded(en: str) -> str:
+    """The pattern of a fragment, matched only as whole words at its ends: a fragment that starts
+    (ends) with a letter or digit does not match after (before) one, so ``" x"`` leaves a cell named
+    ``Block x2`` alone and a cause code is not replaced inside a longer name."""
+    head = r"(?<!\w)" if re.match(r"\w", en) else ""
+    tail = r"(?!\w)" if re.search(r"\w$", en) else ""
+    return f"{head}{re.escape(en)}{tail}"
+
+
 def _compiled() -> re.Pattern[str] | None:
     if _PATTERN[0][0] != len(PHRASES):  # recompiled when a module records more fragments
-        alts = [rf"(?<!\w){re.escape(en)}(?!\w)" if _CODE.fullmatch(en) else re.escape(en)
-                for en in sorted(PHRASES, key=lambda s: (-len(s), s))]
+        alts = [_bounded(en) for en in sorted(PHRASES, key=lambda s: (-len(s), s))]
         _PATTERN[0] = (len(PHRASES), re.compile("|".join(alts)) if alts else None)
     return _PATTERN[0][1]
 

@@ -270,7 +270,7 @@ def _gc_paused() -> Iterator[None]:
     """Python's cycle collector off while the outputs are built: the workbook and the map make
     hundreds of thousands of small objects (cells, features), and each collection walks every
     live object of the run again (15-25 % of those stages' time at 50,000 cells). What they
-    leave behind is collected once it is back on."""
+    leave behind is collected by the first collection after it is back on."""
     import gc
 
     was = gc.isenabled()

@@ -166,6 +166,9 @@ def test_sentences_in_chinese_fragment_by_fragment() -> None:
     assert in_words(en, "zh") == ("忙时PRB利用率 85.3% (p90 90.1%)，门限 80% | 另有干扰: "
                                   "上行干扰 -101.2 dBm(忙时)")
     assert in_words("faulty", "zh") == "faulty"      # not the code 'fault'
+    # a fragment's word ends are word boundaries: names from the data are left as written
+    assert in_words("Block x2", "zh") == "Block x2"  # not the fragment " x"
+    assert in_words("TA 2.10 x", "zh") == "TA 2.10 倍"
     assert [in_words(v, "zh") for v in ("1 neighbour", "12 neighbours", "network")] == [
         "1 个邻区", "12 个邻区", "全网"]
     assert phrase("threshold ", "门限 ") == "threshold "

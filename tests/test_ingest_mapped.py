@@ -102,3 +102,21 @@ def test_mapped_only_where_it_applies(tmp_path: Path) -> None:
     with gbk.open("rb") as fh:
         src._fh = fh
         assert src._mapped() is None  # transcoded: read into buffers
+
+
+def test_file_changed_while_read_stops_with_the_reason(tmp_path: Path) -> None:
+    """A mapped file written to while it is read: an error naming the file, not a wrong read (or,
+    for a shortened file, the process killed by a fault in the mapping)."""
+    from kqi.errors import InputError
+
+    path = _file(tmp_path, 5, True)
+    src = CsvSource(path, "auto", 1000)
+    src.checksum = False
+    src._chunk_bytes = 60_000
+    chunks = src.chunks()
+    next(chunks)
+    with path.open("ab") as fh:
+        fh.write(b"2026-11-02 00:00:00,C1,video,1.5,\n")
+    with pytest.raises(InputError, match="changed while it was read"):
+        for _ in chunks:
+            pass
