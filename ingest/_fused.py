@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from kqi import _kernels as fk
 from kqi._numba import kernel
+from kqi._numba import read_only as _ro
 from kqi.errors import InputError
 from kqi.progress import add_rows
 from kqi.schema import APP_TESTS, KQI_COLUMNS
@@ -487,13 +488,6 @@ class FusedCounter:
 def _encoded(arr: pa.Array) -> pa.Array:
     """A text column as a dictionary array (a plain one encoded)."""
     return arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    """A read-only view: numba compiles one kernel per read-only flag, so inputs are all alike."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 def fused_count(ing: Ingest, run: _Run, codes: CodeTable, chunk: Callable[[RawChunk], pl.DataFrame],

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from kqi._numba import read_only as _read_only
 from kqi.errors import InputError
 from kqi.schema import TIMESTAMP_FORMATS
 
@@ -231,12 +232,6 @@ class Malformed:
     line: int
     fields: list[str]
     reason: str
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 @dataclass

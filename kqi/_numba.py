@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 import numba
+import numpy as np
 from numba.core import event
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -62,3 +63,12 @@ def on_first_compile(notify: Callable[[], None]) -> Callable[[], None]:
     listener = _FirstCompile(notify)
     event.register("numba:compile", listener)
     return lambda: _off(listener)
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: numba compiles a kernel once per read-only flag of its arrays,
+    so wrappers pass every input read-only (one specialisation each, less compiling on a first
+    run)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kqi import _kernels
+from kqi._numba import read_only as _ro
 from kqi.config import Config, KqiConfig, as_config
 from kqi.errors import InputError
 from kqi.frames import DType, polars_schema
@@ -58,12 +59,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Arrow columns -> kernel arrays (zero-copy where the type already matches)
 # --------------------------------------------------------------------------------------------
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    """A read-only view: numba compiles one kernel per read-only flag, so inputs are all alike."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 def _all_valid(n: int) -> np.ndarray:

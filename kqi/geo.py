@@ -53,6 +53,7 @@ import polars as pl
 from scipy.spatial import cKDTree
 
 from kqi import _geo_kernels as _k
+from kqi._numba import read_only as _ro
 from kqi.config import Config
 from kqi.errors import KqiError
 
@@ -82,14 +83,6 @@ def _as_f64(x: Any) -> np.ndarray:
         except TypeError:
             return np.asarray(x.to_numpy(), dtype=np.float64)
     return np.asarray(x, dtype=np.float64)
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    """A read-only view: numba compiles a kernel once per read-only flag of its arrays, so every
-    input goes in read-only (one specialisation each, less compiling on a first run)."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 def _pairwise(kernel: Any, lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:

@@ -35,7 +35,7 @@ def _line(rng: random.Random) -> str:
                      rng.choice(["", "ok", "note"])])
 
 
-def _file(tmp_path: Path, seed: int, clean: bool) -> Path:
+def _file(tmp_path: Path, seed: int, clean: bool, crlf: bool = False) -> Path:
     rng = random.Random(seed)
     lines = [",".join(COLUMNS)]
     size = 0
@@ -45,6 +45,8 @@ def _file(tmp_path: Path, seed: int, clean: bool) -> Path:
         lines.append(ln)
         size += len(ln) + 1
     text = "\n".join(lines) + ("\n" if seed % 2 else "")
+    if crlf:  # Windows line ends (a quoted line break too)
+        text = text.replace("\n", "\r\n")
     p = tmp_path / f"f{seed}.csv"
     p.write_bytes(text.encode("utf-8"))
     return p
@@ -69,13 +71,14 @@ def _chunks(path: Path, chunk_bytes: int, mapped: bool, typed: bool) -> list[tup
     return out
 
 
-@pytest.mark.parametrize(("seed", "chunk_bytes", "typed", "clean"), [
-    (1, 60_000, True, False), (2, 200_000, True, False), (3, 33_333, False, False),
-    (4, 1 << 20, True, False), (5, 50_000, True, True), (6, 120_000, True, True),
+@pytest.mark.parametrize(("seed", "chunk_bytes", "typed", "form"), [
+    (1, 60_000, True, "messy"), (2, 200_000, True, "messy"), (3, 33_333, False, "messy"),
+    (4, 1 << 20, True, "messy"), (5, 50_000, True, "clean"), (6, 120_000, True, "clean"),
+    (7, 70_000, True, "messy crlf"), (8, 45_000, True, "clean crlf"),
 ])
 def test_mapped_chunks_are_the_buffered_ones(tmp_path: Path, seed: int, chunk_bytes: int,
-                                             typed: bool, clean: bool) -> None:
-    path = _file(tmp_path, seed, clean)
+                                             typed: bool, form: str) -> None:
+    path = _file(tmp_path, seed, form.startswith("clean"), form.endswith("crlf"))
     mapped = _chunks(path, chunk_bytes, True, typed)
     assert mapped == _chunks(path, chunk_bytes, False, typed)
     assert len(mapped) > 1
