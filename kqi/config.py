@@ -353,6 +353,8 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder, not a config file (give the path of a .toml file)")
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:

@@ -64,6 +64,8 @@ def test_bad_settings_are_named(data: dict, needle: str) -> None:
 def test_missing_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_config(tmp_path)
     bad = tmp_path / "bad.toml"
     bad.write_text("[kqi\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
