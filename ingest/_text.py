@@ -629,7 +629,7 @@ class CsvSource:
             self._pending = bytes(buf[end:])
             del buf[end:]
             chunk = buf
-            newlines = int(_count_byte(np.frombuffer(chunk, dtype=np.uint8), _NEWLINE))
+            newlines = int(_count_byte(_read_only(np.frombuffer(chunk, dtype=np.uint8)), _NEWLINE))
             if chunk and not chunk.isspace():
                 yield self._parse(chunk, newlines)
             self._next_line += newlines
