@@ -50,15 +50,6 @@ JUDGED: tuple[str, ...] = ("success", *KQI_COLUMNS, "good")
 BLOCK = 16_384
 #: a row group larger than this many batches is read batch by batch (iter_batches)
 _MAX_GROUP_BATCHES = 4
-#: a ``cell_id`` column chunk of more uncompressed bytes a value than this would be read as plain
-#: strings, each row looked up in the code table (plain pages: ~11 bytes a value with 500k cells,
-#: where the writer's dictionary overflowed and pyarrow rebuilds a dictionary by hashing every
-#: row; dictionary pages: ~2.6, 4.5 with 128k-row groups). Off (infinite): at 20 M rows with 500k
-#: cells the plain read took 11 % less CPU (5.39 against 6.05 s, median of 3 alternated runs)
-#: but 15 % more wall time (4.36 against 3.77 s), its lookups moving from the decode worker to
-#: the counting thread; it needs the lookups in the worker first. Only the speed depends on it:
-#: both reads give the same codes (tests/test_fused.py runs both).
-_PLAIN_BYTES = math.inf
 _UNRESOLVED = np.int32(-3)
 _BAD = np.int32(-2)
 
@@ -236,9 +227,6 @@ class FusedCounter:
         #: tests and good tests per cell x service, interleaved (see :func:`_judge_count`)
         self.counts = np.zeros(0, dtype=np.int64)
         self._cell_cache: tuple[tuple[int, ...], pa.Array, np.ndarray] | None = None
-        self.plain_ids = self._plain_ids()
-        #: code -> code, the cell map of a batch whose cell_id was read as plain strings
-        self._identity = np.zeros(0, dtype=np.int32)
         self._svc_cache: tuple[tuple[int, ...], pa.Array, np.ndarray] | None = None
         self._bufs = (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8),
                       np.zeros(BLOCK, dtype=np.int32), np.zeros(BLOCK, dtype=np.int8),
@@ -273,27 +261,9 @@ class FusedCounter:
         return bool(typed) and len(set(run.mapping.values())) == len(run.mapping)
 
     # -- reading ---------------------------------------------------------------------------
-    def _plain_ids(self) -> bool:
-        """Whether ``cell_id`` is read as plain strings (see :data:`_PLAIN_BYTES`), from the
-        first row group's column chunk."""
-        if math.isinf(_PLAIN_BYTES):
-            return False  # off: the file's metadata not even opened
-        with pq.ParquetFile(self.src.path) as pf:
-            md = pf.metadata
-            paths = [md.schema.column(j).path for j in range(md.num_columns)]
-            if self.id_src not in paths:  # pragma: no cover - a nested column never applies
-                return False
-            col = paths.index(self.id_src)
-            for g in range(md.num_row_groups):
-                chunk = md.row_group(g).column(col)
-                if chunk.num_values:
-                    return chunk.total_uncompressed_size > _PLAIN_BYTES * chunk.num_values
-        return False
-
     def _batches(self) -> Iterator[pa.RecordBatch]:
         limit = self.src._batch_rows
-        dicts = [self.svc_src] if self.plain_ids else [self.id_src, self.svc_src]
-        with pq.ParquetFile(self.src.path, read_dictionary=dicts) as pf:
+        with pq.ParquetFile(self.src.path, read_dictionary=[self.id_src, self.svc_src]) as pf:
             for g in range(pf.metadata.num_row_groups):
                 rows = pf.metadata.row_group(g).num_rows
                 if rows == 0:
@@ -338,7 +308,7 @@ class FusedCounter:
         typed = [c for c in rb.schema.names if c not in (self.id_src, self.svc_src)]
         frame = pl.from_arrow(pa.Table.from_batches([rb.select(typed)]))
         assert isinstance(frame, pl.DataFrame)
-        coded = {c: Coded.from_arrow(_encoded(rb.column(c))) for c in (self.id_src, self.svc_src)}
+        coded = {c: Coded.from_arrow(rb.column(c)) for c in (self.id_src, self.svc_src)}
         return RawChunk(frame, np.arange(start, start + n, dtype=np.int64), coded=coded)
 
     # -- the fused path --------------------------------------------------------------------
@@ -367,27 +337,6 @@ class FusedCounter:
             cmap = self.codes.lookup_arrow(d)
             cmap[cmap < 0] = _UNRESOLVED
             self._cell_cache = (k, d, cmap)
-        return self._resolve(d, ix, cmap)
-
-    def _plain_codes(self, cell: pa.Array) -> tuple[np.ndarray, pa.Array | None]:
-        """Per row of a plain string ``cell_id``: its code (the rules of :meth:`_cell_map` for
-        the ids the table lacks, taken as one dictionary), -1 for a null; and the new ids."""
-        codes = self.codes.lookup_arrow(cell)
-        miss = np.flatnonzero(codes < 0)
-        if miss.size == 0:
-            return codes, None
-        enc = pc.dictionary_encode(cell.take(pa.array(miss)))
-        ix = _indices(enc)
-        cmap = np.full(len(enc.dictionary), _UNRESOLVED, dtype=np.int32)
-        cmap, new_ids, _ = self._resolve(enc.dictionary, ix, cmap)
-        # every missing row a null: no dictionary, nothing to look up
-        codes[miss] = np.where(ix >= 0, cmap[np.maximum(ix, 0)], -1) if len(cmap) else -1
-        return codes, new_ids
-
-    def _resolve(self, d: pa.Array, ix: np.ndarray, cmap: np.ndarray
-                 ) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None]:
-        """``cmap`` with its unresolved values (-3) that rows of ``ix`` have resolved: a code, -2
-        or the next new codes (see :meth:`_cell_map`)."""
         todo = np.flatnonzero(cmap == _UNRESOLVED)
         if todo.size == 0:
             return cmap, None, None
@@ -438,28 +387,15 @@ class FusedCounter:
             arr = arr.combine_chunks()
         return cmap, arr, todo
 
-    def _identity_map(self, n: int) -> np.ndarray:
-        """``0..n-1`` as int32 (grown geometrically, kept)."""
-        if self._identity.shape[0] < n:
-            self._identity = np.arange(max(n, int(self._identity.shape[0] * 1.5)), dtype=np.int32)
-        return self._identity
-
     def _fast(self, rb: pa.RecordBatch) -> bool:
         n = rb.num_rows
         cell = rb.column(self.id_src)
         svc = rb.column(self.svc_src)
-        if not isinstance(svc, pa.DictionaryArray):
+        if not (isinstance(cell, pa.DictionaryArray) and isinstance(svc, pa.DictionaryArray)):
             return False
-        new_pos = None
-        if isinstance(cell, pa.DictionaryArray):
-            cell_ix = _indices(cell)
-            cmap, new_ids, new_pos = self._cell_map(cell.dictionary, cell_ix)
-        elif pa.types.is_string(cell.type) or pa.types.is_large_string(cell.type):
-            cell_ix, new_ids = self._plain_codes(cell)
-            cmap = self._identity_map(len(self.codes) + (0 if new_ids is None else len(new_ids)))
-        else:  # pragma: no cover - applies() admits text columns only
-            return False
+        cell_ix = _indices(cell)
         svc_ix = _indices(svc)
+        cmap, new_ids, new_pos = self._cell_map(cell.dictionary, cell_ix)
         smap = self._svc_map(svc.dictionary)
         cols: list[np.ndarray] = []
         for name in JUDGED:
@@ -483,11 +419,6 @@ class FusedCounter:
         if new_pos is not None:
             cmap[new_pos] = _UNRESOLVED  # the ordinary path gives these ids their codes
         return False
-
-
-def _encoded(arr: pa.Array) -> pa.Array:
-    """A text column as a dictionary array (a plain one encoded)."""
-    return arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
 
 
 def fused_count(ing: Ingest, run: _Run, codes: CodeTable, chunk: Callable[[RawChunk], pl.DataFrame],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kqi.ingest import Ingest, _fused
+from kqi.ingest import Ingest
 from kqi.ingest._codes import CodeTable
 from kqi.ingest._fused import JUDGED, _bounds, _judge_count
 
@@ -210,18 +209,10 @@ def _feed(draw: st.DrawFn) -> tuple[pa.Table, int]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(feed=_feed(), batch_rows=st.sampled_from([1000, 100_000]), with_cells=st.booleans(),
-       plain=st.booleans())
+@given(feed=_feed(), batch_rows=st.sampled_from([1000, 100_000]), with_cells=st.booleans())
 def test_fused_path_equals_batched_path(tmp_path_factory: pytest.TempPathFactory,
                                         feed: tuple[pa.Table, int], batch_rows: int,
-                                        with_cells: bool, plain: bool) -> None:
-    # plain: cell_id read as plain strings, each row looked up (as for an overflowed dictionary)
-    with mock.patch.object(_fused, "_PLAIN_BYTES", 0.0 if plain else math.inf):
-        _fused_equals_batched(tmp_path_factory, feed, batch_rows, with_cells)
-
-
-def _fused_equals_batched(tmp_path_factory: pytest.TempPathFactory, feed: tuple[pa.Table, int],
-                          batch_rows: int, with_cells: bool) -> None:
+                                        with_cells: bool) -> None:
     table, row_group = feed
     path = tmp_path_factory.mktemp("fused") / "tests.parquet"
     pq.write_table(table, path, row_group_size=row_group, compression="zstd")
