@@ -166,13 +166,15 @@ def _sample_lines(rest: bytes, codec: str) -> list[str]:
     return text.splitlines()[: SAMPLE_ROWS]
 
 
-def _record_end(buf: Buf, quoted: bool) -> int:
+def _record_end(buf: bytes | bytearray, quoted: bool) -> int:
     """Index just past the last record boundary (a newline outside quotes) in ``buf``; -1 if none."""
     if not quoted:
-        if isinstance(buf, memoryview):
-            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
-            return int(ends[-1]) + 1 if ends.size else -1
         return buf.rfind(b"\n") + 1 or -1
+    return _quoted_record_end(buf)
+
+
+def _quoted_record_end(buf: Buf) -> int:
+    """:func:`_record_end` of a buffer that holds a quote (a view of the mapped file too)."""
     arr = np.frombuffer(buf, dtype=np.uint8)
     newlines = np.flatnonzero(arr == 10)
     if newlines.size == 0:
@@ -688,7 +690,7 @@ class CsvSource:
 
         def record_end() -> int:
             if mm.find(b'"', pos, end_read) >= 0:
-                rel = _record_end(view[pos:end_read], True)
+                rel = _quoted_record_end(view[pos:end_read])
                 return -1 if rel < 0 else pos + rel
             nl = mm.rfind(b"\n", pos, end_read)
             return -1 if nl < 0 else nl + 1
@@ -751,7 +753,7 @@ class CsvSource:
     def _to_utf8(self, chunk: Buf) -> Buf:
         if self._codec == "utf-8":
             return chunk
-        chunk = bytes(chunk) if isinstance(chunk, memoryview) else chunk  # not mapped: no copy
+        assert not isinstance(chunk, memoryview), "only UTF-8 files are mapped"
         try:
             return chunk.decode(self._codec).encode("utf-8")
         except UnicodeDecodeError as exc:
