@@ -411,7 +411,7 @@ def verify_orders(  # noqa: PLR0917 - positional order is the brief's API
         .when(pl.col("N0_net").fill_null(0) > 0).then(pl.lit(_NETWORK))
         .otherwise(pl.lit(None, pl.String)).alias("control_basis"),
     ).drop(cs.ends_with("_net"))
-    fallback = per.filter(pl.col("control_basis") == "network").height
+    fallback = per.filter(pl.col("control_basis") == _NETWORK).height
     if fallback:
         log.info("follow-up: %d order x service(s) use network-wide controls", fallback)
 

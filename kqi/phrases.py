@@ -14,12 +14,18 @@ A fragment is replaced only where its ends are word boundaries (:func:`_bounded`
 
 from __future__ import annotations
 
+import importlib
 import re
 
 __all__ = ["PHRASES", "in_words", "phrase"]
 
 #: English fragment -> Chinese
 PHRASES: dict[str, str] = {}
+
+#: the modules that build sentences: each records its fragments when imported, so all are
+#: imported before the first sentence is put in words (whatever the caller has imported)
+SENTENCE_MODULES = ("kqi.causes", "kqi.diagnosis", "kqi.excel", "kqi.followup", "kqi.judged",
+                    "kqi.workorders")
 
 #: the compiled fragments: (how many were recorded then, the pattern)
 _PATTERN: list[tuple[int, re.Pattern[str] | None]] = [(-1, None)]
@@ -43,6 +49,9 @@ def _bounded(en: str) -> str:
 
 
 def _compiled() -> re.Pattern[str] | None:
+    if _PATTERN[0][0] < 0:  # the first sentence: every module's fragments recorded
+        for name in SENTENCE_MODULES:
+            importlib.import_module(name)
     if _PATTERN[0][0] != len(PHRASES):  # recompiled when a module records more fragments
         alts = [_bounded(en) for en in sorted(PHRASES, key=lambda s: (-len(s), s))]
         _PATTERN[0] = (len(PHRASES), re.compile("|".join(alts)) if alts else None)

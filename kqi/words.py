@@ -262,11 +262,6 @@ def _sentences(values: pl.Series, language: str) -> pl.Series:
     """Sentences in ``language``, each distinct one once."""
     if language == "en" or values.len() == 0:
         return values
-    # the modules that build sentences record their fragments when imported
-    import kqi.diagnosis
-    import kqi.followup
-    import kqi.workorders  # noqa: F401
-
     words = {v: in_words(v, language) for v in values.unique().drop_nulls().to_list()}
     return values.replace(words)
 
