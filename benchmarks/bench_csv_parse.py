@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import tempfile
@@ -45,13 +44,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.tools import _cpu_s
+
 HERE = Path(__file__).resolve().parent
 FEEDS = {"kpis": "cell_kpis.csv", "tests": "app_tests.csv"}
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 Chunk = tuple[Any, bytes, int, int]  # (source, bytes, newlines, first line)
@@ -138,10 +134,10 @@ def measure(feed: str, city: Path, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in VARIANTS}
     for _ in range(rounds):
         for name, fn in VARIANTS.items():
-            c0, t0 = _cpu(), time.perf_counter()
+            c0, t0 = _cpu_s(), time.perf_counter()
             for c in chunks:
                 fn(c)
-            runs[name].append((_cpu() - c0, time.perf_counter() - t0))
+            runs[name].append((_cpu_s() - c0, time.perf_counter() - t0))
     return {"feed": feed, "chunks": len(chunks), "mib": sum(len(c[1]) for c in chunks) / 2**20,
             "variants": {k: {"cpu_s": statistics.median(r[0] for r in v),
                              "wall_s": statistics.median(r[1] for r in v),

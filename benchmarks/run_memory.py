@@ -26,8 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_KQIS = (("page_load_ms", 0, 1400.0), ("initial_buffer_ms", 1, 700.0), ("stall_ratio", 1, 0.005),
-         ("rtt_ms", 2, 40.0), ("jitter_ms", 2, 9.0), ("loss_pct", 2, 0.25))
+from benchmarks.generate import CHUNK_ROWS, KQI_SPEC, SERVICE_MIX, SERVICES
 
 
 def city_tests(city: Path, rows: int, out: Path, *, seed: int = 42) -> Path:
@@ -39,27 +38,27 @@ def city_tests(city: Path, rows: int, out: Path, *, seed: int = 42) -> Path:
     w = 1.0 / np.arange(1, len(ids) + 1) ** 0.9
     cum = np.cumsum(w / w.sum())
     rng = np.random.default_rng(seed)
-    names = np.array(["browsing", "video", "gaming"])
+    names = np.array(SERVICES)
     dictionary = pa.array(ids)
     schema = pa.schema([("ts", pa.timestamp("ms", "UTC")), ("cell_id", pa.string()),
                         ("service", pa.string()), ("success", pa.int8()),
-                        *((k, pa.float64()) for k, _, _ in _KQIS)])
+                        *((k, pa.float64()) for k, *_ in KQI_SPEC)])
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        for start in range(0, rows, 1_000_000):
-            n = min(1_000_000, rows - start)
+        for start in range(0, rows, CHUNK_ROWS):
+            n = min(CHUNK_ROWS, rows - start)
             cell = np.searchsorted(cum, rng.random(n)).clip(0, len(ids) - 1).astype(np.int32)
-            svc = np.searchsorted([0.5, 0.8], rng.random(n))
+            svc = np.searchsorted(np.cumsum(SERVICE_MIX)[:-1], rng.random(n))
             cols: dict[str, pa.Array] = {
                 "ts": pa.array(t0 + rng.integers(0, 7 * 86_400_000, n), pa.timestamp("ms", "UTC")),
                 "cell_id": pa.DictionaryArray.from_arrays(pa.array(cell), dictionary).cast(pa.string()),
                 "service": pa.array(names[svc]),
                 "success": pa.array((rng.random(n) > 0.03).astype(np.int8))}
-            for name, s, scale in _KQIS:
+            for name, s, scale, _ in KQI_SPEC:
                 v = rng.lognormal(0, 0.6, n) * scale
                 v = np.minimum(v, 1.0) if name == "stall_ratio" else np.minimum(v, 100.0) if name == "loss_pct" else v
                 v[svc != s] = np.nan
                 cols[name] = pa.array(v)
-            writer.write_table(pa.table(cols, schema=schema), row_group_size=1_000_000)
+            writer.write_table(pa.table(cols, schema=schema), row_group_size=CHUNK_ROWS)
     return out
 
 
