@@ -260,12 +260,11 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
     else:
         keys = k["key"].to_numpy()
         traffic = _hour_traffic(k)   # once for both lookups
-        quiet = pl.Series(_busy_lookup(k, d.quiet_hour_count, busiest=False,
-                                       traffic=traffic)[keys])
+        quiet = pl.Series(_busy_lookup(traffic, d.quiet_hour_count, busiest=False)[keys])
         if d.busy_hours:
             busy = k["hour"].is_in(list(d.busy_hours))
         else:
-            busy = pl.Series(_busy_lookup(k, d.busy_hour_count, traffic=traffic)[keys])
+            busy = pl.Series(_busy_lookup(traffic, d.busy_hour_count)[keys])
     ev = k.with_columns(busy.alias("busy"), quiet.alias("quiet")).lazy().group_by("code").agg(
         pl.col("cell_id").first(),
         pl.len().cast(pl.Int64).alias("kpi_hours"),
@@ -318,16 +317,16 @@ def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, n_valid, mean
 
 
-def _busy_lookup(k: pl.DataFrame, count: int, busiest: bool = True, *,
-                 traffic: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _busy_lookup(traffic: tuple[np.ndarray, np.ndarray, np.ndarray], count: int,
+                 busiest: bool = True) -> np.ndarray:
     """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest (or,
-    with ``busiest=False``, quietest).
+    with ``busiest=False``, quietest), from its :func:`_hour_traffic`.
 
     Traffic is the mean PRB utilisation of that hour of the day over the window (RRC users
     for a cell without any PRB figure); ties go to the earlier hour, hours without traffic
-    figures come last. ``traffic``: :func:`_hour_traffic` of ``k`` when already computed.
+    figures come last.
     """
-    rows, n_valid, mean = _hour_traffic(k) if traffic is None else traffic
+    rows, n_valid, mean = traffic
     n_codes = rows.shape[0]
     # sort key per hour: busiest first; hours with rows but no traffic figure next; absent last
     order_key = np.where(n_valid > 0, -mean if busiest else mean,
