@@ -210,6 +210,14 @@ class ParquetSource:
         chunk that read it shows it: for a column not read (:meth:`select` left it out) whose
         rows are rejected. Only the row groups holding those rows are decoded (the last one is
         kept: the rejects of consecutive chunks often share it)."""
+        try:
+            return self._column_text(column, lines)
+        except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as exc:
+            first = int(np.min(lines)) if len(lines) else None
+            raise InputError(self.path, f"cannot read Parquet data ({_one_line(exc)})",
+                             line=first, column=column) from None
+
+    def _column_text(self, column: str, lines: np.ndarray) -> pl.Series:
         if self._groups is None:
             with pq.ParquetFile(self.path) as pf:
                 md = pf.metadata

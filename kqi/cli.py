@@ -198,7 +198,8 @@ def _output_options(config_more: str = "") -> Any:
     """``--out`` (the output folder) and ``--config`` of ``kqi run``, ``kqi samples`` and
     ``kqi map``; ``config_more`` adds to the config's help."""
     def add(fn: Any) -> Any:
-        fn = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+        fn = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                          default=None,
                           help=f"TOML config overriding the defaults{config_more}.")(fn)
         return click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                             required=True, help="Output folder.")(fn)

@@ -45,3 +45,16 @@ def test_demo_and_city_share_the_city_options() -> None:
     demo, city = city_options("demo"), city_options("city")
     assert sorted(demo) == ["--cells", "--days", "--seed"]
     assert demo == city
+
+
+def test_a_folder_given_as_config_is_refused_in_one_line_by_every_command(tmp_path) -> None:
+    """``--config`` of a folder: click's one-line usage error, before any input is read."""
+    for command in ("run", "map", "samples", "demo"):
+        args = [command, "--config", str(tmp_path)]
+        if command != "demo":
+            args += ["--out", str(tmp_path / "out")]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (command, result.output)
+        assert "'--config'" in result.output, command
+        assert "is a directory" in result.output, command
+        assert result.exception is None or isinstance(result.exception, SystemExit)

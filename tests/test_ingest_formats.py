@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import polars as pl
 import pytest
@@ -390,3 +391,23 @@ def test_rejected_rows_show_ts_as_written_when_ts_is_not_read(tmp_path: Path, fu
     assert skipped["line"].to_list() == [i + 1 for i in bad]
     assert skipped["ts"].null_count() == 0
     assert skipped.equals(read)
+
+
+def test_parquet_column_text_of_a_file_changed_since_it_was_opened(tmp_path: Path) -> None:
+    """Reading back a column for rejected rows (ParquetSource.column_text) of a file that was
+    replaced meanwhile gives the one-line input error, file and line, not polars' traceback."""
+    from kqi.ingest._sources import ParquetSource
+
+    path = tmp_path / "tests.parquet"
+    pl.DataFrame({"cell_id": ["A", "B", "C"], "ts": ["2026-01-01 00:00:00"] * 3}).write_parquet(path)
+    src = ParquetSource(path, batch_rows=1024)
+    assert src.column_text("ts", np.array([2, 3])).to_list() == ["2026-01-01 00:00:00"] * 2
+    src._group_text = None  # the cached row group would hide the change
+    path.write_bytes(b"not parquet any more")
+    with pytest.raises(InputError) as info:
+        src.column_text("ts", np.array([2]))
+    msg = str(info.value)
+    assert msg.startswith(str(path))
+    assert "cannot read Parquet data" in msg
+    assert "line 2" in msg
+    assert "\n" not in msg
