@@ -29,15 +29,16 @@ import polars as pl
 from kqi.io import CONTROL, clean_text, formula_like, write_workbook
 from kqi.phrases import in_words, phrase
 from kqi.summary import CASE_KEYS, case_frame
-from kqi.words import figure, header, section, translate, value_words
+from kqi.words import figure, header, section, sheet, translate, value_words
 from kqi.workorders import work_order_summary
 
 log = logging.getLogger(__name__)
 
-SUMMARY_SHEET = "Summary"
-ALL_SHEET = "All orders"
-FOLLOWUP_SHEET = "Follow-up"
-TRENDS_SHEET = "Trends"
+#: the sheets' names in English (``kqi.words.SHEETS``; a Chinese workbook has them in Chinese)
+SUMMARY_SHEET = sheet("summary")
+ALL_SHEET = sheet("all_orders")
+FOLLOWUP_SHEET = sheet("followup")
+TRENDS_SHEET = sheet("trends")
 #: follow-up verdict -> cell fill (Excel's good / bad / neutral styles, and grey for no data)
 VERDICT_FILLS: dict[str, str] = {
     "recovered": "C6EFCE",
@@ -47,7 +48,7 @@ VERDICT_FILLS: dict[str, str] = {
 }
 #: orders drawn in the trend chart (the highest-ranked ones)
 TREND_ORDERS = 10
-UNKNOWN_VENDOR = "Unknown vendor"
+UNKNOWN_VENDOR = sheet("unknown_vendor")
 #: colours of the good-rate scale: low (red), middle (yellow), high (green)
 SCALE_COLOURS = ("F8696B", "FFEB84", "63BE7B")
 _MAX_WIDTH = 60
@@ -233,12 +234,13 @@ def _fit_heights(ws: Any, first_row: int = 1, spans: Mapping[tuple[int, int], fl
             ws.row_dimensions[row[0].row].height = round(lines * _LINE_PT, 1)
 
 
-def _sheet_title(name: str, taken: set[str]) -> str:
+def _sheet_title(name: str, taken: set[str], unknown: str = UNKNOWN_VENDOR) -> str:
     """A valid, unique sheet name: no []:*?/\\, at most 31 characters, no apostrophe at either end
-    (Excel repairs such a file), and never Excel's reserved "History"."""
+    (Excel repairs such a file), and never Excel's reserved "History"; ``unknown`` where nothing
+    of ``name`` is left."""
     base = _SHEET_BAD.sub("_", re.sub(CONTROL, "", " ".join(name.split()))).strip("'").strip() \
-        or UNKNOWN_VENDOR
-    base = base[:31].rstrip("'").rstrip() or UNKNOWN_VENDOR
+        or unknown
+    base = base[:31].rstrip("'").rstrip() or unknown
     title, k = base, 2
     while title.lower() in taken or title.lower() == "history":
         suffix = f" ({k})"
@@ -491,7 +493,7 @@ def _summary_tables(work_orders: pl.DataFrame, summary: Mapping[str, Any],
         vendors = (work_orders.select(pl.col("vendor").cast(pl.String).fill_null(""))
                    .group_by("vendor").len().sort("vendor"))
         out.append(("vendors", pl.DataFrame(
-            {"vendor": [v or UNKNOWN_VENDOR for v in vendors["vendor"].to_list()],
+            {"vendor": [v or sheet("unknown_vendor", language) for v in vendors["vendor"].to_list()],
              "work orders": vendors["len"].cast(pl.Int64).to_list()},
             schema={"vendor": pl.String, "work orders": pl.Int64}), {}))
     if hotspots is not None and hotspots.height:
@@ -900,8 +902,10 @@ def write_work_orders_xlsx(
     -----
     Sheets: ``Summary`` (case table, the follow-up programme's before / after table when
     ``summary["programme"]`` exists, work orders per cause, silent cells, hotspots), ``All orders``
-    in rank order, ``Follow-up`` and ``Trends`` when given, then one sheet per vendor (sorted by name; cells without a vendor go to ``Unknown vendor``), rows sorted by
-    region, then rank, for dispatch.
+    in rank order, ``Follow-up`` and ``Trends`` when given, then one sheet per vendor (sorted by
+    name; cells without a vendor go to ``Unknown vendor``), rows sorted by region, then rank, for
+    dispatch. With ``language="zh"`` the workbook's own sheets are named in Chinese
+    (:data:`kqi.words.SHEETS`: ``汇总``, ``全部工单``, ``跟踪复核``, ``趋势``, ``未知厂家``).
     """
     from openpyxl import Workbook
 
@@ -911,20 +915,21 @@ def write_work_orders_xlsx(
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
     wb = Workbook()
     ws = wb.active
-    ws.title = SUMMARY_SHEET
+    ws.title = sheet("summary", language)
     _summary_sheet(ws, work_orders, summary or {}, hotspots, language)
     _print_setup(ws, title_row=None)
 
     thresholds = (summary or {}).get("rule", {}).get("thresholds", {}) if summary else {}
-    taken = {SUMMARY_SHEET.lower(), ALL_SHEET.lower(), FOLLOWUP_SHEET.lower(),
-             TRENDS_SHEET.lower()}
+    # the vendors' sheets never take a name of the workbook's own sheets, in either language
+    taken = {sheet(key, lang).lower() for key in ("summary", "all_orders", "followup", "trends")
+             for lang in LANGUAGES}
     tables = iter(f"Orders{k}" for k in range(1, 10_000))
     if work_orders.height:
         # the whole list in priority order, for whoever plans the week before dispatch by vendor
-        sheet = wb.create_sheet(ALL_SHEET)
-        _order_sheet(sheet, work_orders, thresholds, language=language, name=next(tables))
+        ws_all = wb.create_sheet(sheet("all_orders", language))
+        _order_sheet(ws_all, work_orders, thresholds, language=language, name=next(tables))
     if followup is not None and followup.width:
-        _followup_sheet(wb.create_sheet(FOLLOWUP_SHEET), followup, language=language,
+        _followup_sheet(wb.create_sheet(sheet("followup", language)), followup, language=language,
                         name="FollowUp")
     needed = {"order_id", "cell_id", "run_id", "last_day", "service", "good_rate"}
     if trend is not None and trend.height:
@@ -932,7 +937,7 @@ def write_work_orders_xlsx(
         if missing:
             log.warning("workbook: trend has no column %s; no trend chart", missing[0])
         else:
-            _trends_sheet(wb.create_sheet(TRENDS_SHEET), trend, work_orders, followup,
+            _trends_sheet(wb.create_sheet(sheet("trends", language)), trend, work_orders, followup,
                           language=language)
     cols = list(vendor_columns) if vendor_columns is not None else [
         c for c in work_orders.columns if c != "vendor"]
@@ -941,8 +946,9 @@ def write_work_orders_xlsx(
     vendors = sorted(wo["vendor"].unique().to_list(), key=lambda v: (v == "", v)) if wo.height else []
     for vendor in vendors:
         part = wo.filter(pl.col("vendor") == vendor).sort(["region", "rank"], nulls_last=True)
-        sheet = wb.create_sheet(_sheet_title(vendor or UNKNOWN_VENDOR, taken))
-        _order_sheet(sheet, part.select(cols), thresholds, language=language, name=next(tables))
+        unknown = sheet("unknown_vendor", language)
+        ws_vendor = wb.create_sheet(_sheet_title(vendor or unknown, taken, unknown))
+        _order_sheet(ws_vendor, part.select(cols), thresholds, language=language, name=next(tables))
     if not vendors:
         log.info("no work orders: the workbook has only the summary sheet")
 

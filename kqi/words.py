@@ -186,6 +186,14 @@ FIGURES: dict[str, tuple[str, str]] = {
     "network": ("This network's reference", "本网参考基准"),
     "flag_on_upper_bound": ("Poor only when the Wilson upper bound is too", "威尔逊上界也需低于门限"),
 }
+#: the workbook's own sheet names (the vendors' sheets are named by vendor) -> words
+SHEETS: dict[str, tuple[str, str]] = {
+    "summary": ("Summary", "汇总"),
+    "all_orders": ("All orders", "全部工单"),
+    "followup": ("Follow-up", "跟踪复核"),
+    "trends": ("Trends", "趋势"),
+    "unknown_vendor": ("Unknown vendor", "未知厂家"),
+}
 _SCOPES: dict[str, tuple[str, str]] = {"vendor": ("Vendor", "厂家"), "region": ("Region", "区域"),
                                        "cause": ("Cause", "原因")}
 #: columns of sentences built from :func:`kqi.phrases.phrase` fragments: in words fragment by
@@ -230,6 +238,12 @@ def figure(key: str, language: str = "en") -> str:
     """A summary figure's words (:data:`FIGURES`), else the key with spaces."""
     _check(language)
     return _pick(FIGURES[key], language) if key in FIGURES else key.replace("_", " ")
+
+
+def sheet(key: str, language: str = "en") -> str:
+    """A sheet name of the workbook (:data:`SHEETS`): ``Summary`` / ``汇总`` ..."""
+    _check(language)
+    return _pick(SHEETS[key], language)
 
 
 def scope(text: str, language: str = "en") -> str:

@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import json
 import re
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,9 +128,15 @@ def test_trend_labels_and_followup_basis_in_chinese(tmp_path: Path) -> None:
     path = write_work_orders_xlsx(tmp_path / "zh.xlsx", wo, {"programme": programme()}, None,
                                   followup=followup, trend=trend_frame(wo), language="zh")
     wb = load_workbook(path)
-    labels = [r[0] for r in wb[TRENDS_SHEET].iter_rows(min_row=2, max_row=3, values_only=True)]
+    assert wb.sheetnames[:4] == ["汇总", "全部工单", "跟踪复核", "趋势"]
+    labels = [r[0] for r in wb["趋势"].iter_rows(min_row=2, max_row=3, values_only=True)]
     assert labels == ["WO-C00 (浏览)", "WO-C01 (视频)"]
-    ws = wb[FOLLOWUP_SHEET]
+    # the chart reads its series from the Chinese-named sheet
+    with zipfile.ZipFile(path) as z:
+        charts = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart")]
+    assert charts
+    assert all("'趋势'!" in c or "趋势!" in c for c in charts)
+    ws = wb["跟踪复核"]
     header = [c.value for c in ws[1]]
     shown = {r[header.index("对照依据")] for r in ws.iter_rows(min_row=2, values_only=True)}
     assert shown == {"12 个邻区", "1 个邻区", "全网", None, "3 个邻区"}

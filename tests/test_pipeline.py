@@ -354,6 +354,11 @@ def test_workbook_in_chinese_has_its_sentences_in_chinese(city, tmp_path: Path) 
     r = kqi.run(cells=city.cells, tests=city.tests, kpis=city.kpis, complaints=city.complaints,
                 out=tmp_path / "zh", config=cfg)
     wb = openpyxl.load_workbook(tmp_path / "zh" / "work_orders.xlsx")
+    # the workbook's own sheets are named in Chinese, the vendors' sheets by vendor
+    vendors = sorted(r.work_orders["vendor"].drop_nulls().unique().to_list())
+    assert wb.sheetnames[:2] == ["汇总", "全部工单"]
+    assert wb.sheetnames[2:] == vendors + (["未知厂家"] if r.work_orders["vendor"].null_count()
+                                           else [])
     ws = wb[wb.sheetnames[1]]
     header = [c.value for c in ws[1]]
     rows = list(ws.iter_rows(min_row=2, values_only=True))
