@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,15 +78,19 @@ def _one(args: list[str], cache: Path, cwd: Path) -> dict[str, Any]:
     # an installed package has its .pyc files (pip writes them): without them every run would
     # compile kqi's own sources again (~0.5 s), which no user's warm run does
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, "-q", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, check=False)
     total = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"kqi {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
     res = json.loads(lines[-1])
     res["process_s"] = total  # with the interpreter's start and the imports
+    # user + system CPU of the process (all threads): steadier than wall time on a busy machine
+    res["process_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return res
 
 
@@ -118,7 +123,7 @@ def measure(rounds: int, kinds: list[str], cells: int = 1600, days: int = 7) -> 
     for kind in kinds:
         for key in (f"{kind}_cold", f"{kind}_warm"):
             out[key] = {m: statistics.median(r[key][m] for r in out["rounds"])
-                        for m in ("wall_s", "compile_s", "compile_cpu_s", "process_s")}
+                        for m in ("wall_s", "compile_s", "compile_cpu_s", "process_s", "process_cpu_s")}
             out[key]["top"] = out["rounds"][-1][key]["top"]
     return out
 
@@ -138,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in (f"{k}_{w}" for k in kinds for w in ("cold", "warm")):
         r = res[key]
         sys.stdout.write(f"{key:10s} wall {r['wall_s']:6.2f} s  compile {r['compile_s']:6.2f} s "
-                         f"(CPU {r['compile_cpu_s']:6.2f} s)  process {r['process_s']:6.2f} s\n")
+                         f"(CPU {r['compile_cpu_s']:6.2f} s)  process {r['process_s']:6.2f} s "
+                         f"(CPU {r['process_cpu_s']:6.2f} s)\n")
     sys.stdout.write(f"cold {kinds[0]}, slowest compiles: " + ", ".join(
         f"{n.rsplit('.', 1)[-1]} {s:.2f}" for n, s in res[f"{kinds[0]}_cold"]["top"]) + "\n")
     return 0

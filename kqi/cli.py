@@ -422,6 +422,9 @@ def _scrubbed(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
+    from kqi import _prefetch
+
+    _prefetch.own_process = True  # the console entry point: this process is kqi's own
     try:
         cli.main(args=argv, prog_name="kqi", standalone_mode=False)
     except click.exceptions.Abort:
