@@ -75,42 +75,42 @@ def _verdicts(svc, succ, succ_v, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5,
 
 
 @kernel
-def _count_verdicts(cell, svc, verdict, start, n_cells, tests_out, good_out):
-    """Add tests from row ``start`` on (and their verdicts) to ``tests_out``/``good_out``.
+def _count_verdicts(cell, svc, verdict, day, start, n_cells, tests_out, good_out, dtests_out,
+                    dgood_out):
+    """Add tests from row ``start`` on (and their verdicts) to ``tests_out``/``good_out`` and,
+    where ``day`` has a row per test (its row of the 2-D day x key counts ``dtests_out``/
+    ``dgood_out``, -1 = undated), to the day counts too; an empty ``day`` counts the window only.
 
     Stops at the first row whose cell code is outside ``0..n_cells-1`` or whose service code is
     not a service, and returns its index (``len(cell)`` when every row is counted): the caller
     grows the counters or reports the bad code, so no separate validation pass reads the codes.
+    One kernel for both counts (one compile on a first run, one pass over the rows).
     """
+    daily = day.shape[0] > 0
     for i in range(start, cell.shape[0]):
         c = np.int64(cell[i])
         s = np.int64(svc[i])
         if c < 0 or c >= n_cells or s < 0 or s >= N_SERVICES:
             return i
         key = c * N_SERVICES + s
+        v = verdict[i]
         tests_out[key] += 1
-        good_out[key] += verdict[i]
+        good_out[key] += v
+        if daily and day[i] >= 0:
+            dtests_out[day[i], key] += 1
+            dgood_out[day[i], key] += v
     return cell.shape[0]
 
 
 @kernel
-def _count_verdicts_daily(cell, svc, verdict, day, tests_out, good_out):
-    """Add per-test verdicts to 2-D day x key counts; ``day`` is the row index, -1 = undated."""
-    for i in range(cell.shape[0]):
-        d = day[i]
-        if d < 0:
-            continue
-        key = np.int64(cell[i]) * N_SERVICES + svc[i]
-        tests_out[d, key] += 1
-        good_out[d, key] += verdict[i]
-
-
-@kernel
-def _count_aggregated(cell, svc, tests, good, start, n_cells, tests_out, good_out):
-    """Add pre-aggregated ``tests``/``good_tests`` rows to the whole-window counts.
+def _count_aggregated(cell, svc, tests, good, day, start, n_cells, tests_out, good_out,
+                      dtests_out, dgood_out):
+    """Add pre-aggregated ``tests``/``good_tests`` rows to the whole-window counts and, where
+    ``day`` has a row per input row (-1 = no usable period), to the day counts.
 
     Stops at the first row with a code outside the counters, as :func:`_count_verdicts` does.
     """
+    daily = day.shape[0] > 0
     for i in range(start, cell.shape[0]):
         c = np.int64(cell[i])
         s = np.int64(svc[i])
@@ -119,19 +119,10 @@ def _count_aggregated(cell, svc, tests, good, start, n_cells, tests_out, good_ou
         key = c * N_SERVICES + s
         tests_out[key] += tests[i]
         good_out[key] += good[i]
+        if daily and day[i] >= 0:
+            dtests_out[day[i], key] += tests[i]
+            dgood_out[day[i], key] += good[i]
     return cell.shape[0]
-
-
-@kernel
-def _count_aggregated_daily(cell, svc, tests, good, day, tests_out, good_out):
-    """Add pre-aggregated rows to 2-D day x key counts; ``day`` -1 = no usable period."""
-    for i in range(cell.shape[0]):
-        d = day[i]
-        if d < 0:
-            continue
-        key = np.int64(cell[i]) * N_SERVICES + svc[i]
-        tests_out[d, key] += tests[i]
-        good_out[d, key] += good[i]
 
 
 @kernel

@@ -44,6 +44,9 @@ _US_PER_DAY = 86_400_000_000
 _SERVICE_NAMES = pl.Series("service", SERVICES, dtype=pl.String)
 #: each service code's place among the service names sorted as text (the output's order)
 _SERVICE_RANK = np.argsort(np.argsort(np.array(SERVICES))).astype(np.int64)
+#: the counting kernels' ``day`` when no day counts are kept: an empty array (read-only, as the
+#: day rows are, so the kernels compile once)
+_NO_DAYS = _ro(np.zeros(0, dtype=np.int64))
 #: polars dtypes of kqi.schema.CELL_KQI, to pin the output's types
 _CELL_KQI_SCHEMA = polars_schema(CELL_KQI)
 
@@ -245,13 +248,16 @@ class KqiAccumulator:
         self.rows = 0
 
     def _counted(self, count: Any, cell: np.ndarray, svc: np.ndarray) -> None:
-        """Run a counting kernel ``count(start, n_cells, tests, good) -> stop`` to the end.
+        """Run a counting kernel ``count(start, n_cells, tests, good, day_tests, day_good) ->
+        stop`` to the end.
 
         The kernel stops at a code outside the counters: a larger cell code grows them (ingest
-        without a cells table discovers cells as it reads), anything else is an error.
+        without a cells table discovers cells as it reads), anything else is an error. The
+        counters are passed anew each time: growing them replaces the arrays.
         """
         start = 0
-        while (start := count(start, self._n_cells, self._tests, self._good)) < cell.shape[0]:
+        while (start := count(start, self._n_cells, self._tests, self._good, self._dtests,
+                              self._dgood)) < cell.shape[0]:
             if cell[start] < 0:
                 raise ValueError(f"negative cell_code {int(cell[start])}")
             _check_services(svc[start:])
@@ -312,7 +318,7 @@ class KqiAccumulator:
         """Days (days since epoch, nullable) -> row index into the day blocks, -1 = undated."""
         valid = days.drop_nulls()
         if valid.len() == 0:
-            return np.full(days.len(), -1, dtype=np.int64)
+            return _ro(np.full(days.len(), -1, dtype=np.int64))
         self._ensure_days(int(valid.min()), int(valid.max()))  # type: ignore[arg-type]
         return _ro((days.cast(pl.Int64) - self._day0).fill_null(-1).to_numpy())
 
@@ -333,12 +339,11 @@ class KqiAccumulator:
         verdict = np.empty(batch.height, dtype=np.int8)
         # two passes (branch-free verdicts, then the scatter) beat one fused loop: see _kernels
         _kernels._verdicts(svc, *_verdict_args(batch, self.config.kqi), verdict)
-        self._counted(lambda start, n, t, g: _kernels._count_verdicts(
-            cell, svc, verdict, start, n, t, g), cell, svc)
+        day = _NO_DAYS
         if self._keep_daily and "ts" in batch.columns:
-            days = _local_days(batch.get_column("ts"), self.config.ingest.timezone)
-            _kernels._count_verdicts_daily(cell, svc, verdict, self._day_rows(days),
-                                    self._dtests, self._dgood)
+            day = self._day_rows(_local_days(batch.get_column("ts"), self.config.ingest.timezone))
+        self._counted(lambda start, n, t, g, dt, dg: _kernels._count_verdicts(
+            cell, svc, verdict, day, start, n, t, g, dt, dg), cell, svc)
 
     def _add_aggregated(self, batch: pl.DataFrame) -> None:
         cell = _codes(batch, "cell_code", pl.Int32, np.int32)
@@ -347,8 +352,7 @@ class KqiAccumulator:
         good = _codes(batch, "good_tests", pl.Int64, np.int64)
         if np.any(tests < 0) or np.any(good < 0) or np.any(good > tests):
             raise ValueError("aggregated batch: good_tests must lie in 0..tests")
-        self._counted(lambda start, n, t, g: _kernels._count_aggregated(
-            cell, svc, tests, good, start, n, t, g), cell, svc)
+        day = _NO_DAYS
         if self._keep_daily and "period" in batch.columns:
             period = batch.get_column("period")
             if period.dtype == pl.Date:
@@ -358,9 +362,9 @@ class KqiAccumulator:
             else:
                 days = period.cast(pl.String).str.strip_chars().str.to_date(
                     "%Y-%m-%d", strict=False)
-            _kernels._count_aggregated_daily(cell, svc, tests, good,
-                                      self._day_rows(days.cast(pl.Int32)),
-                                      self._dtests, self._dgood)
+            day = self._day_rows(days.cast(pl.Int32))
+        self._counted(lambda start, n, t, g, dt, dg: _kernels._count_aggregated(
+            cell, svc, tests, good, day, start, n, t, g, dt, dg), cell, svc)
 
     # -- results -----------------------------------------------------------------------------
     @property
