@@ -224,7 +224,9 @@ class CodeTable:
             while 2 * need > size:
                 size *= 2
             new = _table(size)
-            _rehash(self._table, self._hashes, new)
+            if self._n:  # an empty table has nothing to move: a run whose code table is filled
+                # by one append (the cells table's ids) never compiles the rehash kernel
+                _rehash(self._table, self._hashes, new)
             self._table = new
 
     # -- the _CodeMap interface ------------------------------------------------------------

@@ -60,6 +60,20 @@ def test_code_table_grows_and_keeps_codes() -> None:
         CodeTable(pl.Series(["a", "a"]))
 
 
+def test_code_table_rehashes_only_what_it_holds(monkeypatch) -> None:
+    from kqi.ingest import _codes
+
+    moved: list[int] = []
+    rehash = _codes._rehash
+    monkeypatch.setattr(_codes, "_rehash", lambda old, h, new: (moved.append(len(old)), rehash(old, h, new)))
+    ids = [f"c{i}" for i in range(3_000)]
+    table = CodeTable(pl.Series(ids[:2_000]))  # one append into the empty table: nothing to move
+    assert moved == []
+    table.append_arrow(pa.array(ids[2_000:]))  # grows a table that holds keys: moved
+    assert moved == [4096]
+    assert table.lookup_arrow(pa.array(ids)).tolist() == list(range(3_000))
+
+
 def test_code_table_tells_apart_ids_its_slots_hold_alike() -> None:
     # a slot holds a key's first 24 bytes zero-padded and its length up to 255: ids alike there
     # (trailing NULs, one prefix past 24 bytes, lengths past 255) are still told apart
