@@ -175,6 +175,40 @@ def _rehash_pairs(table, new):
 
 
 @kernel
+def _dense_index(b, keys, slots, count, out):
+    """Per row, the dense index of ``b[i]`` among the distinct values met so far (in earlier
+    calls or earlier rows of this one), a new value taking the next index, ``count``.
+
+    ``keys`` (int64) and ``slots`` (int64, -1 for an empty slot, else the index of the key in
+    ``keys``), one power-of-two length, are an open-addressing hash map with linear probing kept
+    by the caller between calls. A new value is added only while the map stays at most half
+    full: the call stops at the first row whose value would fill it more. ``out[i]`` receives
+    each done row's index. Returns ``(rows done, count)``: the caller grows the map and goes on
+    from that row.
+    """
+    mask = np.uint64(keys.shape[0] - 1)
+    limit = keys.shape[0] >> 1
+    for i in range(b.shape[0]):
+        x = np.int64(b[i])
+        s = np.int64(_mix64(np.uint64(x)) & mask)
+        while True:
+            j = slots[s]
+            if j < 0:
+                if count >= limit:
+                    return i, count
+                keys[s] = x
+                slots[s] = count
+                out[i] = count
+                count += 1
+                break
+            if keys[s] == x:
+                out[i] = j
+                break
+            s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+    return b.shape[0], count
+
+
+@kernel
 def _mark_bits(key, ok, bits, repeat):
     """Mark the rows whose ``key[i]`` (an index into the bit set ``bits``, uint8, bit ``k & 7``
     of byte ``k >> 3``) was set before, in earlier calls or earlier rows of this one, and set the

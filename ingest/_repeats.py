@@ -3,7 +3,7 @@
 The KPI feed's duplicate check (a second row for the same cell and hour) used to join every
 chunk's keys against all the keys accepted before it, as strings: most of the time of reading a
 large KPI file. Here each distinct ``b`` (a timestamp) gets a dense index in order of first
-appearance, and a pair is one bit at ``b_index * n_codes + code`` of a bit set kept for the
+appearance (a hash map of the values, :func:`_dense_index`), and a pair is one bit at ``b_index * n_codes + code`` of a bit set kept for the
 feed (an hourly feed of 10,000 cells over 90 days: 2.7 MB); a feed whose ``b`` is nearly unique
 per row (so that the bit set would be large and sparse) moves to a hash set of pairs.
 """
@@ -11,9 +11,10 @@ per row (so that the bit set would be large and sparse) moves to a hash set of p
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
-from ._kernels import EMPTY_PAIR, _mark_bits, _mark_repeats, _rehash_pairs
+from kqi._numba import read_only as _read_only
+
+from ._kernels import EMPTY_PAIR, _dense_index, _mark_bits, _mark_repeats, _rehash_pairs
 
 _MIN_SLOTS = 1 << 12
 #: the bit set's largest size (bits); beyond it the pairs go to a hash set
@@ -53,9 +54,11 @@ class PairSet:
 
     def __init__(self, n_codes: int | None) -> None:
         self.n_codes = max(int(n_codes), 1) if n_codes is not None else None
-        #: the distinct ``b`` seen so far, sorted, and the dense index of each
-        self._known = np.zeros(0, dtype=np.int64)
-        self._index = np.zeros(0, dtype=np.int64)
+        #: the distinct ``b`` seen so far and the dense index of each: a hash map
+        #: (:func:`_dense_index`), and how many it holds
+        self._keys = np.zeros(_MIN_SLOTS, dtype=np.int64)
+        self._slots = np.full(_MIN_SLOTS, -1, dtype=np.int64)
+        self._known = 0
         self._bits: np.ndarray | None = np.zeros(0, dtype=np.uint8) if n_codes is not None else None
         self._hash: _HashPairs | None = None if n_codes is not None else _HashPairs()
         self._count = 0
@@ -66,15 +69,28 @@ class PairSet:
 
     def _dense(self, b: np.ndarray) -> np.ndarray:
         """Each value's index among the distinct values seen so far in the feed (a value keeps
-        its index; new values get the next ones)."""
-        new = np.setdiff1d(pl.Series(b).unique().to_numpy(), self._known, assume_unique=True)
-        if len(new):
-            start = len(self._known)
-            known = np.concatenate([self._known, new])
-            order = np.argsort(known, kind="stable")
-            self._index = np.concatenate([self._index, np.arange(start, start + len(new), dtype=np.int64)])[order]
-            self._known = known[order]
-        return self._index[np.searchsorted(self._known, b)]
+        its index; new values get the next ones, in order of first appearance)."""
+        b = _read_only(b)
+        out = np.empty(len(b), dtype=np.int64)
+        done = 0
+        while True:
+            n, self._known = _dense_index(b[done:], self._keys, self._slots, self._known, out[done:])
+            done += int(n)
+            if done == len(b):
+                return out
+            self._grow()
+
+    def _grow(self) -> None:
+        """The map of :meth:`_dense` at twice its size, every value keeping its index."""
+        used = self._slots >= 0
+        known = self._keys[used][np.argsort(self._slots[used], kind="stable")]
+        size = 2 * len(self._keys)
+        self._keys = np.zeros(size, dtype=np.int64)
+        self._slots = np.full(size, -1, dtype=np.int64)
+        # inserted in index order, each value gets its own index again
+        n, count = _dense_index(_read_only(known), self._keys, self._slots, 0, np.empty(len(known), dtype=np.int64))
+        assert n == len(known)
+        assert count == len(known)
 
     def repeats(self, code: np.ndarray, b: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """Boolean mask: row ``i`` is ``ok`` and its pair ``(code[i], b[i])`` was seen before.
@@ -94,7 +110,7 @@ class PairSet:
         out = np.zeros(len(code), dtype=np.bool_)
         bi = self._dense(b)
         if self._bits is not None and self.n_codes is not None:
-            need_bits = len(self._known) * self.n_codes
+            need_bits = self._known * self.n_codes
             if need_bits <= MAX_BITS:
                 if need_bits > 8 * len(self._bits):
                     grown = np.zeros(max((need_bits + 7) // 8, 2 * len(self._bits)), dtype=np.uint8)

@@ -4,18 +4,29 @@ serve (dictionary-encoded ``cell_id`` / ``service``) against reading the same ro
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kqi.ingest import Ingest
-from kqi.ingest._kernels import _check_floats, _count_byte, _first_rows, _spread
+from kqi.ingest._kernels import _check_floats, _count_byte, _dense_index, _first_rows, _spread
 
 from kqi.config import Config
+
+
+@pytest.fixture(autouse=True)
+def _wrapping_multiply() -> Iterator[None]:
+    """The hash mixers (``_mix64``) multiply uint64 modulo 2**64 by design: compiled, numba wraps
+    silently; run as Python (``NUMBA_DISABLE_JIT=1``) numpy warns on every wrap, which the test
+    settings make an error."""
+    with np.errstate(over="ignore"):
+        yield
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -166,6 +177,53 @@ def test_pair_set_matches_reference(data: st.DataObject, n_codes: int, n_b: int,
         assert len(ps) == len(seen)
     finally:
         _repeats.MAX_BITS = old
+
+
+def dense_index_reference(values: list[int], known: dict[int, int], limit: int) -> tuple[int, list[int]]:
+    """(rows done, their indices): each value's index in ``known`` (which gains new values with
+    the next index), stopping at the first new value once ``known`` holds ``limit``."""
+    out = []
+    for i, v in enumerate(values):
+        if v not in known:
+            if len(known) >= limit:
+                return i, out
+            known[v] = len(known)
+        out.append(known[v])
+    return len(values), out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.sampled_from([2, 4, 8, 64]))
+def test_dense_index_matches_reference(data: st.DataObject, size: int) -> None:
+    """Dense indices over several calls into one map, which stops when half full."""
+    keys = np.zeros(size, dtype=np.int64)
+    slots = np.full(size, -1, dtype=np.int64)
+    known: dict[int, int] = {}
+    count = 0
+    for _ in range(data.draw(st.integers(1, 4))):
+        values = data.draw(st.lists(st.one_of(st.integers(0, 12), st.sampled_from(
+            [-(2**63), 2**63 - 1, -1, 1_700_000_000_000_000])), max_size=20))
+        out = np.full(len(values), -7, dtype=np.int64)
+        done, count = _dense_index(_ro(np.array(values, dtype=np.int64)), keys, slots, count, out)
+        want_done, want = dense_index_reference(values, known, size // 2)
+        assert (done, count) == (want_done, len(known))
+        assert out[:done].tolist() == want
+        assert (out[done:] == -7).all()
+
+
+def test_pair_set_dense_grows() -> None:
+    """Dense indices stay those of first appearance while the map grows many times over."""
+    from kqi.ingest._repeats import PairSet
+
+    rng = np.random.default_rng(3)
+    b = rng.integers(-(10**15), 10**15, 30_000)
+    b = np.concatenate([b, b[::-1], rng.choice(b, 5000)])
+    ps = PairSet(None)
+    first_half = ps._dense(b[:20_000])
+    got = np.concatenate([first_half, ps._dense(b[20_000:])])
+    order: dict[int, int] = {}
+    want = [order.setdefault(v, len(order)) for v in b.tolist()]
+    assert got.tolist() == want
 
 
 def test_pair_set_hash_grows() -> None:
