@@ -250,7 +250,8 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         *[column_or_null(kpis.columns, c, pl.Float64).fill_nan(None) for c in _KPI_FLOATS],
         column_or_null(kpis.columns, "alarm_count", pl.Int64),
     ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))
-    if k.height and k["hour"].n_unique() == 1:
+    traffic = _hour_traffic(k)   # once for both lookups
+    if k.height and int(np.count_nonzero(traffic[0].any(axis=0))) == 1:
         # a daily feed (the contract allows one): every row sits at the same hour, so there are
         # no busy hours to pick; the daily figures are the evidence, stated as such in the log
         log.warning("cell KPIs hold one time of day only (a daily feed?): busy-hour evidence "
@@ -259,7 +260,6 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         quiet = busy
     else:
         keys = k["key"].to_numpy()
-        traffic = _hour_traffic(k)   # once for both lookups
         quiet = pl.Series(_busy_lookup(traffic, d.quiet_hour_count, busiest=False)[keys])
         if d.busy_hours:
             busy = k["hour"].is_in(list(d.busy_hours))
@@ -297,24 +297,34 @@ def with_isd(ev: pl.DataFrame, cells: pl.DataFrame, config: Config | None = None
 
 def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell code x hour of the day (``n_codes x 24``): the rows, the rows with a traffic
-    figure and their mean traffic (see :func:`_busy_lookup`)."""
+    figure and their mean traffic (see :func:`_busy_lookup`).
+
+    One measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
+    two row by row would let an hour with a missing PRB figure rank by its user count). The
+    counts and sums are one pass of :func:`kqi._diag_kernels._hour_traffic_counts` over the
+    rows (the sums added in row order, as ``np.bincount`` adds them)."""
+    from kqi._diag_kernels import _hour_traffic_counts
+    from kqi._numba import read_only
+
     n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
-    key = k["key"].to_numpy()
-    # one measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
-    # two row by row would let an hour with a missing PRB figure rank by its user count)
-    prb = np.asarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)  # null -> NaN
-    users = np.asarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)
-    codes = k["code"].to_numpy()
-    has_prb = np.bincount(codes[~np.isnan(prb)], minlength=n_codes) > 0
-    traffic = np.where(has_prb[codes], prb, users)
-    valid = ~np.isnan(traffic)
     size = n_codes * 24
-    rows = np.bincount(key, minlength=size).reshape(n_codes, 24)
-    n_valid = np.bincount(key[valid], minlength=size).reshape(n_codes, 24)
-    total = np.bincount(key[valid], weights=traffic[valid], minlength=size).reshape(n_codes, 24)
+    rows = np.zeros(size, dtype=np.int64)
+    n_valid = np.zeros(size, dtype=np.int64)
+    total = np.zeros(size, dtype=np.float64)
+    if k.height:
+        if int(k["code"].min()) < 0:  # type: ignore[arg-type]
+            raise ValueError("cell codes must not be negative")
+        if not 0 <= int(k["hour"].min()) <= int(k["hour"].max()) < 24:  # type: ignore[arg-type]
+            raise ValueError("hours must lie in 0..23")
+        _hour_traffic_counts(
+            read_only(np.ascontiguousarray(k["code"].to_numpy(), dtype=np.int64)),
+            read_only(np.ascontiguousarray(k["hour"].to_numpy(), dtype=np.int64)),
+            read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)),
+            read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)),
+            rows, n_valid, total)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
-    return rows, n_valid, mean
+    return rows.reshape(n_codes, 24), n_valid.reshape(n_codes, 24), mean.reshape(n_codes, 24)
 
 
 def _busy_lookup(traffic: tuple[np.ndarray, np.ndarray, np.ndarray], count: int,

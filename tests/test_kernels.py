@@ -359,3 +359,40 @@ def test_code_range_and_stream_sum_kernels() -> None:
     x = np.arange(11, dtype=np.float64)
     x.flags.writeable = False  # kernels must take read-only (zero-copy Arrow) arrays
     assert _kernels._stream_sum(x) == 55.0
+
+
+def _hour_traffic_reference(code: np.ndarray, hour: np.ndarray, prb: np.ndarray,
+                            users: np.ndarray, n_codes: int) -> tuple[np.ndarray, ...]:
+    """What kqi.diagnosis._hour_traffic computed with numpy before the kernel: one traffic
+    measure per cell (PRB, or RRC users for a cell without any PRB figure), then per
+    code x hour the rows, the rows with a figure and their sum (``np.bincount``)."""
+    key = code * 24 + hour
+    has_prb = np.bincount(code[~np.isnan(prb)], minlength=n_codes) > 0
+    traffic = np.where(has_prb[code], prb, users)
+    valid = ~np.isnan(traffic)
+    size = n_codes * 24
+    return (np.bincount(key, minlength=size), np.bincount(key[valid], minlength=size),
+            np.bincount(key[valid], weights=traffic[valid], minlength=size))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 23),
+                          st.one_of(st.none(), st.floats(0, 100)),
+                          st.one_of(st.none(), st.floats(0, 1e4))), max_size=300))
+def test_hour_traffic_kernel_matches_reference(rows: list[tuple]) -> None:
+    from kqi._diag_kernels import _hour_traffic_counts
+
+    n_codes = 6
+    code = np.array([r[0] for r in rows], dtype=np.int64)
+    hour = np.array([r[1] for r in rows], dtype=np.int64)
+    prb = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
+    users = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
+    out = (np.zeros(n_codes * 24, dtype=np.int64), np.zeros(n_codes * 24, dtype=np.int64),
+           np.zeros(n_codes * 24, dtype=np.float64))
+    for a in (code, hour, prb, users):
+        a.flags.writeable = False  # as the wrapper passes them
+    _hour_traffic_counts(code, hour, prb, users, *out)
+    for got, want in zip(out, _hour_traffic_reference(code, hour, prb, users, n_codes),
+                         strict=True):
+        # the same sums in the same order: equal to the bit
+        np.testing.assert_array_equal(got, want)

@@ -1,0 +1,34 @@
+"""Numba kernel behind :mod:`kqi.diagnosis`: each cell's traffic per hour of the day.
+
+It takes arrays and scalars only and does no validation; the wrapper
+(:func:`kqi.diagnosis._hour_traffic`) checks the codes and turns the KPI columns into the arrays
+used here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kqi._numba import kernel
+
+
+@kernel
+def _hour_traffic_counts(code, hour, prb, users, rows, n_valid, total):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Per ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller): the
+    rows, the rows with a traffic figure and the sum of that figure, added in row order.
+
+    A cell's traffic is its PRB utilisation (``prb``), or its RRC users (``users``) when the
+    cell has no PRB figure in any row; NaN is a missing figure."""
+    n = code.shape[0]
+    has_prb = np.zeros(rows.shape[0] // 24, dtype=np.bool_)
+    for i in range(n):
+        if not np.isnan(prb[i]):
+            has_prb[code[i]] = True
+    for i in range(n):
+        c = code[i]
+        key = np.int64(c) * 24 + hour[i]
+        rows[key] += 1
+        t = prb[i] if has_prb[c] else users[i]
+        if not np.isnan(t):
+            n_valid[key] += 1
+            total[key] += t
