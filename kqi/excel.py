@@ -83,7 +83,6 @@ FONT = "Calibri"
 TABLE_STYLE = "TableStyleLight9"
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 # characters XML 1.0 cannot carry; openpyxl refuses them
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 #: column name -> Excel number format
 _NUMBER_FORMATS: dict[str, str] = {
@@ -117,7 +116,8 @@ def _put(ws: Any, row: int, col: int, value: Any) -> Any:
         cell = Cell(ws, row=row, column=col)
         ws._add_cell(cell)
     if isinstance(value, str):
-        text = clean_text(_ILLEGAL.sub("", value))[:_MAX_TEXT]
+        # clean_text removes the characters openpyxl refuses (C0 controls but tab, LF and CR)
+        text = clean_text(value)[:_MAX_TEXT]
         cell._value = text
         cell.data_type = "s"  # openpyxl would otherwise read "=..." as a formula
         if formula_like(text):
@@ -209,14 +209,19 @@ def _fit_heights(ws: Any, first_row: int = 1, spans: Mapping[tuple[int, int], fl
 
     width = {}
     alignments = ws.parent._alignments   # a cell's alignment by its index (no style proxy a cell)
+    wraps: dict[int, bool] = {}          # whether an alignment index wraps, looked up once
     for row in _rows(ws, first_row):
         lines = 1
         for cell in row:
-            if not isinstance(cell.value, str):
+            if not isinstance(cell._value, str):
                 continue
             if not cell._style:
                 cell._style = StyleArray()
-            if not alignments[cell._style.alignmentId].wrap_text:
+            aid = cell._style.alignmentId
+            wrapped = wraps.get(aid)
+            if wrapped is None:
+                wrapped = wraps[aid] = bool(alignments[aid].wrap_text)
+            if not wrapped:
                 continue
             w = (spans or {}).get((cell.row, cell.column))
             if w is None:
@@ -286,6 +291,7 @@ def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
     with number formats; an Excel table named ``table`` when given (and ``df`` has rows).
     Returns (last row, last column)."""
     from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.styles.cell_style import StyleArray
 
     widths = {} if widths is None else widths
     bold = Font(name=FONT, bold=True)
@@ -306,12 +312,22 @@ def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
                                    min(max(_display_width(words), longest),
                                        max(_HEADER_WIDTH, longest)))
     formats = [_number_format(n, t) for n, t in df.schema.items()]
+    format_ids: dict[str, int] = {}   # registered at first use, as cell.number_format would
     shown = translate(df, language)
     for i, row in enumerate(shown.iter_rows(), start=top + 1):
         for j, value in enumerate(row):
             cell = _put(ws, i, left + j, value)
-            if formats[j] is not None and not isinstance(value, str):
-                cell.number_format = formats[j]
+            fmt = formats[j]
+            if fmt is not None and not isinstance(value, str):
+                fid = format_ids.get(fmt)
+                if fid is None:
+                    cell.number_format = fmt
+                    fid = format_ids[fmt] = cell._style.numFmtId
+                else:
+                    # what cell.number_format = fmt does, without its lookup a cell
+                    if not cell._style:
+                        cell._style = StyleArray()
+                    cell._style.numFmtId = fid
             if sized[j]:
                 widths[left + j] = max(widths.get(left + j, 0),
                                        min(_shown_width(value, formats[j]), _MAX_WIDTH))
