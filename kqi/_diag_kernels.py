@@ -13,9 +13,10 @@ from kqi._numba import kernel
 
 
 @kernel
-def _hour_traffic_counts(code, hour, prb, users, rows, n_valid, total):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+def _hour_traffic_counts(code, hour, prb, users, rows, n_valid, total, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
     """Per ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller): the
-    rows, the rows with a traffic figure and the sum of that figure, added in row order.
+    rows, the rows with a traffic figure and the sum of that figure, added in row order; per
+    code (``first``, -1 filled by the caller) the index of its first row.
 
     A cell's traffic is its PRB utilisation (``prb``), or its RRC users (``users``) when the
     cell has no PRB figure in any row; NaN is a missing figure."""
@@ -26,6 +27,8 @@ def _hour_traffic_counts(code, hour, prb, users, rows, n_valid, total):  # noqa:
             has_prb[code[i]] = True
     for i in range(n):
         c = code[i]
+        if first[c] < 0:
+            first[c] = i
         key = np.int64(c) * 24 + hour[i]
         rows[key] += 1
         t = prb[i] if has_prb[c] else users[i]

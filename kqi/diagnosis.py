@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -251,7 +251,7 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         column_or_null(kpis.columns, "alarm_count", pl.Int64),
     ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))
     traffic = _hour_traffic(k)   # once for both lookups
-    if k.height and int(np.count_nonzero(traffic[0].any(axis=0))) == 1:
+    if k.height and int(np.count_nonzero(traffic.rows.any(axis=0))) == 1:
         # a daily feed (the contract allows one): every row sits at the same hour, so there are
         # no busy hours to pick; the daily figures are the evidence, stated as such in the log
         log.warning("cell KPIs hold one time of day only (a daily feed?): busy-hour evidence "
@@ -266,10 +266,12 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         else:
             busy = pl.Series(_busy_lookup(traffic, d.busy_hour_count)[keys])
     ev = k.with_columns(busy.alias("busy"), quiet.alias("quiet")).lazy().group_by("code").agg(
-        pl.col("cell_id").first(),
         pl.len().cast(pl.Int64).alias("kpi_hours"),
         *[_polars_aggregate(a) for a in KPI_AGGREGATES],
     ).collect()
+    # each code's cell_id from its first row (what pl.col("cell_id").first() in the group-by
+    # gives, without gathering every group's strings: 1.2 of its 3.5 CPU-s at 50,000 cells)
+    ev = ev.with_columns(k["cell_id"].gather(traffic.first_row[ev["code"].to_numpy()]))
     return with_isd(ev, cells, cfg, isd)
 
 
@@ -295,9 +297,19 @@ def with_isd(ev: pl.DataFrame, cells: pl.DataFrame, config: Config | None = None
     return ev.select("cell_id", "kpi_hours", *EVIDENCE_COLUMNS).sort("cell_id")
 
 
-def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class HourTraffic(NamedTuple):
     """Per cell code x hour of the day (``n_codes x 24``): the rows, the rows with a traffic
-    figure and their mean traffic (see :func:`_busy_lookup`).
+    figure and their mean traffic; per code the index of its first row (-1 for none)."""
+
+    rows: np.ndarray
+    n_valid: np.ndarray
+    mean: np.ndarray
+    first_row: np.ndarray
+
+
+def _hour_traffic(k: pl.DataFrame) -> HourTraffic:
+    """Each cell code's traffic per hour of the day (see :func:`_busy_lookup`), and its first
+    row.
 
     One measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
     two row by row would let an hour with a missing PRB figure rank by its user count). The
@@ -311,6 +323,7 @@ def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.zeros(size, dtype=np.int64)
     n_valid = np.zeros(size, dtype=np.int64)
     total = np.zeros(size, dtype=np.float64)
+    first_row = np.full(n_codes, -1, dtype=np.int64)
     if k.height:
         if int(k["code"].min()) < 0:  # type: ignore[arg-type]
             raise ValueError("cell codes must not be negative")
@@ -321,13 +334,14 @@ def _hour_traffic(k: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             read_only(np.ascontiguousarray(k["hour"].to_numpy(), dtype=np.int64)),
             read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)),
             read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)),
-            rows, n_valid, total)
+            rows, n_valid, total, first_row)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
-    return rows.reshape(n_codes, 24), n_valid.reshape(n_codes, 24), mean.reshape(n_codes, 24)
+    return HourTraffic(rows.reshape(n_codes, 24), n_valid.reshape(n_codes, 24),
+                       mean.reshape(n_codes, 24), first_row)
 
 
-def _busy_lookup(traffic: tuple[np.ndarray, np.ndarray, np.ndarray], count: int,
+def _busy_lookup(traffic: HourTraffic, count: int,
                  busiest: bool = True) -> np.ndarray:
     """Boolean per ``code * 24 + hour``: the hour is one of the cell's ``count`` busiest (or,
     with ``busiest=False``, quietest), from its :func:`_hour_traffic`.
@@ -336,7 +350,7 @@ def _busy_lookup(traffic: tuple[np.ndarray, np.ndarray, np.ndarray], count: int,
     for a cell without any PRB figure); ties go to the earlier hour, hours without traffic
     figures come last.
     """
-    rows, n_valid, mean = traffic
+    rows, n_valid, mean = traffic.rows, traffic.n_valid, traffic.mean
     n_codes = rows.shape[0]
     # sort key per hour: busiest first; hours with rows but no traffic figure next; absent last
     order_key = np.where(n_valid > 0, -mean if busiest else mean,

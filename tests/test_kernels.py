@@ -365,14 +365,18 @@ def _hour_traffic_reference(code: np.ndarray, hour: np.ndarray, prb: np.ndarray,
                             users: np.ndarray, n_codes: int) -> tuple[np.ndarray, ...]:
     """What kqi.diagnosis._hour_traffic computed with numpy before the kernel: one traffic
     measure per cell (PRB, or RRC users for a cell without any PRB figure), then per
-    code x hour the rows, the rows with a figure and their sum (``np.bincount``)."""
+    code x hour the rows, the rows with a figure and their sum (``np.bincount``); per code the
+    index of its first row."""
     key = code * 24 + hour
     has_prb = np.bincount(code[~np.isnan(prb)], minlength=n_codes) > 0
     traffic = np.where(has_prb[code], prb, users)
     valid = ~np.isnan(traffic)
     size = n_codes * 24
+    first = np.full(n_codes, -1, dtype=np.int64)
+    seen, at = np.unique(code, return_index=True)
+    first[seen] = at
     return (np.bincount(key, minlength=size), np.bincount(key[valid], minlength=size),
-            np.bincount(key[valid], weights=traffic[valid], minlength=size))
+            np.bincount(key[valid], weights=traffic[valid], minlength=size), first)
 
 
 @SETTINGS
@@ -388,7 +392,7 @@ def test_hour_traffic_kernel_matches_reference(rows: list[tuple]) -> None:
     prb = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
     users = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
     out = (np.zeros(n_codes * 24, dtype=np.int64), np.zeros(n_codes * 24, dtype=np.int64),
-           np.zeros(n_codes * 24, dtype=np.float64))
+           np.zeros(n_codes * 24, dtype=np.float64), np.full(n_codes, -1, dtype=np.int64))
     for a in (code, hour, prb, users):
         a.flags.writeable = False  # as the wrapper passes them
     _hour_traffic_counts(code, hour, prb, users, *out)
