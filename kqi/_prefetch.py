@@ -12,10 +12,11 @@ pandas is not one of kqi's dependencies, but where it is installed scikit-learn
 ``try: import pandas ... except ImportError``, for nothing a run uses (folium converts a pandas
 DataFrame given as locations; kqi gives lists): ~0.7 CPU-s holding the interpreter lock that the
 ingest needs. When the process is kqi's own (the command line, :func:`start` with
-``own_process``), the prefetch thread's imports see pandas as not installed, exactly as on a
-machine without it; other threads' imports, and any import after the prefetch, find it as usual.
-A library caller's process (``kqi.run`` from Python) is left alone: its own code may give folium
-DataFrames.
+``own_process``), the prefetch thread's imports see pandas as not installed, as on a machine
+without it: the modules it imports (scikit-learn's, folium's) keep "no pandas" for the whole
+process, while ``import pandas`` itself, in another thread or after the prefetch, finds it as
+usual. A library caller's process (``kqi.run`` from Python) is left alone: its own code may give
+folium DataFrames.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ class _NotInThread(importlib.abc.MetaPathFinder):
 
 def _load(hidden: Sequence[str]) -> None:
     finder = _NotInThread(hidden, threading.current_thread()) if hidden else None
+    # sys.meta_path is rebound, never changed in place: an import in progress in another thread
+    # walks the list it read, and a removal in place would shift it under that walk (skipping a
+    # finder, PathFinder say, and failing an import of an installed module)
     if finder is not None:
-        sys.meta_path.insert(0, finder)
+        sys.meta_path = [finder, *sys.meta_path]
     try:
         for name in MODULES:
             try:
@@ -65,7 +69,7 @@ def _load(hidden: Sequence[str]) -> None:
                 return
     finally:
         if finder is not None:
-            sys.meta_path.remove(finder)
+            sys.meta_path = [f for f in sys.meta_path if f is not finder]
 
 
 def start() -> threading.Thread:

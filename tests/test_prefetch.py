@@ -75,3 +75,32 @@ def test_cli_marks_the_process_its_own(monkeypatch) -> None:
     monkeypatch.setattr(_prefetch, "own_process", False)
     cli.main(["--version"])
     assert _prefetch.own_process is True
+
+
+def test_the_finder_never_changes_the_list_an_import_in_progress_walks(monkeypatch) -> None:
+    """sys.meta_path is rebound around the prefetch, never changed in place: an import running
+    in another thread walks the list it read, which a removal in place would shift under it
+    (skipping a finder and failing the import of an installed module)."""
+    walked = sys.meta_path  # the list an import in progress is walking
+    snapshot = list(walked)
+    during: list[bool] = []
+
+    def import_module(name: str) -> None:  # what the prefetch sees while it imports
+        during.append(walked == snapshot)
+        during.append(any(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path))
+
+    monkeypatch.setattr(_prefetch, "MODULES", ("json",))
+    monkeypatch.setattr(_prefetch.importlib, "import_module", import_module)
+    seen: list[int] = []
+
+    def load() -> None:
+        _prefetch._load(["pandasx"])
+        seen.append(sum(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path))
+
+    t = threading.Thread(target=load)
+    t.start()
+    t.join()
+    assert during == [True, True]  # the finder in place, the walked list untouched
+    assert walked == snapshot
+    assert seen == [0]
+    assert not any(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path)
