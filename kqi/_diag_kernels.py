@@ -1,7 +1,8 @@
 """Numba kernel behind :mod:`kqi.diagnosis`: each cell's traffic per hour of the day.
 
 It takes arrays and scalars only and does no validation; the wrapper
-(:func:`kqi.diagnosis._hour_traffic`) checks the codes and turns the KPI columns into the arrays
+(:func:`kqi.diagnosis._hour_traffic`) checks that no code or hour is missing, negative or out
+of range (the outputs are indexed by them, unchecked) and turns the KPI columns into the arrays
 used here.
 """
 

@@ -325,6 +325,10 @@ def _hour_traffic(k: pl.DataFrame) -> HourTraffic:
     total = np.zeros(size, dtype=np.float64)
     first_row = np.full(n_codes, -1, dtype=np.int64)
     if k.height:
+        # the kernel indexes its outputs by code and hour, unchecked: a missing one (NaN as an
+        # integer) or one out of range would write outside them
+        if k["code"].null_count() or k["hour"].null_count():
+            raise ValueError("cell codes and hours must not be missing")
         if int(k["code"].min()) < 0:  # type: ignore[arg-type]
             raise ValueError("cell codes must not be negative")
         if not 0 <= int(k["hour"].min()) <= int(k["hour"].max()) < 24:  # type: ignore[arg-type]

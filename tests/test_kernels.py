@@ -400,3 +400,22 @@ def test_hour_traffic_kernel_matches_reference(rows: list[tuple]) -> None:
                          strict=True):
         # the same sums in the same order: equal to the bit
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("code", "hour", "problem"), [
+    ([0, None, 1], [1, 2, 3], "must not be missing"),
+    ([0, 1, 1], [1, None, 3], "must not be missing"),
+    ([0, -1, 1], [1, 2, 3], "must not be negative"),
+    ([0, 1, 1], [1, 24, 3], "0..23"),
+])
+def test_hour_traffic_wrapper_refuses_what_the_kernel_would_write_outside_of(
+        code: list, hour: list, problem: str) -> None:
+    """The kernel indexes by code and hour unchecked: the wrapper refuses a missing, negative or
+    out-of-range one (a null cast to int64 would be INT64_MIN: a write outside the outputs)."""
+    from kqi.diagnosis import BUSY_TRAFFIC, _hour_traffic
+
+    k = pl.DataFrame({"code": code, "hour": hour, BUSY_TRAFFIC[0]: [50.0, 60.0, 70.0],
+                      BUSY_TRAFFIC[1]: [1.0, 2.0, 3.0]},
+                     schema_overrides={"code": pl.Int64, "hour": pl.Int64})
+    with pytest.raises(ValueError, match=problem):
+        _hour_traffic(k)
