@@ -52,6 +52,8 @@ BLOCK = 16_384
 _MAX_GROUP_BATCHES = 4
 #: a service dictionary of at most this many values has its map kept by content
 _SMALL_DICT = 64
+#: at most this many such maps are kept (the orders of a few services a file's groups use)
+_KEPT_MAPS = 64
 _UNRESOLVED = np.int32(-3)
 _BAD = np.int32(-2)
 
@@ -344,7 +346,7 @@ class FusedCounter:
             code = convert_service(APP_TESTS.column("service"), values, checks)
             out = code.fill_null(-1).to_numpy().astype(np.int8)
             out[checks.failing().to_numpy()] = -1
-            if content is not None and len(self._svc_maps) < _SMALL_DICT:
+            if content is not None and len(self._svc_maps) < _KEPT_MAPS:
                 self._svc_maps[content] = out
         self._svc_cache = (k, d, out)
         return out

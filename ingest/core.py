@@ -817,7 +817,7 @@ class Ingest:
             repeat = seen.repeats(code.fill_null(-1).to_numpy(),
                                   frame.get_column("ts").to_physical().fill_null(0).to_numpy(), ok.to_numpy())
             checks.add(pl.Series(repeat), "ts: duplicate cell_id and ts")
-            return run.split(raw, _aligned(frame.with_columns(code)), checks)
+            return run.split(raw, _blocks_aligned(frame.with_columns(code)), checks)
 
         schema = {c.name: c.polars_type for c in CELL_KPIS.columns} | {"cell_code": pl.Int32}
         return run.run_all(process, schema).select([*CELL_KPIS.names, "cell_code"])
@@ -1126,7 +1126,7 @@ def _nullable(codes: np.ndarray, dtype: pl.DataType | type[pl.DataType], name: s
 
 
 
-def _aligned(frame: pl.DataFrame) -> pl.DataFrame:
+def _blocks_aligned(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its single-chunk columns cut (zero-copy slices) where its other columns'
     chunks end, when those all end at the same rows.
 
