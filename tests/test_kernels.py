@@ -419,3 +419,35 @@ def test_hour_traffic_wrapper_refuses_what_the_kernel_would_write_outside_of(
                      schema_overrides={"code": pl.Int64, "hour": pl.Int64})
     with pytest.raises(ValueError, match=problem):
         _hour_traffic(k)
+
+
+def test_aggregated_counts_grow_cells_and_days_mid_feed() -> None:
+    """Aggregated rows whose codes and days outgrow the accumulator, batch after batch: the
+    whole-window and the day counts (one kernel, _count_aggregated) are both grown and resumed,
+    and equal the sums of the rows."""
+    rows = [(0, 0, 10, 7, "2024-05-03"), (3, 1, 4, 4, "2024-05-01"), (5, 2, 6, 1, "2024-05-09"),
+            (3, 1, 2, 1, "2024-05-01"), (0, 0, 1, 1, "2024-05-10"), (5, 2, 3, 3, None)]
+    acc = KqiAccumulator(1, Config())
+    for r in rows:  # one row a batch: every batch may grow the cells, the days or both
+        acc.add(pl.DataFrame({"cell_code": [r[0]], "service_code": [r[1]], "tests": [r[2]],
+                              "good_tests": [r[3]], "period": [r[4]]},
+                             schema={"cell_code": pl.Int32, "service_code": pl.Int8,
+                                     "tests": pl.Int64, "good_tests": pl.Int64,
+                                     "period": pl.String}))
+    ids = cell_ids(6)
+    totals: dict[tuple[int, int], list[int]] = {}
+    days: dict[tuple[int, int, dt.date], list[int]] = {}
+    for c, s, t, g, p in rows:
+        tot = totals.setdefault((c, s), [0, 0])
+        tot[0] += t
+        tot[1] += g
+        if p is not None:
+            day = days.setdefault((c, s, dt.date.fromisoformat(p)), [0, 0])
+            day[0] += t
+            day[1] += g
+    services = ("browsing", "video", "gaming")
+    got = {(r[0], r[1]): [r[2], r[3]] for r in
+           acc.cell_kqi(ids).select("cell_id", "service", "tests", "good_tests").rows()}
+    assert got == {(ids[c], services[s]): v for (c, s), v in totals.items()}
+    got_days = {(r[0], r[1], r[2]): [r[3], r[4]] for r in acc.daily(ids).rows()}
+    assert got_days == {(ids[c], services[s], d): v for (c, s, d), v in days.items()}
