@@ -82,7 +82,6 @@ FONT = "Calibri"
 #: Excel's table style of the order sheets (banded rows)
 TABLE_STYLE = "TableStyleLight9"
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
-# characters XML 1.0 cannot carry; openpyxl refuses them
 
 #: column name -> Excel number format
 _NUMBER_FORMATS: dict[str, str] = {
@@ -960,9 +959,9 @@ def write_work_orders_xlsx(
     wo = work_orders.with_columns(pl.col("vendor").fill_null(""))
     # cells without a vendor go last
     vendors = sorted(wo["vendor"].unique().to_list(), key=lambda v: (v == "", v)) if wo.height else []
+    unknown = sheet("unknown_vendor", language)
     for vendor in vendors:
         part = wo.filter(pl.col("vendor") == vendor).sort(["region", "rank"], nulls_last=True)
-        unknown = sheet("unknown_vendor", language)
         ws_vendor = wb.create_sheet(_sheet_title(vendor or unknown, taken, unknown))
         _order_sheet(ws_vendor, part.select(cols), thresholds, language=language, name=next(tables))
     if not vendors:

@@ -24,6 +24,8 @@ from typing import Any
 import polars as pl
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: the same first characters as a pattern (for polars' expressions over whole columns)
+_FORMULA_PATTERN = r"^[=+\-@\t\r]"
 #: characters removed from every text cell written (see the module docstring)
 CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]"
 _CONTROL = re.compile(CONTROL)
@@ -63,7 +65,7 @@ def inert_header(name: str) -> str:
 
 #: what a text cell that :func:`make_inert` changes contains: a removed character, or a formula's
 #: first character at its start (a cell with neither is written as it is)
-_INERT_CHANGES = CONTROL + r"|^[=+\-@\t\r]"
+_INERT_CHANGES = CONTROL + "|" + _FORMULA_PATTERN
 
 
 def make_inert(df: pl.DataFrame) -> pl.DataFrame:
@@ -81,7 +83,7 @@ def make_inert(df: pl.DataFrame) -> pl.DataFrame:
         if changed:
             col = pl.col(name).str.replace_all(CONTROL, "")
             exprs.append(
-                pl.when(col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(NUMBER))
+                pl.when(col.str.contains(_FORMULA_PATTERN) & ~col.str.contains(NUMBER))
                 .then(pl.lit("'") + col)
                 .otherwise(col)
                 .alias(name)

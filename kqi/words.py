@@ -18,7 +18,8 @@ import polars as pl
 from kqi.causes import LANGUAGES, label
 from kqi.phrases import in_words
 
-__all__ = ["LANGUAGES", "figure", "header", "scope", "section", "translate", "value_words"]
+__all__ = ["LANGUAGES", "figure", "header", "scope", "section", "sheet", "translate",
+           "value_words"]
 
 #: column -> (English, Chinese)
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -164,7 +165,6 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "title": ("kqi work orders", "kqi 工单"),
     "total": ("Total", "合计"),
     "all": ("All cells", "全部小区"),
-    "all orders": ("All orders", "全部工单"),
 }
 #: figures of the summary (``summary.json`` keys) -> words
 FIGURES: dict[str, tuple[str, str]] = {
