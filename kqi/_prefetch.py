@@ -1,13 +1,14 @@
-"""Heavy imports of the late stages, started in a background thread at the start of a run.
+"""Heavy imports of the later stages, started in a background thread at the start of a run.
 
-``hdbscan`` (diagnosis's signature clusters) imports scikit-learn and scipy.stats: about 1-2
-CPU-s, most of a small run's diagnosis stage; ``folium`` (the map) about 0.3-1 s. Importing them
-in a thread while the ingest stages read files (polars and numba release the GIL) takes that
-time off the critical path. Nothing else changes: the stages still import the modules
-themselves (Python's import lock makes the stage wait for a prefetch in progress), and a failed
-prefetch is silent here and raised by the stage's own import, as without it. (The command line
-does better: its helper process imports them and does their work on the other core,
-kqi/_sidecar.py; then neither is prefetched here.)
+``scipy.spatial`` (kqi.geo's k-d tree, first used by the inter-site distance after the ingest)
+costs 0.25-0.35 CPU-s; ``hdbscan`` (diagnosis's signature clusters) imports scikit-learn and
+scipy.stats: about 1-2 CPU-s, most of a small run's diagnosis stage; ``folium`` (the map) about
+0.3-1 s. Importing them in a thread while the ingest stages read files (polars and numba release
+the GIL) takes that time off the critical path. Nothing else changes: the stages still import
+the modules themselves (Python's import lock makes the stage wait for a prefetch in progress),
+and a failed prefetch is silent here and raised by the stage's own import, as without it. (The
+command line does better for hdbscan and folium: its helper process imports them and does their
+work on the other core, kqi/_sidecar.py; then only scipy.spatial is prefetched here.)
 
 pandas is not one of kqi's dependencies, but where it is installed scikit-learn
 (``sklearn.utils.fixes``) and folium (``folium.utilities``) import it at module level, inside
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 #: modules imported ahead, in this order (the one needed first comes first)
-MODULES = ("hdbscan", "folium")
+MODULES = ("scipy.spatial", "hdbscan", "folium")
 
 #: what the prefetch thread's imports do not look for in kqi's own process (see the module doc)
 UNUSED = ("pandas",)

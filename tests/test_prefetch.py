@@ -113,4 +113,4 @@ def test_nothing_the_helper_process_does_is_prefetched_here(monkeypatch) -> None
     _prefetch.start().join()
     monkeypatch.setattr(_sidecar, "active", lambda: True)
     _prefetch.start().join()
-    assert loads == [["hdbscan", "folium"], []]
+    assert loads == [["scipy.spatial", "hdbscan", "folium"], ["scipy.spatial"]]
