@@ -15,7 +15,7 @@ import datetime as dt
 import io
 from typing import Any
 from xml.etree.ElementTree import _escape_cdata  # type: ignore[attr-defined]
-from zipfile import ZIP_DEFLATED, ZipFile
+from zipfile import ZIP_DEFLATED
 
 from openpyxl.cell._writer import write_cell
 from openpyxl.cell.cell import Cell
@@ -134,9 +134,12 @@ def usable() -> bool:
 
 
 def save(workbook: Any) -> bytes:
-    """The workbook's xlsx bytes, as ``workbook.save`` writes them."""
+    """The workbook's xlsx bytes, as ``workbook.save`` writes them, then
+    :func:`kqi.io.deterministic_zip` stores them (fixed times), in one compression."""
+    from kqi.io import FixedZip
+
     buf = io.BytesIO()
-    archive = ZipFile(buf, "w", ZIP_DEFLATED, allowZip64=True)
+    archive = FixedZip(buf, "w", ZIP_DEFLATED, allowZip64=True)
     workbook.properties.modified = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
     _Writer(workbook, archive).save()
     return buf.getvalue()
