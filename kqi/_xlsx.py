@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from typing import Any
+from warnings import warn
 from xml.etree.ElementTree import _escape_cdata  # type: ignore[attr-defined]
 from zipfile import ZIP_DEFLATED
 
@@ -22,7 +23,7 @@ from openpyxl.cell.cell import Cell
 from openpyxl.comments.comment_sheet import CommentRecord
 from openpyxl.compat import safe_string
 from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.writer.excel import ExcelWriter
 
@@ -64,6 +65,23 @@ class _SheetWriter(WorksheetWriter):
                     if parts:
                         write("".join(parts))
         self.xf.send(None)
+
+
+    def write_tables(self) -> None:
+        # openpyxl names each table's columns from its header row, read as ws[table.ref][0]:
+        # every cell of the table made into a tuple for the first row's; the same names here
+        # from the header row alone (a one-cell ref, where ws[ref] is a cell, left to openpyxl)
+        for table in self.ws.tables.values():
+            min_col, min_row, max_col, max_row = range_boundaries(table.ref)
+            if table.tableColumns or not table.headerRowCount or (min_col, min_row) == (max_col, max_row):
+                continue
+            table._initialise_columns()
+            for c, col in zip(range(min_col, max_col + 1), table.tableColumns, strict=False):
+                cell = self.ws.cell(row=min_row, column=c)
+                if cell.data_type != "s":
+                    warn("File may not be readable: column headings must be strings.", stacklevel=2)
+                col.name = str(cell.value)
+        super().write_tables()
 
 
 def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
