@@ -29,6 +29,8 @@ from openpyxl.writer.excel import ExcelWriter
 
 #: data types written as text here ("s" as an inline string, as openpyxl does)
 _TYPES = {"s": "inlineStr", "n": "n", "b": "b"}
+#: the fields of a cell without a style (openpyxl's StyleArray of nine zeros)
+_UNSTYLED = (0,) * 9
 
 
 class _SheetWriter(WorksheetWriter):
@@ -95,21 +97,20 @@ def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
         return None
     value = cell._value
     style = cell._style
-    styled = style is not None and any(style)
-    if value is None and not styled:
+    key = _UNSTYLED if style is None else tuple(style)
+    if value is None and key == _UNSTYLED:
         return ""
     col = cell.column
     letter = letters.get(col)
     if letter is None:
         letter = letters[col] = get_column_letter(col)
-    head = f'<c r="{letter}{cell.row}"'
-    if styled:
-        key = tuple(style)
+    if key != _UNSTYLED:   # any field set: openpyxl's has_style
         sid = style_ids.get(key)
         if sid is None:   # registered in the order openpyxl would register it
             sid = style_ids[key] = styles.add(style)
-        head += f' s="{sid}"'
-    head += f' t="{kind}"'
+        head = f'<c r="{letter}{cell.row}" s="{sid}" t="{kind}"'
+    else:
+        head = f'<c r="{letter}{cell.row}" t="{kind}"'
     if value is None or value == "":
         return head + " />"
     if kind == "inlineStr":
@@ -118,6 +119,9 @@ def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
         stripped = value.strip()
         space = ' xml:space="preserve"' if stripped and value != stripped else ""
         return f"{head}><is><t{space}>{_escape_cdata(value)}</t></is></c>"
+    number = type(value)
+    if (number is int or number is float) and value - value == 0:   # finite
+        return f"{head}><v>{'%.16g' % value}</v></c>"  # noqa: UP031 (safe_string's format)
     text = safe_string(value)
     if text == "":
         return None
