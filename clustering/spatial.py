@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 from kqi.clustering.signatures import renumber
@@ -49,18 +50,20 @@ def spatial_clusters(lat: np.ndarray, lon: np.ndarray, *, min_cluster_size: int,
         return np.full(n, -1, dtype=np.int32)
     if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
         raise ValueError("lat and lon must be finite")
-    from kqi.clustering._fit import fit_predict
+    import hdbscan
 
     rad = np.column_stack([np.radians(lat), np.radians(lon)])
-    dense = fit_predict(
-        rad,
-        min_cluster_size=min_cluster_size,
-        metric="haversine",
-        algorithm="boruvka_balltree",
-        core_dist_n_jobs=1,
-        # one compact group of poor cells is one area; the max_km cut bounds its size
-        allow_single_cluster=True,
-    )
+    # co-sited cells share a position: zero core distances are fine but numpy may warn
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dense = hdbscan.HDBSCAN(
+            min_cluster_size=min_cluster_size,
+            metric="haversine",
+            algorithm="boruvka_balltree",
+            core_dist_n_jobs=1,
+            # one compact group of poor cells is one area; the max_km cut bounds its size
+            allow_single_cluster=True,
+        ).fit_predict(rad)
 
     labels = np.full(n, -1, dtype=np.int64)
     next_id = 0

@@ -18,6 +18,9 @@ reference is a Python dict (``tests/reference.py``, ``ref_code_lookup``).
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -135,9 +138,35 @@ def _rehash(old, hashes, new):
             new[s, k] = old[r, k]
 
 
+#: an array of at least this many bytes that is read at random (the code table, the counters of
+#: a large network) is asked for transparent huge pages: one TLB entry maps 2 MiB instead of 4 KiB
+#: (a 500,000-id table is 32 MiB; its lookups 1.6 -> 1.25 CPU-s for 20 M rows)
+HUGE_MIN = 4 << 20
+_HUGE_PAGE = 2 << 20
+
+
+def zeros(n: int, dtype: type | np.dtype) -> np.ndarray:
+    """``np.zeros(n, dtype)``; from :data:`HUGE_MIN` bytes on, anonymous memory aligned to and
+    advised for huge pages where the system has them (zero-filled as the kernel maps it)."""
+    dt = np.dtype(dtype)
+    nbytes = n * dt.itemsize
+    if nbytes < HUGE_MIN or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.zeros(n, dtype=dt)
+    m = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    raw = np.frombuffer(m, dtype=np.uint8)  # the array keeps the mapping alive
+    skip = -raw.ctypes.data % _HUGE_PAGE
+    with contextlib.suppress(OSError):  # no huge pages here: ordinary pages
+        m.madvise(mmap.MADV_HUGEPAGE, skip, nbytes)
+    return raw[skip:skip + nbytes].view(dt)
+
+
 def _table(size: int) -> np.ndarray:
     """An empty table of ``size`` rows (a power of two) of four uint64, each row in one 64-byte
-    cache line (the buffer aligned to 64 bytes)."""
+    cache line (the buffer aligned to 64 bytes; a large one on huge pages, see :func:`zeros`)."""
+    if size * 32 >= HUGE_MIN:
+        buf = zeros(size * 4, np.uint64)
+        buf[:] = _EMPTY
+        return buf.reshape(size, 4)
     buf = np.full(size * 4 + 8, _EMPTY, dtype=np.uint64)
     skip = (-buf.ctypes.data % 64) // 8
     return buf[skip:skip + size * 4].reshape(size, 4)
@@ -190,10 +219,15 @@ class CodeTable:
         """Code of each string of ``arr`` (int32, -1 where absent or null)."""
         offsets, data = string_buffers(arr)
         out = np.empty(len(arr), dtype=np.int32)
-        _lookup(offsets, data, self._table, self._koff, self._kbuf, out)
+        self.lookup_buffers(offsets, data, out)
         if arr.null_count:
             out[np.asarray(arr.is_null())] = -1
         return out
+
+    def lookup_buffers(self, offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
+        """``out[i]`` = code of string ``i`` of :func:`string_buffers`' layout (``offsets`` int64,
+        ``len(out) + 1``; ``data`` uint8), -1 where absent; nulls are not told apart."""
+        _lookup(offsets, data, self._table, self._koff, self._kbuf, out)
 
     def append_arrow(self, arr: pa.Array) -> None:
         """Append ids (distinct, not null, none in the table) with the next codes, in order."""

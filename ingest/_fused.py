@@ -6,7 +6,8 @@ For a Parquet feed whose every column can be judged from its values alone (``cel
 and not needed), each record batch of a row group is decoded by pyarrow (``cell_id`` and
 ``service`` as the file's dictionaries, the rest typed: one decoder, the one the decode floor
 measures), its dictionaries mapped to codes once (:class:`ingest._codes.CodeTable`, appending new
-ids), and one kernel pass (:func:`_judge_count`) checks every value (range, finiteness, whole
+ids; a ``cell_id`` whose dictionary overflowed into plain pages is read as plain strings instead,
+each row looked up by the decode worker, see :data:`_PLAIN_BYTES`), and one kernel pass (:func:`_judge_count`) checks every value (range, finiteness, whole
 numbers; NaN counted as missing, the rule of ``ingest._kernels._check_floats``), gives each test
 its verdict (``kqi._kernels._verdicts``) and adds it to the per cell x service counters in place.
 
@@ -18,7 +19,9 @@ row accounting are exactly those of the batched path. Memory is that of a row gr
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,8 @@ from kqi.errors import InputError
 from kqi.progress import add_rows
 from kqi.schema import APP_TESTS, KQI_COLUMNS
 
-from ._codes import CodeTable
+from . import _codes
+from ._codes import CodeTable, string_buffers
 from ._convert import Checks, convert_service, convert_string
 from ._kernels import _check_floats, _first_rows
 from ._sources import ParquetSource, _one_line
@@ -50,12 +54,26 @@ JUDGED: tuple[str, ...] = ("success", *KQI_COLUMNS, "good")
 BLOCK = 16_384
 #: a row group larger than this many batches is read batch by batch (iter_batches)
 _MAX_GROUP_BATCHES = 4
+#: a ``cell_id`` column chunk of more uncompressed bytes a value than this is read as plain
+#: strings, each row looked up in the code table by the decode worker: dictionary indices take
+#: at most ~3 bytes a value, so more means the writer's dictionary overflowed into plain pages
+#: (pyarrow would rebuild a dictionary by hashing every row) or a dictionary nearly as long as
+#: the rows. 128k-row groups of 50,000 cells (4.5 B/value, fully dictionary-encoded) read their
+#: dictionaries faster; 500,000 cells (10.8 B/value, mostly plain pages) their strings. Only the
+#: speed depends on it: both reads give the same codes.
+_PLAIN_BYTES = 8.0
+#: rows the decode worker looks up at a time, holding the code table's lock: the counting thread,
+#: which appends new ids, waits for one piece at most (a whole 1 M-row group held the lock ~70 ms,
+#: and the counting waited for it after every group: ~1.8 s of 20 M rows with 500,000 cells)
+_LOOKUP_ROWS = 32_768
 #: a service dictionary of at most this many values has its map kept by content
 _SMALL_DICT = 64
 #: at most this many such maps are kept (the orders of a few services a file's groups use)
 _KEPT_MAPS = 64
 _UNRESOLVED = np.int32(-3)
 _BAD = np.int32(-2)
+#: the cell map of a batch whose ``cell_ix`` are codes already (see :func:`_judge_count`)
+_DIRECT = _ro(np.zeros(0, dtype=np.int32))
 
 
 @kernel
@@ -106,8 +124,8 @@ def _judge_count(cell_ix, cell_map, svc_ix, svc_map,
     success, ``k0..k5`` KQIs, ``g`` good; float64 values with Arrow validity bitmaps from bit 0)
     is checked against ``lo``/``hi``/``whole`` (NaN counted as missing: the rule of
     ``_check_floats``); every row's cell and service code is read through the per-value maps
-    (``cell_map[cell_ix]``, ``svc_map[svc_ix]``; a negative index or code is a row that needs the
-    ordinary path); then the block's verdicts (``_verdicts``; a NaN KQI fails as a missing one
+    (``cell_map[cell_ix]``, ``svc_map[svc_ix]``; an empty ``cell_map``: ``cell_ix`` holds the
+    codes themselves; a negative index or code is a row that needs the ordinary path); then the block's verdicts (``_verdicts``; a NaN KQI fails as a missing one
     does, a NaN success counts as missing) are added, times ``sign``, to ``counts`` (int64:
     tests at ``2 * key``, good tests at ``2 * key + 1``, ``key = cell * N_SERVICES + service``).
 
@@ -115,6 +133,7 @@ def _judge_count(cell_ix, cell_map, svc_ix, svc_map,
     failed (rows before it are counted: the caller takes them back with ``sign = -1``).
     """
     blk = cell_buf.shape[0]
+    direct = cell_map.shape[0] == 0
     b0 = start
     while b0 < stop:
         b1 = min(b0 + blk, stop)
@@ -138,7 +157,7 @@ def _judge_count(cell_ix, cell_map, svc_ix, svc_map,
         for i in range(m):
             ci = np.int64(cell_ix[b0 + i])
             si = np.int64(svc_ix[b0 + i])
-            c = np.int32(-1) if ci < 0 else cell_map[ci]
+            c = np.int32(-1) if ci < 0 else (np.int32(ci) if direct else cell_map[ci])
             sc = np.int8(-1) if si < 0 else svc_map[si]
             bad |= np.int64(c < 0) | np.int64(sc < 0)
             cell_buf[i] = c
@@ -246,6 +265,8 @@ class FusedCounter:
         self._svc_cache: tuple[tuple[int, ...], pa.Array, np.ndarray] | None = None
         #: service maps of small dictionaries by their values (see :meth:`_svc_map`)
         self._svc_maps: dict[tuple[str | None, ...], np.ndarray] = {}
+        #: held while the decode worker reads the code table or this thread changes it
+        self._codes_lock = threading.Lock()
         self._bufs = (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8),
                       np.zeros(BLOCK, dtype=np.int32), np.zeros(BLOCK, dtype=np.int8),
                       np.zeros(BLOCK, dtype=np.int8), np.zeros(BLOCK, dtype=np.int8),
@@ -279,19 +300,69 @@ class FusedCounter:
         return bool(typed) and len(set(run.mapping.values())) == len(run.mapping)
 
     # -- reading ---------------------------------------------------------------------------
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def _batches(self) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
+        """Each record batch with, where its ``cell_id`` was read as plain strings (see
+        :data:`_PLAIN_BYTES`), the code of each row that the code table held when it was looked
+        up (-1 for a null or absent id), else None. Made in the decode worker (:meth:`count`): the
+        lookups run beside the counting of the batch before. (A thread of their own between the
+        decode and the counting measured no faster, with a row group more in memory.)"""
+        for rb, plain in self._decoded(self._plan()):
+            yield rb, self._plain_lookup(rb.column(self.id_src)) if plain else None
+
+    def _plan(self) -> list[tuple[int, bool]]:
+        """The row groups with rows, and whether each one's ``cell_id`` is read as plain
+        strings (from the column chunk's size in the file's metadata)."""
+        with pq.ParquetFile(self.src.path) as pf:
+            md = pf.metadata
+        paths = [md.schema.column(j).path for j in range(md.num_columns)]
+        col = paths.index(self.id_src) if self.id_src in paths else -1
+        plan = []
+        for g in range(md.num_row_groups):
+            meta = md.row_group(g)
+            if meta.num_rows == 0:
+                continue
+            chunk = meta.column(col) if col >= 0 else None
+            plan.append((g, chunk is not None and chunk.num_values > 0
+                         and chunk.total_uncompressed_size > _PLAIN_BYTES * chunk.num_values))
+        return plan
+
+    def _decoded(self, plan: list[tuple[int, bool]]) -> Iterator[tuple[pa.RecordBatch, bool]]:
+        """Each record batch of the row groups of ``plan``, and whether its ``cell_id`` was read
+        as plain strings."""
         limit = self.src._batch_rows
-        with pq.ParquetFile(self.src.path, read_dictionary=[self.id_src, self.svc_src]) as pf:
-            for g in range(pf.metadata.num_row_groups):
+        with contextlib.ExitStack() as stack:
+            readers: dict[bool, pq.ParquetFile] = {}
+            for g, plain in plan:
+                if plain not in readers:
+                    dicts = [self.svc_src] if plain else [self.id_src, self.svc_src]
+                    readers[plain] = stack.enter_context(
+                        pq.ParquetFile(self.src.path, read_dictionary=dicts))
+                pf = readers[plain]
                 rows = pf.metadata.row_group(g).num_rows
-                if rows == 0:
-                    continue
                 if rows > _MAX_GROUP_BATCHES * limit:
-                    yield from pf.iter_batches(batch_size=limit, row_groups=[g],
-                                               columns=self.columns)
-                    continue
-                table = pf.read_row_group(g, columns=self.columns)
-                yield from table.combine_chunks().to_batches()
+                    batches: Iterator[pa.RecordBatch] = pf.iter_batches(
+                        batch_size=limit, row_groups=[g], columns=self.columns)
+                else:
+                    batches = iter(pf.read_row_group(g, columns=self.columns)
+                                   .combine_chunks().to_batches())
+                for rb in batches:
+                    yield rb, plain
+
+    def _plain_lookup(self, cell: pa.Array) -> np.ndarray | None:
+        """Per row of a plain string ``cell_id``: its code in the table as it is now, -1 for a
+        null or absent id (None for a column of another type: the batch goes the ordinary way)."""
+        if not (pa.types.is_string(cell.type) or pa.types.is_large_string(cell.type)):
+            return None
+        offsets, data = string_buffers(cell)
+        n = len(cell)
+        out = np.empty(n, dtype=np.int32)
+        for a in range(0, n, _LOOKUP_ROWS):  # the counting thread appends between two pieces
+            b = min(a + _LOOKUP_ROWS, n)
+            with self._codes_lock:
+                self.codes.lookup_buffers(offsets[a:b + 1], data, out[a:b])
+        if cell.null_count:
+            out[np.asarray(cell.is_null())] = -1
+        return out
 
     def count(self, arrays: Callable[[int], tuple[np.ndarray, np.ndarray]],
               add: Callable[[pl.DataFrame], None]) -> int:
@@ -301,15 +372,18 @@ class FusedCounter:
         start = 1
         counted = 0
         try:
-            for rb in _prefetched(self._batches(), 1, name="kqi-decode"):
+            for rb, codes in _prefetched(self._batches(), 1, name="kqi-decode"):
                 n = rb.num_rows
                 self.run.rows_read += n
                 add_rows(n)  # the console's progress (kqi.progress)
-                if self._fast(rb):
+                if self._fast(rb, codes):
                     self.run.rows_accepted += n
                     counted += n
                 else:
-                    add(self.chunk(self._raw(rb, start)))
+                    raw = self._raw(rb, start)
+                    with self._codes_lock:  # the ordinary path may give ids codes
+                        batch = self.chunk(raw)
+                    add(batch)
                 start += n
         except (pa.ArrowException, OSError) as exc:
             raise InputError(self.src.path, f"cannot read Parquet data ({_one_line(exc)})",
@@ -326,7 +400,7 @@ class FusedCounter:
         typed = [c for c in rb.schema.names if c not in (self.id_src, self.svc_src)]
         frame = pl.from_arrow(pa.Table.from_batches([rb.select(typed)]))
         assert isinstance(frame, pl.DataFrame)
-        coded = {c: Coded.from_arrow(rb.column(c)) for c in (self.id_src, self.svc_src)}
+        coded = {c: Coded.from_arrow(_encoded(rb.column(c))) for c in (self.id_src, self.svc_src)}
         return RawChunk(frame, np.arange(start, start + n, dtype=np.int64), coded=coded)
 
     # -- the fused path --------------------------------------------------------------------
@@ -364,6 +438,39 @@ class FusedCounter:
             cmap = self.codes.lookup_arrow(d)
             cmap[cmap < 0] = _UNRESOLVED
             self._cell_cache = (k, d, cmap)
+        return self._resolve(d, ix, cmap)
+
+    def _plain_codes(self, cell: pa.Array, codes: np.ndarray) -> tuple[np.ndarray, pa.Array | None]:
+        """Per row of a plain string ``cell_id``: its code (``codes`` from the decode worker, its
+        absent ids looked up again, then resolved as one dictionary by the rules of
+        :meth:`_cell_map`), -1 for a null; and the new ids, to be appended once the batch is
+        counted."""
+        miss = np.flatnonzero(codes < 0)
+        if miss.size == 0:
+            return codes, None
+        missed = cell.take(pa.array(miss))
+        again = self.codes.lookup_arrow(missed)  # ids appended since the worker looked
+        hit = again >= 0
+        if hit.any():
+            codes[miss[hit]] = again[hit]
+            miss = miss[~hit]
+            if miss.size == 0:
+                return codes, None
+            missed = missed.filter(pa.array(~hit))
+        enc = pc.dictionary_encode(missed)
+        ix = _indices(enc)
+        if len(enc.dictionary) == 0:  # every missed row is a null
+            codes[miss] = -1
+            return codes, None
+        cmap = np.full(len(enc.dictionary), _UNRESOLVED, dtype=np.int32)
+        cmap, new_ids, _ = self._resolve(enc.dictionary, ix, cmap)
+        codes[miss] = np.where(ix >= 0, cmap[np.maximum(ix, 0)], np.int32(-1))
+        return codes, new_ids
+
+    def _resolve(self, d: pa.Array, ix: np.ndarray, cmap: np.ndarray
+                 ) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None]:
+        """``cmap`` with its unresolved values (-3) that rows of ``ix`` have resolved: a code, -2,
+        or the next new codes (see :meth:`_cell_map`); the new ids and their positions."""
         todo = np.flatnonzero(cmap == _UNRESOLVED)
         if todo.size == 0:
             return cmap, None, None
@@ -414,15 +521,22 @@ class FusedCounter:
             arr = arr.combine_chunks()
         return cmap, arr, todo
 
-    def _fast(self, rb: pa.RecordBatch) -> bool:
+    def _fast(self, rb: pa.RecordBatch, codes: np.ndarray | None) -> bool:
         n = rb.num_rows
         cell = rb.column(self.id_src)
         svc = rb.column(self.svc_src)
-        if not (isinstance(cell, pa.DictionaryArray) and isinstance(svc, pa.DictionaryArray)):
+        if not isinstance(svc, pa.DictionaryArray):
             return False
-        cell_ix = _indices(cell)
+        new_pos = None
+        if codes is not None:  # plain strings, looked up by the decode worker
+            cell_ix, new_ids = self._plain_codes(cell, codes)
+            cmap = _DIRECT
+        elif isinstance(cell, pa.DictionaryArray):
+            cell_ix = _indices(cell)
+            cmap, new_ids, new_pos = self._cell_map(cell.dictionary, cell_ix)
+        else:
+            return False
         svc_ix = _indices(svc)
-        cmap, new_ids, new_pos = self._cell_map(cell.dictionary, cell_ix)
         smap = self._svc_map(svc.dictionary)
         cols: list[np.ndarray] = []
         for name in JUDGED:
@@ -431,7 +545,7 @@ class FusedCounter:
         n_codes = len(self.codes) + (0 if new_ids is None else len(new_ids))
         need = 2 * fk.N_SERVICES * n_codes
         if need > self.counts.shape[0]:  # grown geometrically: O(n) copies in all
-            grown = np.zeros(max(need, int(self.counts.shape[0] * 1.5)), dtype=np.int64)
+            grown = _codes.zeros(max(need, int(self.counts.shape[0] * 1.5)), np.int64)
             grown[:self.counts.shape[0]] = self.counts
             self.counts = grown
         args = (_ro(cell_ix), _ro(cmap), _ro(svc_ix), _ro(smap), *cols, self.lo, self.hi, self.whole,
@@ -439,13 +553,19 @@ class FusedCounter:
         stop = _judge_count(*args, 0, n, 1, *self._bufs, self.counts)
         if stop == n:
             if new_ids is not None:
-                self.codes.append_arrow(new_ids)
+                with self._codes_lock:
+                    self.codes.append_arrow(new_ids)
             return True
         if stop:
             _judge_count(*args, 0, stop, -1, *self._bufs, self.counts)
         if new_pos is not None:
             cmap[new_pos] = _UNRESOLVED  # the ordinary path gives these ids their codes
         return False
+
+
+def _encoded(arr: pa.Array) -> pa.Array:
+    """A text column as a dictionary array (a plain one encoded)."""
+    return arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
 
 
 def fused_count(ing: Ingest, run: _Run, codes: CodeTable, chunk: Callable[[RawChunk], pl.DataFrame],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kqi.ingest import Ingest
+from kqi.ingest import Ingest, _fused
 from kqi.ingest._codes import CodeTable
 from kqi.ingest._fused import JUDGED, _bounds, _judge_count
 
@@ -58,6 +59,27 @@ def test_code_table_grows_and_keeps_codes() -> None:
     assert table.lookup_arrow(pa.large_string() and pa.array(["a", "b"], pa.large_string())).tolist() == [1, 0]
     with pytest.raises(ValueError, match="distinct"):
         CodeTable(pl.Series(["a", "a"]))
+
+
+def test_large_arrays_are_zeros_and_the_table_keeps_codes_on_them() -> None:
+    from kqi.ingest import _codes
+
+    for n, dtype in [(10, np.int64), (_codes.HUGE_MIN // 8 + 3, np.int64),
+                     (_codes.HUGE_MIN // 4 + 1, np.int32)]:
+        a = _codes.zeros(n, dtype)
+        assert a.shape == (n,)
+        assert a.dtype == dtype
+        assert a.flags.writeable
+        assert not a.any()
+        a[-1] = 7
+        assert a.sum() == 7
+    many = [f"{460000 + i // 3}-{i % 3 + 1}" for i in range(150_000)]
+    table = CodeTable(None)
+    for start in range(0, len(many), 40_000):  # the table grows past HUGE_MIN (rows of 32 bytes)
+        table.append_arrow(pa.array(many[start:start + 40_000]))
+    assert table._table.nbytes >= _codes.HUGE_MIN
+    assert table.lookup_arrow(pa.array(many)).tolist() == list(range(len(many)))
+    assert table.lookup_arrow(pa.array(["x", "460000-4"])).tolist() == [-1, -1]
 
 
 def test_code_table_rehashes_only_what_it_holds(monkeypatch) -> None:
@@ -132,7 +154,12 @@ def test_judge_count_matches_reference(data: st.DataObject, n: int, use_good: bo
     bufs = (np.zeros((len(JUDGED), block // 8), dtype=np.uint8), np.zeros(block, dtype=np.int32),
             *(np.zeros(block, dtype=np.int8) for _ in range(4)))
     counts = np.zeros(2 * 3 * n_cells, dtype=np.int64)
-    stop = _judge_count(np.array(cell_ix, dtype=np.int32), cell_map, np.array(svc_ix, dtype=np.int32),
+    ix = np.array(cell_ix, dtype=np.int32)
+    cmap = cell_map
+    if data.draw(st.booleans()):  # the codes themselves, with an empty map (a plain cell_id read)
+        ix = np.where(ix >= 0, cell_map[np.maximum(ix, 0)], np.int32(-1)).astype(np.int32)
+        cmap = np.zeros(0, dtype=np.int32)
+    stop = _judge_count(ix, cmap, np.array(svc_ix, dtype=np.int32),
                         svc_map, *arrays, lo, hi, whole, use_good, targets, 0, n, 1, *bufs, counts)
     rows = []
     for i in range(n):
@@ -149,7 +176,7 @@ def test_judge_count_matches_reference(data: st.DataObject, n: int, use_good: bo
     assert got == want
     # taking the counted rows back leaves nothing
     if stop:
-        _judge_count(np.array(cell_ix, dtype=np.int32), cell_map, np.array(svc_ix, dtype=np.int32),
+        _judge_count(ix, cmap, np.array(svc_ix, dtype=np.int32),
                      svc_map, *arrays, lo, hi, whole, use_good, targets, 0, stop, -1, *bufs, counts)
     assert not counts.any()
 
@@ -228,10 +255,19 @@ def _feed(draw: st.DrawFn) -> tuple[pa.Table, int]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(feed=_feed(), batch_rows=st.sampled_from([1000, 100_000]), with_cells=st.booleans())
+@given(feed=_feed(), batch_rows=st.sampled_from([1000, 100_000]), with_cells=st.booleans(),
+       plain=st.booleans())
 def test_fused_path_equals_batched_path(tmp_path_factory: pytest.TempPathFactory,
                                         feed: tuple[pa.Table, int], batch_rows: int,
-                                        with_cells: bool) -> None:
+                                        with_cells: bool, plain: bool) -> None:
+    # plain: cell_id read as plain strings, each row looked up in the decode worker (as for an
+    # overflowed dictionary); else as the file's dictionaries
+    with mock.patch.object(_fused, "_PLAIN_BYTES", 0.0 if plain else math.inf):
+        _fused_equals_batched(tmp_path_factory, feed, batch_rows, with_cells)
+
+
+def _fused_equals_batched(tmp_path_factory: pytest.TempPathFactory, feed: tuple[pa.Table, int],
+                          batch_rows: int, with_cells: bool) -> None:
     table, row_group = feed
     path = tmp_path_factory.mktemp("fused") / "tests.parquet"
     pq.write_table(table, path, row_group_size=row_group, compression="zstd")
@@ -276,3 +312,31 @@ def test_flag_cells_takes_the_fused_path_and_agrees_with_polars(tmp_path: Path) 
     assert digest(got) == digest(run_polars(path))
     feed = Ingest(Config(), rejects_dir=None, checksum=False).app_tests(path, None, days=False)
     assert feed.fused is not None
+
+
+def test_plain_read_with_null_ids_equals_batched_path(tmp_path: Path) -> None:
+    # a plain-read batch whose absent rows are all null (their dictionary is empty), and one
+    # whose every row is null: the same rejects and counts as the batched path
+    n = 4_000
+    rng = np.random.default_rng(3)
+    cell = np.array([f"c{i % 50}" for i in range(n)], dtype=object)
+    cell[rng.integers(0, n, 40)] = None
+    cell[3_000:] = None
+    t = pa.table({
+        "ts": pa.array(1_714_521_600_000 + rng.integers(0, 10**8, n), pa.timestamp("ms", "UTC")),
+        "cell_id": pa.array(cell, pa.string()),
+        "service": np.array(["browsing", "video", "gaming"], dtype=object)[rng.integers(0, 3, n)],
+        "success": (rng.random(n) > 0.1).astype(np.int8),
+        **{k: rng.random(n) for k in ("page_load_ms", "initial_buffer_ms", "stall_ratio", "rtt_ms",
+                                      "jitter_ms", "loss_pct")}})
+    path = tmp_path / "t.parquet"
+    pq.write_table(t, path, row_group_size=1_000)
+    cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(Config().ingest, batch_rows=1_000))
+    want = _run(path, cfg, False)
+    with mock.patch.object(_fused, "_PLAIN_BYTES", 0.0):
+        got = _run(path, cfg, True)
+    assert got[0].equals(want[0])
+    assert got[1] == want[1]
+    assert got[2].equals(want[2])
+    assert got[3] == want[3]
+    assert want[3]["rows_rejected"] == 1_000 + int((cell[:3_000] == None).sum())  # noqa: E711
