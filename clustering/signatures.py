@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
@@ -83,18 +82,10 @@ def signature_clusters(standardized: np.ndarray, *, min_cluster_size: int,
         return np.full(n, -1, dtype=np.int32)
     if not np.isfinite(x).all():
         raise ValueError("standardized features must be finite")
-    import hdbscan
+    from kqi.clustering._fit import fit_predict
 
-    # identical signature rows (e.g. many cells with every KPI at its normal value) make zero
-    # core distances; hdbscan handles them but numpy may warn on the way
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        labels = hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            algorithm="boruvka_kdtree",
-            core_dist_n_jobs=1,
-        ).fit_predict(x)
+    labels = fit_predict(x, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                         algorithm="boruvka_kdtree", core_dist_n_jobs=1)
     return renumber(labels)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 from kqi.clustering.signatures import renumber
@@ -50,20 +49,18 @@ def spatial_clusters(lat: np.ndarray, lon: np.ndarray, *, min_cluster_size: int,
         return np.full(n, -1, dtype=np.int32)
     if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
         raise ValueError("lat and lon must be finite")
-    import hdbscan
+    from kqi.clustering._fit import fit_predict
 
     rad = np.column_stack([np.radians(lat), np.radians(lon)])
-    # co-sited cells share a position: zero core distances are fine but numpy may warn
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        dense = hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size,
-            metric="haversine",
-            algorithm="boruvka_balltree",
-            core_dist_n_jobs=1,
-            # one compact group of poor cells is one area; the max_km cut bounds its size
-            allow_single_cluster=True,
-        ).fit_predict(rad)
+    dense = fit_predict(
+        rad,
+        min_cluster_size=min_cluster_size,
+        metric="haversine",
+        algorithm="boruvka_balltree",
+        core_dist_n_jobs=1,
+        # one compact group of poor cells is one area; the max_km cut bounds its size
+        allow_single_cluster=True,
+    )
 
     labels = np.full(n, -1, dtype=np.int64)
     next_id = 0

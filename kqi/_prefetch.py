@@ -1,11 +1,14 @@
-"""Heavy imports of the late stages, started in a background thread at the start of a run.
+"""Heavy imports of the later stages, started in a background thread at the start of a run.
 
-``hdbscan`` (diagnosis's signature clusters) imports scikit-learn and scipy.stats: about 1-2
-CPU-s, most of a small run's diagnosis stage; ``folium`` (the map) about 0.3-1 s. Importing them
-in a thread while the ingest stages read files (polars and numba release the GIL) takes that
-time off the critical path. Nothing else changes: the stages still import the modules
-themselves (Python's import lock makes the stage wait for a prefetch in progress), and a failed
-prefetch is silent here and raised by the stage's own import, as without it.
+``scipy.spatial`` (kqi.geo's k-d tree, first used by the inter-site distance after the ingest)
+costs 0.25-0.35 CPU-s; ``hdbscan`` (diagnosis's signature clusters) imports scikit-learn and
+scipy.stats: about 1-2 CPU-s, most of a small run's diagnosis stage; ``folium`` (the map) about
+0.3-1 s. Importing them in a thread while the ingest stages read files (polars and numba release
+the GIL) takes that time off the critical path. Nothing else changes: the stages still import
+the modules themselves (Python's import lock makes the stage wait for a prefetch in progress),
+and a failed prefetch is silent here and raised by the stage's own import, as without it. (The
+command line does better for hdbscan and folium: its helper process imports them and does their
+work on the other core, kqi/_sidecar.py; then only scipy.spatial is prefetched here.)
 
 pandas is not one of kqi's dependencies, but where it is installed scikit-learn
 (``sklearn.utils.fixes``) and folium (``folium.utilities``) import it at module level, inside
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 #: modules imported ahead, in this order (the one needed first comes first)
-MODULES = ("hdbscan", "folium")
+MODULES = ("scipy.spatial", "hdbscan", "folium")
 
 #: what the prefetch thread's imports do not look for in kqi's own process (see the module doc)
 UNUSED = ("pandas",)
@@ -54,7 +57,7 @@ class _NotInThread(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
 
 
-def _load(hidden: Sequence[str]) -> None:
+def _load(modules: Sequence[str], hidden: Sequence[str]) -> None:
     finder = _NotInThread(hidden, threading.current_thread()) if hidden else None
     # sys.meta_path is rebound, never changed in place: an import in progress in another thread
     # walks the list it read, and a removal in place would shift it under that walk (skipping a
@@ -62,7 +65,7 @@ def _load(hidden: Sequence[str]) -> None:
     if finder is not None:
         sys.meta_path = [finder, *sys.meta_path]
     try:
-        for name in MODULES:
+        for name in modules:
             try:
                 importlib.import_module(name)
             except Exception:  # the stage's own import reports it
@@ -75,8 +78,13 @@ def _load(hidden: Sequence[str]) -> None:
 def start() -> threading.Thread:
     """Start importing :data:`MODULES` in a daemon thread; returns the thread. In kqi's own
     process (:data:`own_process`) the packages of :data:`UNUSED` that are not imported yet stay
-    unimported by them."""
+    unimported by them. A module that kqi's helper process imports and uses instead of this one
+    (kqi/_sidecar.py, when it runs) is left out."""
+    from kqi import _sidecar
+
+    modules = [m for m in MODULES if not (_sidecar.active() and m in _sidecar.COVERS)]
     hidden = [n for n in UNUSED if n not in sys.modules] if own_process else []
-    t = threading.Thread(target=_load, args=(hidden,), name="kqi-prefetch-imports", daemon=True)
+    t = threading.Thread(target=_load, args=(modules, hidden), name="kqi-prefetch-imports",
+                         daemon=True)
     t.start()
     return t

@@ -14,20 +14,23 @@ from __future__ import annotations
 import datetime as dt
 import io
 from typing import Any
+from warnings import warn
 from xml.etree.ElementTree import _escape_cdata  # type: ignore[attr-defined]
-from zipfile import ZIP_DEFLATED, ZipFile
+from zipfile import ZIP_DEFLATED
 
 from openpyxl.cell._writer import write_cell
 from openpyxl.cell.cell import Cell
 from openpyxl.comments.comment_sheet import CommentRecord
 from openpyxl.compat import safe_string
 from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.writer.excel import ExcelWriter
 
 #: data types written as text here ("s" as an inline string, as openpyxl does)
 _TYPES = {"s": "inlineStr", "n": "n", "b": "b"}
+#: the fields of a cell without a style (openpyxl's StyleArray of nine zeros)
+_UNSTYLED = (0,) * 9
 
 
 class _SheetWriter(WorksheetWriter):
@@ -66,6 +69,23 @@ class _SheetWriter(WorksheetWriter):
         self.xf.send(None)
 
 
+    def write_tables(self) -> None:
+        # openpyxl names each table's columns from its header row, read as ws[table.ref][0]:
+        # every cell of the table made into a tuple for the first row's; the same names here
+        # from the header row alone (a one-cell ref, where ws[ref] is a cell, left to openpyxl)
+        for table in self.ws.tables.values():
+            min_col, min_row, max_col, max_row = range_boundaries(table.ref)
+            if table.tableColumns or not table.headerRowCount or (min_col, min_row) == (max_col, max_row):
+                continue
+            table._initialise_columns()
+            for c, col in zip(range(min_col, max_col + 1), table.tableColumns, strict=False):
+                cell = self.ws.cell(row=min_row, column=c)
+                if cell.data_type != "s":
+                    warn("File may not be readable: column headings must be strings.", stacklevel=2)
+                col.name = str(cell.value)
+        super().write_tables()
+
+
 def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
                letters: dict[int, str]) -> str | None:
     """The cell's markup as openpyxl writes it, ``""`` for a cell openpyxl leaves out, or
@@ -77,21 +97,20 @@ def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
         return None
     value = cell._value
     style = cell._style
-    styled = style is not None and any(style)
-    if value is None and not styled:
+    key = _UNSTYLED if style is None else tuple(style)
+    if value is None and key == _UNSTYLED:
         return ""
     col = cell.column
     letter = letters.get(col)
     if letter is None:
         letter = letters[col] = get_column_letter(col)
-    head = f'<c r="{letter}{cell.row}"'
-    if styled:
-        key = tuple(style)
+    if key != _UNSTYLED:   # any field set: openpyxl's has_style
         sid = style_ids.get(key)
         if sid is None:   # registered in the order openpyxl would register it
             sid = style_ids[key] = styles.add(style)
-        head += f' s="{sid}"'
-    head += f' t="{kind}"'
+        head = f'<c r="{letter}{cell.row}" s="{sid}" t="{kind}"'
+    else:
+        head = f'<c r="{letter}{cell.row}" t="{kind}"'
     if value is None or value == "":
         return head + " />"
     if kind == "inlineStr":
@@ -100,6 +119,9 @@ def _cell_text(cell: Any, styles: Any, style_ids: dict[tuple[int, ...], int],
         stripped = value.strip()
         space = ' xml:space="preserve"' if stripped and value != stripped else ""
         return f"{head}><is><t{space}>{_escape_cdata(value)}</t></is></c>"
+    number = type(value)
+    if (number is int or number is float) and value - value == 0:   # finite
+        return f"{head}><v>{'%.16g' % value}</v></c>"  # noqa: UP031 (safe_string's format)
     text = safe_string(value)
     if text == "":
         return None
@@ -134,9 +156,12 @@ def usable() -> bool:
 
 
 def save(workbook: Any) -> bytes:
-    """The workbook's xlsx bytes, as ``workbook.save`` writes them."""
+    """The workbook's xlsx bytes, as ``workbook.save`` writes them, then
+    :func:`kqi.io.deterministic_zip` stores them (fixed times), in one compression."""
+    from kqi.io import FixedZip
+
     buf = io.BytesIO()
-    archive = ZipFile(buf, "w", ZIP_DEFLATED, allowZip64=True)
+    archive = FixedZip(buf, "w", ZIP_DEFLATED, allowZip64=True)
     workbook.properties.modified = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
     _Writer(workbook, archive).save()
     return buf.getvalue()

@@ -419,12 +419,33 @@ def _scrubbed(exc: BaseException) -> str:
     return scrub_text(" ".join(str(exc).split())) or ""
 
 
+#: the commands that cluster: the helper process starts before anything else is imported
+_HELPED = ("run", "demo")
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand of a command line (the group's own options take no values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
     from kqi import _prefetch
 
     _prefetch.own_process = True  # the console entry point: this process is kqi's own
+    from kqi import _sidecar
+
+    if _command(argv if argv is not None else sys.argv[1:]) in _HELPED:
+        # hdbscan and folium imported in a helper process meanwhile (kqi/_sidecar.py)
+        _sidecar.start()
+    try:
+        _main(argv, verbose)
+    finally:
+        _sidecar.stop()
+
+
+def _main(argv: list[str] | None, verbose: bool) -> None:
     try:
         cli.main(args=argv, prog_name="kqi", standalone_mode=False)
     except click.exceptions.Abort:

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from kqi.io import CONTROL, clean_text, formula_like, write_workbook
+from kqi.io import _FORMULA_START, CONTROL, clean_text, formula_like, write_workbook
 from kqi.phrases import in_words, phrase
 from kqi.summary import CASE_KEYS, case_frame
 from kqi.words import figure, header, section, sheet, translate, value_words
@@ -114,6 +114,12 @@ def _put(ws: Any, row: int, col: int, value: Any) -> Any:
             raise ValueError("Row numbers must be between 1 and 1048576")
         cell = Cell(ws, row=row, column=col)
         ws._add_cell(cell)
+    _set_value(cell, value)
+    return cell
+
+
+def _set_value(cell: Any, value: Any) -> None:
+    """The value of :func:`_put` in ``cell``."""
     if isinstance(value, str):
         # clean_text removes the characters openpyxl refuses (C0 controls but tab, LF and CR)
         text = clean_text(value)[:_MAX_TEXT]
@@ -134,7 +140,88 @@ def _put(ws: Any, row: int, col: int, value: Any) -> Any:
         cell.value = round(value, _FLOAT_DIGITS) if math.isfinite(value) else None
     else:
         cell.value = value
-    return cell
+
+
+def _put_column(ws: Any, column: int, first_row: int, values: Sequence[Any], *, dirty: bool,
+                fmt_id: int | None, align_id: int | None) -> list[Any]:
+    """:func:`_put` of each of ``values`` down ``column`` from ``first_row``, with the number
+    format ``fmt_id`` (a registered format's id) on each value that is not text and the
+    alignment ``align_id`` (a registered alignment's index) on each cell: the cells and styles
+    that ``_put``, then ``cell.number_format = ...`` and ``cell.alignment = ...`` give, a column
+    at a time (tests/test_xlsx_writer.py compares them). ``dirty``: some text value holds a
+    character :func:`clean_text` removes (when false, the text is stored as it is).
+
+    Returns the cells made, one a value (``None`` where the sheet had the cell: filled in
+    place). They are not on the sheet yet: :func:`_add_rows` adds them row by row, so that the
+    sheet's cells stay in reading order (openpyxl's writer sorts them; sorted, in one pass)."""
+    from openpyxl.cell.cell import Cell
+    from openpyxl.styles.cell_style import StyleArray
+
+    if first_row + len(values) - 1 > _MAX_ROW:
+        raise ValueError("Row numbers must be between 1 and 1048576")
+    cells = ws._cells
+    base = StyleArray()   # the style of a value that is not text (copied to each cell)
+    if fmt_id is not None:
+        base.numFmtId = fmt_id
+    if align_id is not None:
+        base.alignmentId = align_id
+    plain = fmt_id is None and align_id is None   # no style at all, as _put leaves a cell
+    text_base = StyleArray()   # the style of a text value
+    if align_id is not None:
+        text_base.alignmentId = align_id
+    made: list[Any] = []
+    for row, value in enumerate(values, start=first_row):
+        kind = type(value)
+        cell = cells.get((row, column))
+        if cell is not None:   # filled in place, as _put fills it
+            _set_value(cell, value)
+            made.append(None)
+        else:
+            cell = Cell(ws, row=row, column=column)
+            made.append(cell)
+            if kind is str:
+                text = (clean_text(value) if dirty else value)[:_MAX_TEXT]
+                cell._value = text
+                cell.data_type = "s"
+                if text.startswith(_FORMULA_START) and formula_like(text):
+                    cell._style = StyleArray(text_base)
+                    cell._style.quotePrefix = True
+                elif align_id is not None:
+                    cell._style = StyleArray(text_base)
+                continue
+            if kind is float or kind is int or value is None:
+                if kind is float:
+                    cell._value = round(value, _FLOAT_DIGITS) if math.isfinite(value) else None
+                elif kind is int:
+                    cell._value = value
+                if not plain:
+                    cell._style = StyleArray(base)
+                continue
+            _set_value(cell, value)   # a value of another kind (it may set a style: a date's format)
+        # a cell the sheet had, or a value of another kind: its style set field by field
+        if fmt_id is not None and not isinstance(value, str):
+            if not cell._style:
+                cell._style = StyleArray()
+            cell._style.numFmtId = fmt_id
+        if align_id is not None:
+            if not cell._style:
+                cell._style = StyleArray()
+            cell._style.alignmentId = align_id
+    return made
+
+
+def _add_rows(ws: Any, columns: Sequence[Sequence[Any]]) -> None:
+    """The cells :func:`_put_column` made for each column (as many a column) added to the
+    sheet, row by row (what ``ws._add_cell`` does a cell)."""
+    cells = ws._cells
+    last = 0
+    for row in zip(*columns, strict=True):
+        for cell in row:
+            if cell is not None:
+                cells[(cell.row, cell.column)] = cell
+                last = cell.row
+    if last:
+        ws._current_row = max(last, ws._current_row)
 
 
 def _display_width(text: str) -> int:
@@ -158,27 +245,6 @@ def _shown_width(value: Any, fmt: str | None) -> int:
         decimals = len(fmt.split(".")[1]) if "." in fmt else 0
         return len(f"{value:,.{decimals}f}")
     return len(f"{value}")
-
-
-def _align_column(ws: Any, column: int, alignment: Any, first_row: int = 2,
-                  last_row: int | None = None) -> None:
-    """``alignment`` on every cell of ``column`` from ``first_row``.
-
-    What ``cell.alignment = alignment`` does, with the workbook's style index looked up once
-    instead of once a cell (openpyxl hashes the style object field by field on every set: most
-    of a large order sheet's formatting time); the saved workbook is the same, byte for byte.
-    ``last_row``: ``ws.max_row`` when the caller knows it (the property reads every cell)."""
-    from openpyxl.styles.cell_style import StyleArray
-
-    idx = ws.parent._alignments.add(alignment)
-    cells = ws._cells
-    for r in range(first_row, (ws.max_row if last_row is None else last_row) + 1):
-        cell = cells.get((r, column))
-        if cell is None:
-            cell = ws.cell(row=r, column=column)
-        if not cell._style:
-            cell._style = StyleArray()
-        cell._style.alignmentId = idx
 
 
 def _rows(ws: Any, min_row: int, min_col: int | None = None, max_col: int | None = None
@@ -206,36 +272,46 @@ def _fit_heights(ws: Any, first_row: int = 1, spans: Mapping[tuple[int, int], fl
     from openpyxl.styles.cell_style import StyleArray
     from openpyxl.utils import get_column_letter
 
+    cells = ws._cells
+    last_row, last_col = ws.max_row, ws.max_column
+    if sum(1 for r, _ in cells if r >= first_row) < (last_row - first_row + 1) * last_col:
+        for _ in _rows(ws, first_row):   # the missing cells created, as ws.iter_rows creates them
+            pass
     width = {}
     alignments = ws.parent._alignments   # a cell's alignment by its index (no style proxy a cell)
     wraps: dict[int, bool] = {}          # whether an alignment index wraps, looked up once
-    for row in _rows(ws, first_row):
-        lines = 1
-        for cell in row:
-            if not isinstance(cell._value, str):
-                continue
-            if not cell._style:
-                cell._style = StyleArray()
-            aid = cell._style.alignmentId
-            wrapped = wraps.get(aid)
-            if wrapped is None:
-                wrapped = wraps[aid] = bool(alignments[aid].wrap_text)
-            if not wrapped:
-                continue
-            w = (spans or {}).get((cell.row, cell.column))
-            if w is None:
-                letter = get_column_letter(cell.column)
-                if letter not in width:
-                    width[letter] = ws.column_dimensions[letter].width or 8.43
-                w = width[letter]
-            # a column's width counts digits; text runs narrower (Calibri: about 1.2 letters a
-            # digit), so 1.1 letters a unit, less a unit of padding, never clips
-            per_line = max(1.0, (w - 1.0) * 1.1)
-            n = sum(max(1, _m.ceil(_display_width(part) / per_line))
-                    for part in cell.value.split("\n"))
-            lines = max(lines, n)
-        if lines > 1:
-            ws.row_dimensions[row[0].row].height = round(lines * _LINE_PT, 1)
+    lines_at: dict[int, int] = {}        # row -> lines of its tallest wrapped text
+    # the cells in the order they were written (the tallest text of a row does not depend on
+    # the order): no row lists built
+    for (r, c), cell in cells.items():
+        value = cell._value
+        if r < first_row or not isinstance(value, str):
+            continue
+        if not cell._style:
+            cell._style = StyleArray()
+        aid = cell._style.alignmentId
+        wrapped = wraps.get(aid)
+        if wrapped is None:
+            wrapped = wraps[aid] = bool(alignments[aid].wrap_text)
+        if not wrapped:
+            continue
+        w = (spans or {}).get((r, c))
+        if w is None:
+            letter = get_column_letter(c)
+            if letter not in width:
+                width[letter] = ws.column_dimensions[letter].width or 8.43
+            w = width[letter]
+        # a column's width counts digits; text runs narrower (Calibri: about 1.2 letters a
+        # digit), so 1.1 letters a unit, less a unit of padding, never clips
+        per_line = max(1.0, (w - 1.0) * 1.1)
+        if "\n" in value:
+            n = sum(max(1, _m.ceil(_display_width(part) / per_line)) for part in value.split("\n"))
+        else:
+            n = max(1, _m.ceil(_display_width(value) / per_line))
+        if n > lines_at.get(r, 1):
+            lines_at[r] = n
+    for r in sorted(lines_at):
+        ws.row_dimensions[r].height = round(lines_at[r] * _LINE_PT, 1)
 
 
 def _sheet_title(name: str, taken: set[str], unknown: str = UNKNOWN_VENDOR) -> str:
@@ -285,12 +361,14 @@ def _number_format(name: str, dtype: pl.DataType) -> str | None:
 
 def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
                  widths: dict[int, int] | None = None, *, language: str = "en",
-                 table: str | None = None, free: Sequence[str] = ()) -> tuple[int, int]:
+                 table: str | None = None, free: Sequence[str] = (),
+                 align: Sequence[Any] | None = None) -> tuple[int, int]:
     """Write ``df`` at (top, left): a bold wrapped header of words, values in words, numbers
     with number formats; an Excel table named ``table`` when given (and ``df`` has rows).
+    ``align``: each column's alignment of its values (the header's is set here).
     Returns (last row, last column)."""
+    from openpyxl.cell.cell import Cell
     from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.styles.cell_style import StyleArray
 
     widths = {} if widths is None else widths
     bold = Font(name=FONT, bold=True)
@@ -311,25 +389,49 @@ def _write_table(ws: Any, df: pl.DataFrame, top: int = 1, left: int = 1,
                                    min(max(_display_width(words), longest),
                                        max(_HEADER_WIDTH, longest)))
     formats = [_number_format(n, t) for n, t in df.schema.items()]
-    format_ids: dict[str, int] = {}   # registered at first use, as cell.number_format would
     shown = translate(df, language)
-    for i, row in enumerate(shown.iter_rows(), start=top + 1):
-        for j, value in enumerate(row):
-            cell = _put(ws, i, left + j, value)
-            fmt = formats[j]
-            if fmt is not None and not isinstance(value, str):
-                fid = format_ids.get(fmt)
-                if fid is None:
-                    cell.number_format = fmt
-                    fid = format_ids[fmt] = cell._style.numFmtId
-                else:
-                    # what cell.number_format = fmt does, without its lookup a cell
-                    if not cell._style:
-                        cell._style = StyleArray()
-                    cell._style.numFmtId = fid
-            if sized[j]:
-                widths[left + j] = max(widths.get(left + j, 0),
-                                       min(_shown_width(value, formats[j]), _MAX_WIDTH))
+    columns = [shown.to_series(j).to_list() for j in range(shown.width)]
+    # registered at first use in reading order (row by row), as cell.number_format would
+    firsts: list[tuple[int, int]] = []   # (row, column) of each format's first use
+    for j, values in enumerate(columns):
+        if formats[j] is not None:
+            k = next((k for k, v in enumerate(values) if not isinstance(v, str)), None)
+            if k is not None:
+                firsts.append((k, j))
+    firsts.sort()
+    format_ids: dict[str, int] = {}
+    for _, j in firsts:
+        fmt = formats[j]
+        assert fmt is not None
+        if fmt not in format_ids:
+            probe = Cell(ws)   # not on the sheet: registers the format as a cell's would
+            probe.number_format = fmt
+            format_ids[fmt] = probe._style.numFmtId
+    # the data cells' alignments registered column by column, as setting them would
+    align_ids = None if align is None else [ws.parent._alignments.add(a) for a in align]
+    # one search a text column for the characters clean_text removes (rare: most columns are
+    # stored as they are, without a search a cell)
+    strings = [name for name, dtype in shown.schema.items() if dtype == pl.String]
+    found = dict(zip(strings, shown.select(pl.col(n).str.contains(CONTROL).any() for n in strings)
+                     .row(0), strict=True)) if strings and shown.height else {}
+    # a text column's width: its longest text where all of it is ASCII (one column a character)
+    ascii_widths = dict(zip(strings, shown.select(
+        pl.when(pl.col(n).str.contains(r"[^\x00-\x7f]").any()).then(None)
+        .otherwise(pl.col(n).str.len_chars().max().fill_null(0)).alias(n) for n in strings).row(0),
+        strict=True)) if strings and shown.height else {}
+    made = []
+    for j, values in enumerate(columns):
+        fmt = formats[j]
+        made.append(_put_column(ws, left + j, top + 1, values,
+                                dirty=found.get(shown.columns[j], True) is not False,
+                                fmt_id=None if fmt is None else format_ids.get(fmt),
+                                align_id=None if align_ids is None else align_ids[j]))
+        if sized[j] and values:
+            shown_width = ascii_widths.get(shown.columns[j])
+            if shown_width is None:
+                shown_width = max(_shown_width(v, fmt) for v in values)
+            widths[left + j] = max(widths.get(left + j, 0), min(shown_width, _MAX_WIDTH))
+    _add_rows(ws, made)
     if table is not None and df.height:
         from openpyxl.utils import get_column_letter
         from openpyxl.worksheet.table import Table, TableStyleInfo
@@ -703,16 +805,14 @@ def _order_sheet(sheet: Any, table: pl.DataFrame, thresholds: Mapping[str, float
 
     table, n_print = _print_first(table, PRINT_COLUMNS)
     widths: dict[int, int] = {}
-    _write_table(sheet, table, widths=widths, language=language, table=name)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
+    _write_table(sheet, table, widths=widths, language=language, table=name,
+                 align=[wrap if col in _WRAPPED else top for col in table.columns])
     caps = {j: _WIDTH_CAPS[c] for j, c in enumerate(table.columns, start=1) if c in _WIDTH_CAPS}
     _fit_widths(sheet, widths, caps)
     sheet.freeze_panes = "C2"
     _colour_scale(sheet, table, top=1, left=1, thresholds=thresholds)
-    wrap = Alignment(wrap_text=True, vertical="top")
-    top = Alignment(vertical="top")
-    last_row = sheet.max_row
-    for j, col in enumerate(table.columns, start=1):
-        _align_column(sheet, j, wrap if col in _WRAPPED else top, last_row=last_row)
     _fit_heights(sheet)
     last = get_column_letter(max(n_print, 1))
     _print_setup(sheet, print_area=f"A1:{last}{max(table.height + 1, 2)}")
@@ -727,17 +827,15 @@ def _followup_sheet(sheet: Any, followup: pl.DataFrame, *, language: str = "en",
 
     followup, n_print = _print_first(followup, FOLLOWUP_PRINT)
     widths: dict[int, int] = {}
-    _write_table(sheet, followup, widths=widths, language=language, table=name)
-    caps = {j: _WIDTH_CAPS[c] for j, c in enumerate(followup.columns, start=1)
-            if c in _WIDTH_CAPS}
-    _fit_widths(sheet, widths, caps)
     from openpyxl.styles import Alignment
 
     wrap = Alignment(wrap_text=True, vertical="top")
     top = Alignment(vertical="top")
-    last_row = sheet.max_row
-    for j, column in enumerate(followup.columns, start=1):
-        _align_column(sheet, j, wrap if column in _WRAPPED else top, last_row=last_row)
+    _write_table(sheet, followup, widths=widths, language=language, table=name,
+                 align=[wrap if column in _WRAPPED else top for column in followup.columns])
+    caps = {j: _WIDTH_CAPS[c] for j, c in enumerate(followup.columns, start=1)
+            if c in _WIDTH_CAPS}
+    _fit_widths(sheet, widths, caps)
     _fit_heights(sheet)
     sheet.freeze_panes = "B2" if followup.columns[:1] == ["order_id"] else "A2"
     last = get_column_letter(max(n_print, 1))

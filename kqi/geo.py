@@ -50,7 +50,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
-from scipy.spatial import cKDTree
 
 from kqi import _geo_kernels as _k
 from kqi._numba import read_only as _ro
@@ -235,6 +234,10 @@ class GridIndex:
         self.lat = plat
         self.lon = plon
         self.n = int(plat.shape[0])
+        # scipy.spatial imported here, not with the module: a run's prefetch thread imports it
+        # while the feeds are read (kqi/_prefetch.py)
+        from scipy.spatial import cKDTree
+
         self._tree = cKDTree(_xyz(plat, plon)) if self.n else None
         log.debug("spatial index: %d points", self.n)
 
@@ -251,6 +254,8 @@ class GridIndex:
         assert self._tree is not None
         x = _xyz(qlat[q], qlon[q])
         if chord.size and chord.min() == chord.max():
+            from scipy.spatial import cKDTree
+
             # one radius: a tree of the queries against the points' tree, flat pairs from C
             pairs = cKDTree(x).sparse_distance_matrix(self._tree, float(chord[0]),
                                                       output_type="ndarray")

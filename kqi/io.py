@@ -146,21 +146,49 @@ FIXED_TIME = (2000, 1, 1, 0, 0, 0)
 _CORE_TIME = re.compile(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
 
 
+def fixed_entry(name: str, body: bytes, external_attr: int) -> tuple[zipfile.ZipInfo, bytes]:
+    """A workbook's zip entry as it is stored: the time :data:`FIXED_TIME`, deflated, the file's
+    attributes ``external_attr``, and in ``docProps/core.xml`` the document-property times fixed."""
+    if name == "docProps/core.xml":
+        stamp = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*FIXED_TIME)
+        body = _CORE_TIME.sub(lambda m: m.group(1) + stamp + m.group(2),
+                              body.decode("utf-8")).encode("utf-8")
+    entry = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    entry.external_attr = external_attr
+    return entry, body
+
+
+class FixedZip(zipfile.ZipFile):
+    """A zip (write mode) whose every entry is stored by :func:`fixed_entry`: the bytes
+    :func:`deterministic_zip` makes of the same entries, without a second compression.
+    ``compress_type`` and ``compresslevel`` are ignored: every entry is deflated at the default
+    level, as :func:`deterministic_zip` stores it."""
+
+    def writestr(self, zinfo_or_arcname: str | zipfile.ZipInfo, data: Any,
+                 compress_type: int | None = None, compresslevel: int | None = None) -> None:
+        if isinstance(zinfo_or_arcname, zipfile.ZipInfo):
+            name, attr = zinfo_or_arcname.filename, zinfo_or_arcname.external_attr
+        else:   # the attributes ZipFile.writestr gives an entry named by a string
+            name = zinfo_or_arcname
+            attr = (0o40775 << 16) | 0x10 if name.endswith("/") else 0o600 << 16
+        body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        super().writestr(*fixed_entry(name, body, attr))
+
+    def write(self, filename: Any, arcname: Any = None, compress_type: int | None = None,
+              compresslevel: int | None = None) -> None:
+        info = zipfile.ZipInfo.from_file(filename, arcname)   # the file's attributes
+        with open(filename, "rb") as f:
+            self.writestr(info, f.read())
+
+
 def deterministic_zip(data: bytes) -> bytes:
     """``data`` (a zip: xlsx) with fixed entry times and fixed document-property times."""
     out = io.BytesIO()
-    stamp = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*FIXED_TIME)
     with zipfile.ZipFile(io.BytesIO(data)) as src, \
             zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            body = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                body = _CORE_TIME.sub(lambda m: m.group(1) + stamp + m.group(2),
-                                      body.decode("utf-8")).encode("utf-8")
-            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = info.external_attr
-            dst.writestr(entry, body)
+            dst.writestr(*fixed_entry(info.filename, src.read(info.filename), info.external_attr))
     return out.getvalue()
 
 
@@ -179,13 +207,13 @@ def write_workbook(path: str | Path, workbook: Any) -> Path:
     ``kqi._xlsx`` writes into openpyxl's own (standard-library) XML stream, openpyxl 3.1's
     internals (pinned in pyproject.toml); where openpyxl writes through lxml instead, the workbook
     is saved by openpyxl itself, slower."""
-    data = _fast_save(workbook)
+    data = _fast_save(workbook)   # already deterministic (its entries stored by FixedZip)
     if data is None:
         buf = io.BytesIO()
         workbook.save(buf)
-        data = buf.getvalue()
+        data = deterministic_zip(buf.getvalue())
     with atomic_path(path) as tmp:
-        tmp.write_bytes(deterministic_zip(data))
+        tmp.write_bytes(data)
     return Path(path)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import polars as pl
 import pyarrow as pa
 
-from kqi import __version__
+from kqi import __version__, _sidecar
 from kqi.config import Config, as_config
 from kqi.errors import InputError
 from kqi.ingest import source_name
@@ -234,7 +234,8 @@ def _run(cfg: Config, inputs: dict[str, Source | None], out_dir: Path | None,
     whose outputs fail leaves no trace in the history."""
     st = _Stages(progress)
     started = dt.datetime.now(dt.UTC)
-    # hdbscan and folium imported while the inputs are read (kqi/_prefetch.py)
+    # hdbscan and folium imported while the inputs are read (kqi/_prefetch.py), by a thread
+    # here unless kqi's helper process, which does their work, imports them (kqi/_sidecar.py)
     from kqi import _prefetch
 
     _prefetch.start()
@@ -284,15 +285,27 @@ def _gc_paused() -> Iterator[None]:
 
 def _write_all(result: RunResult, out_dir: Path, rejects_dir: Path, cfg: Config,
                st: _Stages) -> None:
-    """The output stages of a run: tables and workbook, map, exports."""
-    with st.stage("write outputs"):
-        _write_tables(result, out_dir, cfg)
-    if cfg.output.map:
-        with st.stage("map"):
-            result.files.append(_render_map(result, out_dir / "map.html", cfg))
-    if cfg.output.kmz or cfg.output.geojson:
-        with st.stage("exports (KMZ, GeoJSON)"):
-            result.files.extend(_write_exports(result, out_dir, cfg))
+    """The output stages of a run: tables and workbook, map, exports. The map and the exports
+    are handed to kqi's helper process first when the run has one (kqi/_sidecar.py): drawn
+    there while the tables are written here (their stages then time the wait for them)."""
+    drawn = exported = None
+    try:
+        with st.stage("write outputs"):
+            drawn = _render_map(result, out_dir / "map.html", cfg) if cfg.output.map else None
+            exported = (_write_exports(result, out_dir, cfg)
+                        if cfg.output.kmz or cfg.output.geojson else None)
+            _write_tables(result, out_dir, cfg)
+        if drawn is not None:
+            with st.stage("map"):
+                result.files.append(drawn.result())
+        if exported is not None:
+            with st.stage("exports (KMZ, GeoJSON)"):
+                result.files.extend(exported.result())
+    finally:
+        # a failed stage: the helper finishes what it writes before the staging folder goes
+        for pending in (drawn, exported):
+            if pending is not None:
+                pending.discard()
     result.files.extend(sorted(p for p in rejects_dir.glob("*.csv")))
 
 
@@ -426,13 +439,35 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
 
 
 def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
-    """Every table output of a run (the map aside), atomically, into ``out_dir``."""
+    """Every table output of a run (the map aside), atomically, into ``out_dir``.
+
+    The tables are written by polars, which leaves the interpreter lock while it writes, so
+    they are written in a thread while this one builds the summary and the workbook (Python
+    objects a cell): at 50,000 cells the two take about a second each. ``r.files`` lists them
+    in the same order either way (tables, summary, workbook)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from kqi.summary import source_files, to_markdown
 
-    files = r.files
-    files.append(write_csv(out_dir / "cell_kqi.csv", r.cell_kqi))
-    files.append(write_parquet(out_dir / "cell_kqi.parquet", r.cell_kqi))
-    files.append(write_csv(out_dir / "cell_kqi_daily.csv", r.daily))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kqi-tables") as pool:
+        tables = pool.submit(_write_frames, r, out_dir)
+        rest = [write_json(out_dir / "summary.json", r.summary),
+                write_text(out_dir / "summary.md", to_markdown(r.summary, source_files(r.reports)))]
+        if cfg.output.excel:
+            from kqi.excel import write_work_orders_xlsx
+
+            rest.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", r.work_orders,
+                                               r.summary, r.hotspots, followup=r.followup,
+                                               trend=r.trend, language=cfg.output.language))
+        r.files.extend(tables.result())
+    r.files.extend(rest)
+
+
+def _write_frames(r: RunResult, out_dir: Path) -> list[Path]:
+    """The CSV and Parquet tables of a run (:func:`_write_tables`), in their order."""
+    files = [write_csv(out_dir / "cell_kqi.csv", r.cell_kqi),
+             write_parquet(out_dir / "cell_kqi.parquet", r.cell_kqi),
+             write_csv(out_dir / "cell_kqi_daily.csv", r.daily)]
     for name, table in (("diagnosis", r.diagnosis), ("clusters", r.clusters), ("areas", r.areas)):
         files.append(write_csv(out_dir / f"{name}.csv", table))
     files.append(write_parquet(out_dir / "diagnosis.parquet", r.diagnosis))
@@ -447,32 +482,26 @@ def _write_tables(r: RunResult, out_dir: Path, cfg: Config) -> None:
         from kqi.samples import write_outputs
 
         files.extend(write_outputs(r.samples, out_dir))
-    files.append(write_json(out_dir / "summary.json", r.summary))
-    files.append(write_text(out_dir / "summary.md", to_markdown(r.summary, source_files(r.reports))))
-    if cfg.output.excel:
-        from kqi.excel import write_work_orders_xlsx
-
-        files.append(write_work_orders_xlsx(out_dir / "work_orders.xlsx", r.work_orders, r.summary,
-                                            r.hotspots, followup=r.followup, trend=r.trend,
-                                            language=cfg.output.language))
+    return files
 
 
-def _render_map(r: RunResult, path: Path, cfg: Config) -> Path:
-    from kqi.maps import render_map
+def _render_map(r: RunResult, path: Path, cfg: Config) -> _sidecar.Pending:
+    """``map.html`` started (kqi.maps.render.render_map); its path is the result."""
     from kqi.samples import cells_with_estimates
 
-    return render_map(path, cells=cells_with_estimates(r.cells, r.samples), cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
-                      areas=r.areas, complaints=r.complaints, links=r.links,
-                      work_orders=r.work_orders, isd=r.isd, config=cfg, trend=r.trend,
-                      followup=r.followup, samples=r.samples)
+    return _sidecar.submit(_sidecar.by_name("kqi.maps.render", "render_map"), path,
+                           cells=cells_with_estimates(r.cells, r.samples), cell_kqi=r.cell_kqi,
+                           diagnosis=r.diagnosis, areas=r.areas, complaints=r.complaints,
+                           links=r.links, work_orders=r.work_orders, isd=r.isd, config=cfg,
+                           trend=r.trend, followup=r.followup, samples=r.samples)
 
 
-def _write_exports(r: RunResult, out_dir: Path, cfg: Config) -> list[Path]:
-    from kqi.maps.exports import write_exports
-
-    return write_exports(out_dir, cells=r.cells, cell_kqi=r.cell_kqi, diagnosis=r.diagnosis,
-                         complaints=r.complaints, links=r.links, work_orders=r.work_orders,
-                         isd=r.isd, config=cfg)
+def _write_exports(r: RunResult, out_dir: Path, cfg: Config) -> _sidecar.Pending:
+    """``sectors.kmz`` and ``cells.geojson`` started (kqi.maps.exports.write_exports); the
+    paths written are the result."""
+    return _sidecar.submit(_sidecar.by_name("kqi.maps.exports", "write_exports"), out_dir, cells=r.cells,
+                           cell_kqi=r.cell_kqi, diagnosis=r.diagnosis, complaints=r.complaints,
+                           links=r.links, work_orders=r.work_orders, isd=r.isd, config=cfg)
 
 
 def _complaint_summary(links: pl.DataFrame, silent: pl.DataFrame | None,

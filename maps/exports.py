@@ -40,6 +40,7 @@ from kqi.maps.render import (
     sector_table,
 )
 
+from kqi import _sidecar
 from kqi.config import Config
 from kqi.io import CONTROL, FIXED_TIME, atomic_path, write_text
 from kqi.schema import CAUSES, SERVICES
@@ -391,6 +392,7 @@ def write_kmz(path: str | Path, table: pl.DataFrame, rings: Sequence[np.ndarray]
     return Path(path)
 
 
+@_sidecar.remote
 def write_exports(out_dir: str | Path, *, cells: pl.DataFrame,
                   cell_kqi: pl.DataFrame | None = None, diagnosis: pl.DataFrame | None = None,
                   complaints: pl.DataFrame | None = None, links: pl.DataFrame | None = None,

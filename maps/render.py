@@ -33,6 +33,7 @@ from kqi.maps import geometry, samples_layer
 from kqi.maps._errors import MapError
 from kqi.maps.assets import head_html
 
+from kqi import _sidecar
 from kqi.causes import REGISTRY
 from kqi.config import Config
 from kqi.frames import column_or_null
@@ -104,6 +105,7 @@ window.addEventListener("load", function () {
 </script>"""
 
 
+@_sidecar.remote
 def render_map(
     path: str | Path,
     *,

@@ -89,12 +89,11 @@ def test_the_finder_never_changes_the_list_an_import_in_progress_walks(monkeypat
         during.append(walked == snapshot)
         during.append(any(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path))
 
-    monkeypatch.setattr(_prefetch, "MODULES", ("json",))
     monkeypatch.setattr(_prefetch.importlib, "import_module", import_module)
     seen: list[int] = []
 
     def load() -> None:
-        _prefetch._load(["pandasx"])
+        _prefetch._load(["json"], ["pandasx"])
         seen.append(sum(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path))
 
     t = threading.Thread(target=load)
@@ -104,3 +103,14 @@ def test_the_finder_never_changes_the_list_an_import_in_progress_walks(monkeypat
     assert walked == snapshot
     assert seen == [0]
     assert not any(isinstance(f, _prefetch._NotInThread) for f in sys.meta_path)
+
+
+def test_nothing_the_helper_process_does_is_prefetched_here(monkeypatch) -> None:
+    from kqi import _sidecar
+
+    loads: list[list[str]] = []
+    monkeypatch.setattr(_prefetch, "_load", lambda modules, hidden: loads.append(list(modules)))
+    _prefetch.start().join()
+    monkeypatch.setattr(_sidecar, "active", lambda: True)
+    _prefetch.start().join()
+    assert loads == [["scipy.spatial", "hdbscan", "folium"], ["scipy.spatial"]]

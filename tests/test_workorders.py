@@ -436,37 +436,3 @@ def test_workbook_test_counts_say_their_base(tmp_path):
                                       language=language)
         header = [c.value for c in load_workbook(path).worksheets[1][1]]
         assert set(headers) <= set(header), header
-
-
-def test_align_column_is_what_openpyxl_sets(tmp_path) -> None:
-    """kqi.excel._align_column writes the same workbook as setting cell.alignment a cell."""
-    import zipfile
-
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, PatternFill
-
-    from kqi.excel import _align_column
-
-    def book(fast: bool) -> bytes:
-        wb = Workbook()
-        ws = wb.active
-        for r in range(1, 6):
-            for c in range(1, 4):
-                ws.cell(row=r, column=c, value=f"r{r}c{c}" if c != 2 else r * 1.5)
-        ws.cell(row=3, column=1).fill = PatternFill("solid", fgColor="FFC7CE")
-        wrap, top = Alignment(wrap_text=True, vertical="top"), Alignment(vertical="top")
-        for j, a in ((1, wrap), (2, top), (3, wrap)):
-            if fast:
-                _align_column(ws, j, a)
-            else:
-                for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                    cell.alignment = a
-        path = tmp_path / f"{fast}.xlsx"
-        wb.save(path)
-        assert ws.cell(row=3, column=1).fill.fgColor.rgb.endswith("FFC7CE")
-        assert ws.cell(row=1, column=1).alignment.wrap_text is None
-        assert ws.cell(row=4, column=3).alignment.wrap_text is True
-        with zipfile.ZipFile(path) as z:   # the parts that hold cells and styles (docProps has the time)
-            return z.read("xl/worksheets/sheet1.xml") + z.read("xl/styles.xml")
-
-    assert book(True) == book(False)

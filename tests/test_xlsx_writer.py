@@ -1,6 +1,6 @@
 """The workbook's cell writer (kqi._xlsx) against openpyxl's own: the same bytes, cell for cell,
 for every kind of cell it writes as text and every kind it leaves to openpyxl; and kqi's order
-sheets (kqi.excel._put, _align_column, _rows) against the openpyxl calls they stand for."""
+sheets (kqi.excel._put, _put_column, _rows) against the openpyxl calls they stand for."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import zipfile
 import polars as pl
 import pytest
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -34,7 +34,8 @@ def _openpyxl_bytes(wb: Workbook) -> bytes:
 
 
 def _kqi_bytes(wb: Workbook) -> bytes:
-    return deterministic_zip(save(wb))
+    # save stores its entries as deterministic_zip does (kqi.io.FixedZip): no second pass
+    return save(wb)
 
 
 def _sheets(data: bytes) -> dict[str, bytes]:
@@ -151,6 +152,68 @@ def test_put_as_openpyxl_sets_a_value(value: object) -> None:
         (ref._value, ref.data_type, ref.quotePrefix, ref.number_format)
     assert ws._cells[(3, 2)] is cell
     assert ws.max_row == 3
+
+
+COLUMN_VALUES = [*TEXTS, *NUMBERS, None, float("nan"), float("-inf"), dt.date(2026, 1, 2),
+                 dt.datetime(2026, 1, 2, 3, 4), "nul\x00esc\x1b", "=\x01SUM(A1)", "-12.5", "-x"]
+
+
+@pytest.mark.parametrize("fmt", [None, "0.000", "0.0%"])
+@pytest.mark.parametrize("align", [None, Alignment(wrap_text=True, vertical="top")])
+@pytest.mark.parametrize("existing", [False, True])
+def test_put_column_as_put_then_format_and_alignment(fmt, align, existing) -> None:
+    """excel._put_column (then _add_rows) makes the cells and styles of _put a cell, then
+    cell.number_format on each value that is not text, then cell.alignment on each cell: the
+    same saved sheet and styles, for every kind of value, over cells the sheet had or not."""
+    def build(fast: bool) -> Workbook:
+        wb = Workbook()
+        ws = wb.active
+        if existing:   # cells the sheet already has, some styled, one holding a formula
+            for r in (2, 5, 9):
+                ws.cell(row=r, column=2, value="old").font = Font(bold=True)
+            ws.cell(row=7, column=2, value="=1+1")
+        ws.cell(row=1, column=2, value="header")
+        for k in range(len(COLUMN_VALUES)):   # a neighbour column, as a table has
+            ws.cell(row=2 + k, column=3, value=k)
+        fmt_id = align_id = None
+        if fmt is not None:   # registered as _write_table registers it
+            probe = Cell(ws)
+            probe.number_format = fmt
+            fmt_id = probe._style.numFmtId
+        if align is not None:
+            align_id = wb._alignments.add(align)
+        if fast:
+            dirty = any(isinstance(v, str) and excel.clean_text(v) != v for v in COLUMN_VALUES)
+            made = excel._put_column(ws, 2, 2, COLUMN_VALUES, dirty=dirty, fmt_id=fmt_id,
+                                     align_id=align_id)
+            excel._add_rows(ws, [made])
+        else:
+            for r, value in enumerate(COLUMN_VALUES, start=2):
+                cell = excel._put(ws, r, 2, value)
+                if fmt is not None and not isinstance(value, str):
+                    cell.number_format = fmt
+                if align is not None:
+                    cell.alignment = align
+        return wb
+
+    fast, slow = build(True), build(False)
+    got = {k: (c._value, c.data_type, tuple(c._style) if c.has_style else None)
+           for k, c in fast.active._cells.items()}
+    want = {k: (c._value, c.data_type, tuple(c._style) if c.has_style else None)
+            for k, c in slow.active._cells.items()}
+    assert got == want
+    added = [k for k in fast.active._cells if k[1] == 2]
+    assert added == sorted(added) or existing   # added in reading order
+    assert fast.active.max_row == slow.active.max_row
+    assert fast.active._current_row == slow.active._current_row
+    assert _sheets(save(fast)) == _sheets(save(slow))
+
+
+def test_put_column_refuses_rows_past_the_last() -> None:
+    ws = Workbook().active
+    with pytest.raises(ValueError, match="Row numbers"):
+        excel._put_column(ws, 1, 1_048_576, [1, 2], dirty=False, fmt_id=None, align_id=None)
+    assert not ws._cells
 
 
 def test_rows_as_iter_rows() -> None:

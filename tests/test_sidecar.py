@@ -1,0 +1,255 @@
+"""kqi's helper process (kqi/_sidecar.py): functions marked remote run there when the command line
+started one, give what they give here (results, exceptions, warnings, log records), and run here
+whenever the helper is not there or fails; a command-line run with the helper writes the same
+bytes as a library run without it, and its own process imports neither hdbscan nor folium."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kqi.clustering import signature_clusters, spatial_clusters
+
+from kqi import _sidecar
+from kqi.synth import make_city
+
+log = logging.getLogger("kqi.test_sidecar")
+
+
+@_sidecar.remote
+def _pid(x: int = 0) -> tuple[int, int]:
+    return os.getpid(), x
+
+
+@_sidecar.remote
+def _pid_later(parent: int, x: int) -> tuple[int, int]:
+    if os.getpid() != parent:  # in the helper: slow enough to be killed before it answers
+        time.sleep(30.0)
+    return os.getpid(), x
+
+
+@_sidecar.remote
+def _boom(n: int) -> None:
+    raise ValueError(f"boom {n}")
+
+
+@_sidecar.remote
+def _noisy(n: int) -> int:
+    warnings.warn(f"careful {n}", UserWarning, stacklevel=1)
+    log.warning("logged %d", n)
+    log.debug("not shown at the run's level")
+    return n
+
+
+@_sidecar.remote
+def _unpicklable() -> tuple[int, object]:
+    return os.getpid(), lambda: None
+
+
+@_sidecar.remote
+def _write_after(path: Path, delay: float) -> Path:
+    time.sleep(delay)
+    path.write_text("done", encoding="utf-8")
+    return path
+
+
+def _not_marked() -> int:
+    return os.getpid()
+
+
+@pytest.fixture
+def helper() -> Iterator[None]:
+    assert not _sidecar.active()
+    _sidecar.start()
+    assert _sidecar.active()
+    try:
+        yield
+    finally:
+        _sidecar.stop()
+    assert not _sidecar.active()
+
+
+def test_without_a_helper_everything_runs_here() -> None:
+    assert not _sidecar.active()
+    assert _sidecar.call(_pid, 4) == (os.getpid(), 4)
+    pending = _sidecar.submit(_pid, x=5)
+    assert pending.result() == (os.getpid(), 5)
+
+
+@pytest.mark.usefixtures("helper")
+def test_a_remote_function_runs_in_the_helper() -> None:
+    pid, x = _sidecar.call(_pid, 7)
+    assert x == 7
+    assert pid != os.getpid()
+    assert _sidecar.call(_pid, x=8) == (pid, 8)  # the same helper every time
+
+
+@pytest.mark.usefixtures("helper")
+def test_answers_reach_their_own_calls_in_any_order() -> None:
+    first, second = _sidecar.submit(_pid, 1), _sidecar.submit(_pid, 2)
+    assert second.result()[1] == 2
+    assert first.result()[1] == 1
+    _sidecar.submit(_pid, 3)  # never collected: the next call still gets its own answer
+    assert _sidecar.call(_pid, 4)[1] == 4
+
+
+@pytest.mark.usefixtures("helper")
+def test_a_discarded_call_is_finished_first(tmp_path: Path) -> None:
+    target = tmp_path / "late.txt"
+    pending = _sidecar.submit(_write_after, target, 0.5)
+    pending.discard()   # as a failed stage does before its staging folder is removed
+    assert target.read_text(encoding="utf-8") == "done"
+    pending.discard()   # once is enough
+    local = _sidecar.Pending(_write_after, (tmp_path / "never.txt", 0.0), {})
+    local.discard()     # never sent: nothing runs
+    assert not (tmp_path / "never.txt").exists()
+
+
+@pytest.mark.usefixtures("helper")
+def test_an_exception_in_the_helper_is_raised_here() -> None:
+    with pytest.raises(ValueError, match="boom 3"):
+        _sidecar.call(_boom, 3)
+    assert _sidecar.active()  # the helper still serves
+    assert _sidecar.call(_pid)[0] != os.getpid()
+
+
+@pytest.mark.usefixtures("helper")
+def test_warnings_and_log_records_are_given_here(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with pytest.warns(UserWarning, match="careful 2"):
+        assert _sidecar.call(_noisy, 2) == 2
+    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name == log.name]
+    assert records == [(log.name, logging.WARNING, "logged 2")]
+
+
+@pytest.mark.usefixtures("helper")
+def test_a_result_that_does_not_pickle_is_computed_here() -> None:
+    pid, fn = _sidecar.call(_unpicklable)
+    assert pid == os.getpid()
+    assert callable(fn)
+    assert _sidecar.active()
+
+
+@pytest.mark.usefixtures("helper")
+def test_the_helper_runs_only_functions_marked_remote() -> None:
+    with pytest.raises(TypeError, match="not run by kqi's helper"):
+        _sidecar.call(_not_marked)
+
+
+@pytest.mark.usefixtures("helper")
+def test_a_dead_helper_leaves_the_work_to_this_process() -> None:
+    assert _sidecar.call(_pid)[0] != os.getpid()
+    # sent before the helper dies, unanswered: run here on collection
+    sent = _sidecar.submit(_pid_later, os.getpid(), 9)
+    helper = _sidecar._helper[0]
+    assert helper._proc is not None
+    helper._proc.kill()
+    helper._proc.wait()
+    assert sent.result() == (os.getpid(), 9)
+    assert not _sidecar.active()
+    assert _sidecar.call(_pid, 10) == (os.getpid(), 10)
+
+
+def _blobs(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 4.0, size=(5, 6))
+    x = np.vstack([c + rng.normal(0.0, 0.6, size=(int(rng.integers(3, 40)), 6)) for c in centres])
+    x = np.vstack([x, np.repeat(x[:3], 4, axis=0)])  # identical rows: zero core distances
+    return x[rng.permutation(x.shape[0])]
+
+
+def test_the_helper_gives_the_same_clusters() -> None:
+    cases = [_blobs(seed) for seed in range(6)]
+    points = []
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        lat = np.concatenate([rng.normal(c, 0.004, 25) for c in (51.50, 51.53, 51.56)])
+        lon = np.concatenate([rng.normal(c, 0.006, 25) for c in (-0.12, -0.10, -0.15)])
+        points.append((lat, lon))
+    here_sig = [signature_clusters(x, min_cluster_size=5, min_samples=2) for x in cases]
+    here_geo = [spatial_clusters(lat, lon, min_cluster_size=4, max_km=1.5) for lat, lon in points]
+    _sidecar.start()
+    try:
+        assert _sidecar.call(_pid)[0] != os.getpid()
+        there_sig = [signature_clusters(x, min_cluster_size=5, min_samples=2) for x in cases]
+        there_geo = [spatial_clusters(lat, lon, min_cluster_size=4, max_km=1.5)
+                     for lat, lon in points]
+    finally:
+        _sidecar.stop()
+    assert any(int(labels.max()) >= 1 for labels in here_sig)  # clusters were found
+    assert any(int(labels.max()) >= 1 for labels in here_geo)
+    for a, b in zip(here_sig + here_geo, there_sig + there_geo, strict=True):
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b)
+
+
+_CLI = r"""
+import json, sys
+from kqi.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+from kqi import _sidecar
+print(json.dumps({"helper_after": _sidecar.active(),
+                  "imported": sorted(m for m in ("hdbscan", "sklearn", "folium", "pandas")
+                                     if m in sys.modules)}))
+"""
+
+
+def test_a_command_line_run_with_the_helper_writes_what_a_library_run_writes(
+        tmp_path: Path) -> None:
+    import kqi
+
+    city = make_city(tmp_path / "city", seed=5, n_cells=200, days=3, tests_per_cell_day=25)
+    feeds = {"cells": city.cells, "tests": city.tests, "kpis": city.kpis,
+             "complaints": city.complaints}
+    kqi.run(**feeds, out=tmp_path / "library")
+    args = [a for feed, path in feeds.items() for a in (f"--{feed}", str(path))]
+    proc = subprocess.run([sys.executable, "-c", _CLI, "-q", "run", *args, "--out",
+                           str(tmp_path / "cli")], capture_output=True, text=True, timeout=600,
+                          check=True, env={**os.environ, "PYTHONWARNINGS": "error"})
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the run's own process imported neither (the helper did), and ended the helper
+    assert seen == {"helper_after": False, "imported": []}
+    lib = sorted(p.relative_to(tmp_path / "library") for p in (tmp_path / "library").rglob("*")
+                 if p.is_file())
+    cli = sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*")
+                 if p.is_file())
+    assert lib == cli
+    assert Path("map.html") in lib
+    assert Path("sectors.kmz") in lib
+    clusters = (tmp_path / "library" / "clusters.csv").read_text(encoding="utf-8")
+    assert len(clusters.splitlines()) > 1  # the signature clusters were found
+    for rel in lib:
+        if rel.name == "run_info.json":  # start time and stage timings
+            continue
+        assert (tmp_path / "cli" / rel).read_bytes() == (tmp_path / "library" / rel).read_bytes(), rel
+
+
+def test_only_the_commands_that_cluster_start_the_helper(monkeypatch, tmp_path: Path) -> None:
+    from cli_helpers import exit_code
+
+    from kqi import cli
+
+    assert cli._command(["-q", "run", "--cells", "c.csv"]) == "run"
+    assert cli._command(["-v", "demo"]) == "demo"
+    assert cli._command(["--version"]) is None
+    started: list[bool] = []
+    monkeypatch.setattr(_sidecar, "start", lambda: started.append(True))
+    assert exit_code(["-q", "city", "--out", str(tmp_path / "c"), "--cells", "30",
+                      "--days", "1"]) == 0
+    assert started == []
+    assert exit_code(["-q", "run", "--cells", str(tmp_path / "missing.csv"), "--tests", "t.csv",
+                      "--kpis", "k.csv", "--out", str(tmp_path / "o")]) == 2
+    assert started == [True]
+    assert not _sidecar.active()  # stopped at the command line's end
