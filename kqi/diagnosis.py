@@ -338,7 +338,7 @@ def _hour_traffic(k: pl.DataFrame) -> HourTraffic:
             read_only(np.ascontiguousarray(k["hour"].to_numpy(), dtype=np.int64)),
             read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)),
             read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)),
-            rows, n_valid, total, first_row)
+            np.zeros(n_codes, dtype=np.bool_), rows, n_valid, total, first_row)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
     return HourTraffic(rows.reshape(n_codes, 24), n_valid.reshape(n_codes, 24),

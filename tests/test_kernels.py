@@ -395,7 +395,7 @@ def test_hour_traffic_kernel_matches_reference(rows: list[tuple]) -> None:
            np.zeros(n_codes * 24, dtype=np.float64), np.full(n_codes, -1, dtype=np.int64))
     for a in (code, hour, prb, users):
         a.flags.writeable = False  # as the wrapper passes them
-    _hour_traffic_counts(code, hour, prb, users, *out)
+    _hour_traffic_counts(code, hour, prb, users, np.zeros(n_codes, dtype=np.bool_), *out)
     for got, want in zip(out, _hour_traffic_reference(code, hour, prb, users, n_codes),
                          strict=True):
         # the same sums in the same order: equal to the bit
