@@ -31,11 +31,13 @@ from ._kernels import _mix64
 
 #: an empty slot (column 0 of a table row); a used one holds ``tag << 32 | code`` (tag < 2**31)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: the unused ``out`` of an insert (:func:`_place`)
+_NO_OUT = np.empty(0, dtype=np.int32)
 #: bytes of a key stored in its slot: an id up to this long is compared without leaving the slot
 INLINE = 24
 
 
-@kernel
+@kernel(inline=True)
 def _words(data, a, b):
     """The key ``data[a:b]``: its first :data:`INLINE` bytes as three little-endian words (zero
     padded), its slot's tag (``tag << 32``) and its hash (the length and the words, then any
@@ -67,7 +69,7 @@ def _words(data, a, b):
     return w0, w1, w2, key, h
 
 
-@kernel
+@kernel(inline=True)
 def _probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf):
     """The row of ``table`` that holds the key ``data[a:b]`` (words and hash from
     :func:`_words`), or the empty row where it would go. A row is ``tag << 32 | code`` and the
@@ -97,30 +99,29 @@ def _probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf):
 
 
 @kernel
-def _lookup(offsets, data, table, koff, kbuf, out):
-    """``out[i]`` = code of string ``i`` (``data[offsets[i]:offsets[i + 1]]``), -1 when absent."""
-    for i in range(offsets.shape[0] - 1):
-        a = offsets[i]
-        b = offsets[i + 1]
-        w0, w1, w2, key, h = _words(data, a, b)
-        e = table[_probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf), 0]
-        out[i] = np.int32(-1) if e == _EMPTY else np.int32(e & np.uint64(0xFFFFFFFF))
+def _place(offsets, data, table, koff, kbuf, insert, n_keys, hashes, out):
+    """Look up or insert the strings ``data[offsets[i]:offsets[i + 1]]``: one kernel for both
+    (one compile on a first run instead of two; ``insert`` is the same for every row, so the
+    branch costs nothing in the loop).
 
-
-@kernel
-def _insert(offsets, data, n_keys, table, hashes, koff, kbuf):
-    """Place the strings (absent from the table, distinct; their bytes already appended to
-    ``koff``/``kbuf`` as codes ``n_keys, n_keys + 1, ...``) into the table, which has room."""
+    Look up (``insert`` False): ``out[i]`` = code of string ``i``, -1 when absent (``n_keys`` and
+    ``hashes`` unused). Insert (``insert`` True): place the strings (absent from the table,
+    distinct; their bytes already appended to ``koff``/``kbuf`` as codes ``n_keys, n_keys + 1,
+    ...``) into the table, which has room, and their hashes into ``hashes`` (``out`` unused)."""
     for i in range(offsets.shape[0] - 1):
         a = offsets[i]
         b = offsets[i + 1]
         w0, w1, w2, key, h = _words(data, a, b)
         s = _probe(table, w0, w1, w2, key, h, data, a, b, koff, kbuf)
-        table[s, 0] = key | np.uint64(n_keys + i)
-        table[s, 1] = w0
-        table[s, 2] = w1
-        table[s, 3] = w2
-        hashes[n_keys + i] = h
+        if insert:
+            table[s, 0] = key | np.uint64(n_keys + i)
+            table[s, 1] = w0
+            table[s, 2] = w1
+            table[s, 3] = w2
+            hashes[n_keys + i] = h
+        else:
+            e = table[s, 0]
+            out[i] = np.int32(-1) if e == _EMPTY else np.int32(e & np.uint64(0xFFFFFFFF))
 
 
 @kernel
@@ -227,7 +228,7 @@ class CodeTable:
     def lookup_buffers(self, offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
         """``out[i]`` = code of string ``i`` of :func:`string_buffers`' layout (``offsets`` int64,
         ``len(out) + 1``; ``data`` uint8), -1 where absent; nulls are not told apart."""
-        _lookup(offsets, data, self._table, self._koff, self._kbuf, out)
+        _place(offsets, data, self._table, self._koff, self._kbuf, False, 0, self._hashes, out)
 
     def append_arrow(self, arr: pa.Array) -> None:
         """Append ids (distinct, not null, none in the table) with the next codes, in order."""
@@ -240,7 +241,7 @@ class CodeTable:
         used = int(self._koff[n])
         self._kbuf[used:used + int(offsets[-1] - offsets[0])] = data[offsets[0]:offsets[-1]]
         self._koff[n + 1:n + k + 1] = offsets[1:] - offsets[0] + used
-        _insert(offsets, data, n, self._table, self._hashes, self._koff, self._kbuf)
+        _place(offsets, data, self._table, self._koff, self._kbuf, True, n, self._hashes, _NO_OUT)
         self._n = n + k
         self._ids = None
 
