@@ -103,7 +103,7 @@ def _count_byte(buf, byte):
 EMPTY_PAIR = np.iinfo(np.int64).min
 
 
-@kernel
+@kernel(inline=True)
 def _mix64(h):
     """splitmix64's finaliser: a bijection of uint64 whose every output bit depends on every input
     bit (the project's one 64-bit mixer: the pair hash, the cell-id hash of ``ingest._codes``)."""
