@@ -68,3 +68,59 @@ def test_printer_silent_when_warm_or_quiet(note_state, capsys) -> None:
     finally:
         printer.close()
     assert cli._COMPILE_NOTE not in capsys.readouterr().err
+
+
+def _kqi_kernel(inner=None):
+    """A fresh dispatcher that numba sees as one of kqi's (its function's module is kqi's),
+    never cached; ``inner``, another such dispatcher, is called from it (a nested compile)."""
+    if inner is None:
+        def f(x):
+            return x + 1
+    else:
+        def f(x):
+            return inner(x) * 2
+    f.__module__ = "kqi._numba"
+    return numba.njit(cache=False)(f)
+
+
+def test_a_kqi_compile_sets_the_older_objects_aside_for_the_collector() -> None:
+    """While one of kqi's kernels compiles (nested compiles included) the objects made before
+    are frozen (gc.freeze); at its end they are back; another package's compile, and a process
+    that froze objects itself, are left alone."""
+    import gc
+
+    from numba.core import event
+
+    seen: list[tuple[str, int]] = []
+
+    class Spy(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            py = ev.data["dispatcher"].py_func
+            seen.append((py.__module__, gc.get_freeze_count()))
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    spy = Spy()
+    event.register("numba:compile", spy)
+    try:
+        assert gc.get_freeze_count() == 0
+        _kqi_kernel(_kqi_kernel())(np.int64(1))  # the caller's compile, then its callee's inside
+        assert gc.get_freeze_count() == 0
+        assert [m for m, _ in seen] == ["kqi._numba", "kqi._numba"]
+        assert all(frozen > 0 for _, frozen in seen)
+        seen.clear()
+        _fresh_kernel()(np.int64(1))  # a test module's kernel: not kqi's
+        assert seen == [(__name__, 0)]
+        seen.clear()
+        gc.freeze()
+        mine = gc.get_freeze_count()
+        try:
+            _kqi_kernel()(np.int64(1))
+            assert seen == [("kqi._numba", mine)]
+            # still frozen (not given back by kqi); a few frozen objects were freed meanwhile
+            assert 0 < gc.get_freeze_count() <= mine
+        finally:
+            gc.unfreeze()
+    finally:
+        event.unregister("numba:compile", spy)
