@@ -16,13 +16,22 @@ they are drawn on the other core meanwhile.
 Nothing depends on the helper: when none was started (a library caller's process, ``kqi.run``
 from Python), or it cannot start, dies or answers something that does not unpickle, the function
 runs in this process, as without it. An exception raised by the function in the helper is raised
-here; the warnings it gives are given again here (under this process's filters) and its log
+here, with the helper's traceback as its cause; the warnings it gives are given again here (under this process's filters) and its log
 records are handled by this process's loggers (at this process's level).
 
-The helper's stdout carries the answers (length-prefixed pickles); anything else it prints goes
-to stderr, which it shares with the run. :func:`stop` (the command line's end, or this
-process's exit) ends it. In the helper, pandas is reported as not installed (scikit-learn and folium
-import it for nothing a run uses, see kqi/_prefetch.py; the helper runs nothing else).
+The helper reads the requests from its stdin and writes the answers (pickles, each behind a
+magic word and its length) to its stdout, both kept on private descriptors: its descriptors 0 and 1
+become /dev/null and its stderr, which it shares with the run, so that nothing the helper's
+libraries print (from Python or C) can mix with the answers. An answer whose frame is wrong ends
+the helper; one that does not unpickle here, or would import a module this process has not
+imported (a warning category of scikit-learn's, say), has its call run here. A helper that has
+exited, or has used no CPU for :data:`STALL_SECONDS` while a call waits for it (stopped,
+deadlocked), is killed and the call run here. The helper ignores Ctrl-C (the run's process handles
+it and then ends the helper) and, on Linux, is killed by the kernel when the run's process dies;
+it also checks before every call that the process that started it is still its parent.
+:func:`stop` (the command line's end, or this process's exit) ends it. In the helper, pandas is
+reported as not installed (scikit-learn and folium import it for nothing a run uses, see
+kqi/_prefetch.py; the helper runs nothing else).
 """
 
 from __future__ import annotations
@@ -32,13 +41,19 @@ import collections
 import contextlib
 import importlib
 import importlib.abc
+import io
 import logging
+import os
 import pickle
 import queue
+import select
+import signal
 import struct
 import subprocess
 import sys
 import threading
+import time
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
@@ -58,11 +73,29 @@ COVERS = ("hdbscan", "folium")
 #: not importable in the helper (kqi/_prefetch.py: what scikit-learn imports for nothing)
 UNUSED = ("pandas",)
 
-_HEADER = struct.Struct("<Q")
+#: an answer's frame: a magic word, then the pickle's length
+_HEADER = struct.Struct("<4sQ")
+_MAGIC = b"KQI1"
 
-#: the helper's interpreter: the parent's sys.path (an editable or source checkout included),
-#: then the serving loop
-_BOOT = "import sys; sys.path[:] = {path!r}; from kqi._sidecar import _serve; _serve()"
+#: a helper that has used no CPU for this long while a call waits for its answer is taken as
+#: stuck (stopped, deadlocked): it is killed and the call run here (Linux, where the helper's CPU
+#: time can be read; elsewhere the wait ends when the helper exits)
+STALL_SECONDS = 30.0
+
+#: the helper's interpreter: Ctrl-C ignored (the run's process handles it, then ends the helper),
+#: the parent's sys.path (an editable or source checkout included), then the serving loop; a
+#: helper that cannot import kqi or fails outside a call exits without a traceback (the run's
+#: process then runs everything itself)
+_BOOT = """\
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.path[:] = {path!r}
+try:
+    from kqi._sidecar import _serve
+    _serve({parent})
+except BaseException:
+    sys.exit(1)
+"""
 
 
 def remote(fn: F) -> F:
@@ -93,22 +126,65 @@ class _GoneError(Exception):
     """The helper cannot be used (not started, exited, broken pipe)."""
 
 
+class _RemoteTracebackError(Exception):
+    """The traceback of an exception raised in the helper (set as the cause of the exception
+    raised here, as :mod:`concurrent.futures` does for its worker processes)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\"\"\"\n(in kqi's helper process)\n{self.text}\"\"\""
+
+
 def _write(stream: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
+    stream.write(_HEADER.pack(_MAGIC, len(data)))
     stream.write(data)
     stream.flush()
+
+
+def _frame_size(head: bytes) -> int:
+    magic, n = _HEADER.unpack(head)
+    if magic != _MAGIC:
+        raise ValueError("not an answer of kqi's helper")
+    return int(n)
 
 
 def _read(stream: IO[bytes]) -> Any:
     head = stream.read(_HEADER.size)
     if len(head) < _HEADER.size:
         raise EOFError
-    (n,) = _HEADER.unpack(head)
+    n = _frame_size(head)
     data = stream.read(n)
     if len(data) < n:
         raise EOFError
     return pickle.loads(data)
+
+
+class _Known(pickle.Unpickler):
+    """Unpickles only what refers to modules this process has already imported: an answer
+    must not make the run's process import scikit-learn (say) that it left to the helper."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module not in sys.modules and module.partition(".")[0] not in sys.modules:
+            raise pickle.UnpicklingError(f"{module} is not imported here")
+        return super().find_class(module, name)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """The process's user + system CPU time in clock ticks (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+#: what an answer that cannot be used here becomes: the call is run here
+_HERE: tuple[Any, ...] = ("here", None, [], [], None)
 
 
 class Helper:
@@ -118,9 +194,11 @@ class Helper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sent: collections.deque[Pending] = collections.deque()  # not answered yet
+        self._buf = bytearray()  # what has been read of the answers and not yet taken
+        boot = _BOOT.format(path=[p for p in sys.path if isinstance(p, str)], parent=os.getpid())
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", _BOOT.format(path=[p for p in sys.path if isinstance(p, str)])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+            [sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None)  # answers read from the descriptor (_frame), not from proc.stdout's buffer
 
     def send(self, pending: Pending) -> None:
         """Send ``pending``'s call; raises :class:`_GoneError` when the helper cannot take it."""
@@ -136,22 +214,60 @@ class Helper:
                 raise _GoneError from exc
             self._sent.append(pending)
 
-    def wait(self, pending: Pending) -> tuple[str, Any, list[Any], list[dict[str, Any]]]:
+    def wait(self, pending: Pending) -> tuple[Any, ...]:
         """``pending``'s answer (reading those of the calls sent before it on the way);
-        raises :class:`_GoneError` when the helper ended before it answered."""
+        raises :class:`_GoneError` when the helper ended, or got stuck, before it answered."""
         with self._lock:
             while pending.answer is None:
                 proc = self._proc
                 if proc is None or proc.stdout is None or not self._sent:
                     raise _GoneError
                 try:
-                    answer = _read(proc.stdout)
-                except Exception as exc:  # the helper ended; an answer that does not
-                    # unpickle here
+                    data = self._frame(proc)
+                except Exception as exc:  # the helper ended or is stuck; a broken frame
                     self._close()
                     raise _GoneError from exc
+                try:
+                    answer = _Known(io.BytesIO(data)).load()
+                except Exception:  # does not unpickle here: the call is run here
+                    answer = _HERE
                 self._sent.popleft().answer = answer
             return pending.answer
+
+    def _frame(self, proc: subprocess.Popen[bytes]) -> bytes:
+        """The next answer's pickle, read from the helper's stdout as it comes; raises
+        EOFError when the helper ends first, TimeoutError when it uses no CPU for
+        :data:`STALL_SECONDS` meanwhile."""
+        assert proc.stdout is not None
+        if os.name != "posix":  # no select() on pipes: a blocking read
+            head = proc.stdout.read(_HEADER.size)
+            if len(head) < _HEADER.size:
+                raise EOFError
+            data = proc.stdout.read(_frame_size(head))
+            return bytes(data)
+        fd, buf = proc.stdout.fileno(), self._buf
+        ticks, since = _cpu_ticks(proc.pid), time.monotonic()
+        while True:
+            if len(buf) >= _HEADER.size:
+                end = _HEADER.size + _frame_size(bytes(buf[:_HEADER.size]))
+                if len(buf) >= end:
+                    data = bytes(buf[_HEADER.size:end])
+                    del buf[:end]
+                    return data
+            if select.select([fd], [], [], 1.0)[0]:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise EOFError
+                buf += chunk
+                since = time.monotonic()
+                continue
+            if proc.poll() is not None:
+                raise EOFError
+            now = _cpu_ticks(proc.pid)
+            if now != ticks:
+                ticks, since = now, time.monotonic()
+            elif ticks is not None and time.monotonic() - since > STALL_SECONDS:
+                raise TimeoutError(f"kqi's helper used no CPU for {STALL_SECONDS:g} s")
 
     def _close(self) -> None:
         proc, self._proc = self._proc, None
@@ -185,7 +301,8 @@ def start() -> None:
         return
     try:
         _helper.append(Helper())
-    except (OSError, ValueError):  # no interpreter to start (an embedded Python)
+    except (OSError, ValueError, TypeError):  # no interpreter to start (an embedded Python,
+        # sys.executable empty or None)
         return
     atexit.register(stop)
 
@@ -213,7 +330,7 @@ class Pending:
                  kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.helper: Helper | None = None
-        self.answer: tuple[str, Any, list[Any], list[dict[str, Any]]] | None = None
+        self.answer: tuple[Any, ...] | None = None
 
     def result(self) -> Any:
         """The function's result, or its exception raised here; run here when the helper is
@@ -221,21 +338,24 @@ class Pending:
         helper, self.helper = self.helper, None
         if helper is not None:
             try:
-                status, value, caught, records = helper.wait(self)
+                status, value, caught, records, remote_tb = helper.wait(self)
             except _GoneError:
                 _gone(helper)
             else:
-                for message, category, filename, lineno in caught:
-                    warnings.warn_explicit(message, category, filename, lineno)
+                for message, categories, filename, lineno, module in caught:
+                    warnings.warn_explicit(message, _category(categories), filename, lineno,
+                                           module=module,
+                                           registry=_registries.setdefault(module, {}))
                 for rec in records:
                     logging.getLogger(rec["name"]).handle(logging.makeLogRecord(rec))
                 if status == "ok":
                     return value
                 if status == "error":
+                    if remote_tb:
+                        value.__cause__ = _RemoteTracebackError(remote_tb)
                     raise value
-                # "here": the result did not pickle
+                # "here": the result did not pickle there or does not unpickle here
         return self.fn(*self.args, **self.kwargs)
-
 
     def discard(self) -> None:
         """Wait until the helper has finished the call (its files written, say) and drop its
@@ -244,6 +364,23 @@ class Pending:
         if helper is not None:
             with contextlib.suppress(_GoneError):
                 helper.wait(self)
+
+
+#: the warning registries of the helper's warnings, by module (as each module's
+#: ``__warningregistry__`` is for its own): "default" and "module" filters show one once
+_registries: dict[str, dict[Any, Any]] = {}
+
+
+def _category(names: list[tuple[str, str]]) -> type[Warning]:
+    """The first of a warning category's classes (its own, then its bases) that this process has
+    already imported: scikit-learn's warnings do not make this process import scikit-learn."""
+    for module, qualname in names:
+        obj: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, type) and issubclass(obj, Warning):
+            return obj
+    return UserWarning
 
 
 def submit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Pending:
@@ -282,13 +419,40 @@ class _Records(logging.Handler):
         self.records: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        d = dict(record.__dict__)
+        d = {k: v if _pickles(v) else repr(v) for k, v in record.__dict__.items()}
+        if record.exc_info and not record.exc_text:  # the traceback, as text
+            d["exc_text"] = logging.Formatter().formatException(record.exc_info)
         d["msg"], d["args"], d["exc_info"] = record.getMessage(), None, None
         self.records.append(d)
 
 
-def _run_one(request: tuple[Any, ...]) -> tuple[str, Any, list[Any], list[dict[str, Any]]]:
+def _pickles(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
+def _module_of(filename: str) -> str:
+    """The name of the module imported from ``filename`` (what a warning's ``module`` is)."""
+    for name, mod in list(sys.modules.items()):
+        if getattr(mod, "__file__", None) == filename:
+            return name
+    return filename[:-3] if filename.endswith(".py") else filename or "<unknown>"
+
+
+def _warning(w: warnings.WarningMessage) -> tuple[Any, ...]:
+    categories = [(c.__module__, c.__qualname__) for c in w.category.__mro__
+                  if issubclass(c, Warning)]
+    return str(w.message), categories, w.filename, w.lineno, _module_of(w.filename)
+
+
+def _run_one(request: tuple[Any, ...]) -> tuple[Any, ...]:
     module, qualname, args, kwargs, level = request
+    remote_tb = None
     root = logging.getLogger()
     keep = _Records()
     root.setLevel(level)
@@ -303,10 +467,10 @@ def _run_one(request: tuple[Any, ...]) -> tuple[str, Any, list[Any], list[dict[s
                 status, value = "ok", fn(*args, **kwargs)
             except Exception as exc:
                 status, value = "error", exc
+                remote_tb = "".join(traceback.format_exception(exc))
     finally:
         root.removeHandler(keep)
-    return status, value, [(str(w.message), w.category, w.filename, w.lineno)
-                           for w in caught], keep.records
+    return status, value, [_warning(w) for w in caught], keep.records, remote_tb
 
 
 def _import(names: tuple[str, ...]) -> None:
@@ -327,21 +491,49 @@ def _receive(inp: IO[bytes], requests: queue.SimpleQueue[Any]) -> None:
         requests.put(None)
 
 
-def _serve() -> None:
+def _die_with(parent: int) -> bool:
+    """Ask the kernel to kill this process when the one that started it dies (Linux; it fires
+    when the thread that started the helper ends: the command line's main thread); whether that
+    process is still the parent."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    return os.getppid() == parent
+
+
+def _private_pipes() -> tuple[IO[bytes], IO[bytes]]:
+    """The requests' and the answers' streams on descriptors of their own; descriptor 0
+    becomes /dev/null and 1 a copy of stderr, so that what a library prints goes to stderr."""
+    requests, answers = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(requests, "rb"), os.fdopen(answers, "wb")
+
+
+def _serve(parent: int) -> None:
     """The helper's loop: import :data:`MODULES` (then :data:`LATER` in a thread), and answer
-    the requests in order until the input ends."""
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # stdout carries the answers only
+    the requests in order until the input ends or ``parent`` is no longer this process's
+    parent."""
+    if not _die_with(parent):
+        return
+    inp, out = _private_pipes()
     sys.meta_path.insert(0, _Hidden())
     requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(inp, requests), daemon=True).start()
     _import(MODULES)
     threading.Thread(target=_import, args=(LATER,), daemon=True).start()
     while (request := requests.get()) is not None:
+        if os.getppid() != parent:  # orphaned: nobody waits for the answer
+            return
         answer = _run_one(request)
         try:
             _write(out, answer)
         except OSError:
             return
         except Exception:  # an answer that does not pickle: the run's process runs it
-            _write(out, ("here", None, [], []))
+            _write(out, _HERE)

@@ -5,11 +5,15 @@ bytes as a library run without it, and its own process imports neither hdbscan n
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Iterator
@@ -60,6 +64,32 @@ def _write_after(path: Path, delay: float) -> Path:
     time.sleep(delay)
     path.write_text("done", encoding="utf-8")
     return path
+
+
+@_sidecar.remote
+def _prints(x: int) -> tuple[int, int]:
+    print("printed to sys.stdout")  # what a chatty library does
+    os.write(1, b"written to descriptor 1\n")  # as a C library's printf does
+    return os.getpid(), x
+
+
+@_sidecar.remote
+def _logs_an_exception() -> int:
+    try:
+        _ = 1 / 0
+    except ZeroDivisionError:
+        log.exception("while dividing")
+    return os.getpid()
+
+
+@_sidecar.remote
+def _foreign(module: str, what: str) -> tuple[int, object]:
+    mod = importlib.import_module(module)
+    if what == "warning":
+        warnings.warn("from a module this process has not imported", mod.ForeignWarning,
+                      stacklevel=1)
+        return os.getpid(), None
+    return os.getpid(), mod.Foreign()
 
 
 def _not_marked() -> int:
@@ -120,6 +150,134 @@ def test_an_exception_in_the_helper_is_raised_here() -> None:
         _sidecar.call(_boom, 3)
     assert _sidecar.active()  # the helper still serves
     assert _sidecar.call(_pid)[0] != os.getpid()
+
+
+@pytest.mark.usefixtures("helper")
+def test_an_exception_carries_the_helpers_traceback() -> None:
+    with pytest.raises(ValueError, match="boom 4") as caught:
+        _sidecar.call(_boom, 4)
+    cause = caught.value.__cause__
+    assert isinstance(cause, _sidecar._RemoteTracebackError)
+    assert "in _boom" in cause.text
+    assert 'raise ValueError(f"boom {n}")' in cause.text
+    assert "kqi's helper process" in str(cause)
+
+
+def test_what_the_helpers_libraries_print_does_not_mix_with_the_answers(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    _sidecar.start()  # after capfd: the helper's stderr is the captured one
+    try:
+        first = _sidecar.call(_prints, 1)
+        assert first[0] != os.getpid()
+        assert _sidecar.call(_prints, 2) == (first[0], 2)  # the same helper: nothing broke
+        assert _sidecar.active()
+    finally:
+        _sidecar.stop()
+    err = capfd.readouterr().err
+    assert "printed to sys.stdout" in err
+    assert "written to descriptor 1" in err
+
+
+@pytest.mark.usefixtures("helper")
+def test_a_log_records_traceback_is_given_here(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert _sidecar.call(_logs_an_exception) != os.getpid()
+    (rec,) = [r for r in caplog.records if r.name == log.name]
+    assert rec.getMessage() == "while dividing"
+    assert rec.exc_text is not None
+    assert "ZeroDivisionError" in rec.exc_text
+
+
+@pytest.mark.usefixtures("helper")
+def test_the_run_filters_the_helpers_warnings_by_module() -> None:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", module=__name__)
+        assert _sidecar.call(_noisy, 3) == 3
+    assert seen == []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _sidecar.call(_noisy, 4) == 4
+    assert [(str(w.message), w.filename) for w in seen] == [("careful 4", __file__)]
+
+
+def test_an_answer_never_imports_a_module_here(tmp_path: Path, monkeypatch) -> None:
+    name = f"kqi_test_foreign_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
+        class ForeignWarning(UserWarning):
+            pass
+
+        class Foreign:
+            pass
+    """), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the helper starts with this sys.path
+    _sidecar.start()
+    try:
+        with pytest.warns(UserWarning, match="has not imported") as seen:
+            pid, _ = _sidecar.call(_foreign, name, "warning")
+        assert pid != os.getpid()
+        assert [w.category for w in seen] == [UserWarning]  # its nearest class known here
+        assert name not in sys.modules
+        pid, obj = _sidecar.call(_foreign, name, "object")  # would import it: run here
+        assert pid == os.getpid()
+        assert type(obj).__module__ == name
+        assert _sidecar.active()
+    finally:
+        _sidecar.stop()
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="the helper's CPU time is read from /proc")
+@pytest.mark.usefixtures("helper")
+def test_a_stuck_helper_is_killed_and_the_work_done_here(monkeypatch) -> None:
+    monkeypatch.setattr(_sidecar, "STALL_SECONDS", 1.5)
+    assert _sidecar.call(_pid)[0] != os.getpid()
+    helper = _sidecar._helper[0]
+    assert helper._proc is not None
+    proc = helper._proc
+    os.kill(proc.pid, signal.SIGSTOP)  # stopped: it will never answer
+    try:
+        t0 = time.monotonic()
+        assert _sidecar.call(_pid, 11) == (os.getpid(), 11)
+        assert time.monotonic() - t0 < 30.0
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)
+    assert proc.poll() is not None  # killed, and waited for
+    assert not _sidecar.active()
+
+
+_ORPHAN = r"""
+import os, sys, time
+from kqi import _sidecar
+from test_sidecar import _pid, _pid_later
+_sidecar.start()
+helper = _sidecar._helper[0]
+assert _sidecar.call(_pid)[0] != os.getpid()
+_sidecar.submit(_pid_later, os.getpid(), 1)  # busy for 30 s in the helper
+print(helper._proc.pid, flush=True)
+time.sleep(0.5)
+os._exit(0)  # dies without stopping the helper (no atexit): as if killed
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_helper_does_not_outlive_the_run() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    # stderr not captured: the helper shares it, and a pipe would be held open by it
+    proc = subprocess.run([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, timeout=120, check=True, env=env)
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 15.0  # the helper's call would take 30 s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the helper outlived the process that started it")
 
 
 @pytest.mark.usefixtures("helper")
