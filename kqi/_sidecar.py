@@ -25,10 +25,14 @@ become /dev/null and its stderr, which it shares with the run, so that nothing t
 libraries print (from Python or C) can mix with the answers. An answer whose frame is wrong ends
 the helper; one that does not unpickle here, or would import a module this process has not
 imported (a warning category of scikit-learn's, say), has its call run here. A helper that has
-exited, or has used no CPU for :data:`STALL_SECONDS` while a call waits for it (stopped,
-deadlocked), is killed and the call run here. The helper ignores Ctrl-C (the run's process handles
+exited, or has made no progress for :data:`STALL_SECONDS` (no CPU time, no byte read or
+written, not in an I/O wait) while a call waits for it or while a request is written to it
+(stopped, deadlocked), is killed and the call run here. What the helper's start prints on its
+stdout before the first answer (a ``sitecustomize``, say) is passed on to this process's stderr. The helper ignores Ctrl-C (the run's process handles
 it and then ends the helper) and, on Linux, is killed by the kernel when the run's process dies;
 it also checks before every call that the process that started it is still its parent.
+``KQI_HELPER_DEBUG=1`` in the environment makes a helper that fails outside a call print its
+traceback on stderr.
 :func:`stop` (the command line's end, or this process's exit) ends it. In the helper, pandas is
 reported as not installed (scikit-learn and folium import it for nothing a run uses, see
 kqi/_prefetch.py; the helper runs nothing else).
@@ -77,23 +81,34 @@ UNUSED = ("pandas",)
 _HEADER = struct.Struct("<4sQ")
 _MAGIC = b"KQI1"
 
-#: a helper that has used no CPU for this long while a call waits for its answer is taken as
-#: stuck (stopped, deadlocked): it is killed and the call run here (Linux, where the helper's CPU
-#: time can be read; elsewhere the wait ends when the helper exits)
+#: a helper that has made no progress for this long (no CPU time, no I/O, not in an I/O wait)
+#: while this process waits on it is taken as stuck (stopped, deadlocked): it is killed and the
+#: call run here (Linux, where /proc tells; elsewhere the wait ends when the helper exits)
 STALL_SECONDS = 30.0
 
-#: the helper's interpreter: Ctrl-C ignored (the run's process handles it, then ends the helper),
-#: the parent's sys.path (an editable or source checkout included), then the serving loop; a
-#: helper that cannot import kqi or fails outside a call exits without a traceback (the run's
-#: process then runs everything itself)
+#: the helper's interpreter: Ctrl-C ignored (the run's process handles it, then ends the helper);
+#: the requests and the answers moved to descriptors of their own before anything is imported
+#: (descriptor 0 becomes /dev/null and 1 a copy of stderr, so that what a library prints, from
+#: Python or C, goes to stderr); the parent's sys.path (an editable or source checkout included);
+#: then the serving loop. A helper that cannot import kqi or fails outside a call exits without
+#: a traceback (the run's process then runs everything itself) unless KQI_HELPER_DEBUG is set.
 _BOOT = """\
-import signal, sys
+import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+requests, answers = os.dup(0), os.dup(1)
+null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(null, 0)
+os.close(null)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
 sys.path[:] = {path!r}
 try:
     from kqi._sidecar import _serve
-    _serve({parent})
+    _serve({parent}, requests, answers)
 except BaseException:
+    if os.environ.get("KQI_HELPER_DEBUG"):
+        import traceback
+        traceback.print_exc()
     sys.exit(1)
 """
 
@@ -138,10 +153,13 @@ class _RemoteTracebackError(Exception):
         return f"\n\"\"\"\n(in kqi's helper process)\n{self.text}\"\"\""
 
 
-def _write(stream: IO[bytes], obj: Any) -> None:
+def _framed(obj: Any) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(_MAGIC, len(data)))
-    stream.write(data)
+    return _HEADER.pack(_MAGIC, len(data)) + data
+
+
+def _write(stream: IO[bytes], obj: Any) -> None:
+    stream.write(_framed(obj))
     stream.flush()
 
 
@@ -165,22 +183,55 @@ def _read(stream: IO[bytes]) -> Any:
 
 class _Known(pickle.Unpickler):
     """Unpickles only what refers to modules this process has already imported: an answer
-    must not make the run's process import scikit-learn (say) that it left to the helper."""
+    must not make the run's process import scikit-learn or folium (say) that it left to the
+    helper (a submodule of a package imported here counts as not imported: its package's
+    ``__init__`` may import much more)."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module not in sys.modules and module.partition(".")[0] not in sys.modules:
+        if module not in sys.modules:
             raise pickle.UnpicklingError(f"{module} is not imported here")
         return super().find_class(module, name)
 
 
-def _cpu_ticks(pid: int) -> int | None:
-    """The process's user + system CPU time in clock ticks (Linux), or None."""
+def _activity(pid: int) -> tuple[bytes, tuple[Any, ...]] | None:
+    """The process's state letter, and what changes while it works: user + system CPU clock
+    ticks and the bytes it has read and written (Linux); None where /proc does not tell."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rpartition(b")")[2].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        state, ticks = fields[0], int(fields[11]) + int(fields[12])  # fields 3, 14 and 15
     except (OSError, ValueError, IndexError):
         return None
+    io_counts: tuple[bytes, ...] = ()
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/io", "rb") as f:
+        io_counts = tuple(ln for ln in f if ln.startswith((b"rchar", b"wchar")))
+    return state, (ticks, io_counts)
+
+
+class _Watch:
+    """Whether the helper still makes progress while this process waits on it (for an answer,
+    or to take a request): :meth:`check` raises TimeoutError after :data:`STALL_SECONDS`
+    without CPU time, I/O or an I/O wait ("D": a slow disk, a network file system)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        seen = _activity(pid)
+        self.seen = None if seen is None else seen[1]
+        self.since = time.monotonic()
+
+    def moved(self) -> None:
+        """Bytes came from or went to the helper."""
+        self.since = time.monotonic()
+
+    def check(self) -> None:
+        now = _activity(self.pid)
+        if now is None:  # cannot tell: the wait ends when the helper exits
+            return
+        state, work = now
+        if work != self.seen or state == b"D":
+            self.seen, self.since = work, time.monotonic()
+        elif time.monotonic() - self.since > STALL_SECONDS:
+            raise TimeoutError(f"kqi's helper made no progress for {STALL_SECONDS:g} s")
 
 
 #: what an answer that cannot be used here becomes: the call is run here
@@ -195,43 +246,80 @@ class Helper:
         self._lock = threading.Lock()
         self._sent: collections.deque[Pending] = collections.deque()  # not answered yet
         self._buf = bytearray()  # what has been read of the answers and not yet taken
+        self._synced = False  # whether the first answer's frame was found
         boot = _BOOT.format(path=[p for p in sys.path if isinstance(p, str)], parent=os.getpid())
+        # on POSIX the requests are written to, and the answers read from, the pipes' descriptors
+        # (never through proc.stdin's and proc.stdout's buffers): see _put and _frame
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=None)  # answers read from the descriptor (_frame), not from proc.stdout's buffer
+            stderr=None)
+        if os.name == "posix" and self._proc.stdin is not None:
+            os.set_blocking(self._proc.stdin.fileno(), False)
 
-    def send(self, pending: Pending) -> None:
-        """Send ``pending``'s call; raises :class:`_GoneError` when the helper cannot take it."""
+    def send(self, pending: Pending) -> bool:
+        """Send ``pending``'s call; False when its arguments do not pickle (it is then run
+        here); raises :class:`_GoneError` when the helper cannot take it."""
         with self._lock:
             proc = self._proc
             if proc is None or proc.stdin is None:
                 raise _GoneError
             level = logging.getLogger().getEffectiveLevel()
             try:
-                _write(proc.stdin, (*_where(pending.fn), pending.args, pending.kwargs, level))
-            except Exception as exc:  # a broken pipe; an argument that does not pickle
+                data = _framed((*_where(pending.fn), pending.args, pending.kwargs, level))
+            except Exception:  # an argument that does not pickle
+                return False
+            try:
+                self._put(proc, data)
+            except BaseException as exc:  # a broken pipe, a stuck helper, Ctrl-C half-way
                 self._close()
                 raise _GoneError from exc
             self._sent.append(pending)
+            return True
+
+    def _put(self, proc: subprocess.Popen[bytes], data: bytes) -> None:
+        """Write a request as the helper takes it; raises BrokenPipeError when it has exited,
+        TimeoutError when it is stuck (:class:`_Watch`)."""
+        assert proc.stdin is not None
+        if os.name != "posix":
+            proc.stdin.write(data)
+            proc.stdin.flush()
+            return
+        fd, view, watch = proc.stdin.fileno(), memoryview(data), _Watch(proc.pid)
+        while view:
+            if select.select([], [fd], [], 1.0)[1]:
+                try:
+                    view = view[os.write(fd, view[:1 << 20]):]
+                except BlockingIOError:
+                    continue
+                watch.moved()
+                continue
+            if proc.poll() is not None:
+                raise BrokenPipeError("kqi's helper exited")
+            watch.check()
 
     def wait(self, pending: Pending) -> tuple[Any, ...]:
         """``pending``'s answer (reading those of the calls sent before it on the way);
         raises :class:`_GoneError` when the helper ended, or got stuck, before it answered."""
         with self._lock:
-            while pending.answer is None:
-                proc = self._proc
-                if proc is None or proc.stdout is None or not self._sent:
-                    raise _GoneError
-                try:
-                    data = self._frame(proc)
-                except Exception as exc:  # the helper ended or is stuck; a broken frame
-                    self._close()
-                    raise _GoneError from exc
-                try:
-                    answer = _Known(io.BytesIO(data)).load()
-                except Exception:  # does not unpickle here: the call is run here
-                    answer = _HERE
-                self._sent.popleft().answer = answer
+            try:
+                while pending.answer is None:
+                    proc = self._proc
+                    if proc is None or proc.stdout is None or not self._sent:
+                        raise _GoneError
+                    try:
+                        data = self._frame(proc)
+                    except Exception as exc:  # the helper ended or is stuck; a broken frame
+                        raise _GoneError from exc
+                    target = self._sent.popleft()
+                    try:
+                        target.answer = _Known(io.BytesIO(data)).load()
+                    except Exception:  # does not unpickle here: the call is run here
+                        target.answer = _HERE
+            except BaseException:
+                # the helper gone, or this process interrupted (Ctrl-C) half-way through an
+                # answer: the stream can no longer be trusted to match the calls
+                self._close()
+                raise
             return pending.answer
 
     def _frame(self, proc: subprocess.Popen[bytes]) -> bytes:
@@ -243,35 +331,51 @@ class Helper:
             head = proc.stdout.read(_HEADER.size)
             if len(head) < _HEADER.size:
                 raise EOFError
-            data = proc.stdout.read(_frame_size(head))
+            n = _frame_size(head)
+            data = proc.stdout.read(n)
+            if len(data) < n:
+                raise EOFError
             return bytes(data)
-        fd, buf = proc.stdout.fileno(), self._buf
-        ticks, since = _cpu_ticks(proc.pid), time.monotonic()
+        fd, buf, watch = proc.stdout.fileno(), self._buf, _Watch(proc.pid)
         while True:
+            if not self._synced:
+                self._skip_to_magic()
             if len(buf) >= _HEADER.size:
                 end = _HEADER.size + _frame_size(bytes(buf[:_HEADER.size]))
                 if len(buf) >= end:
-                    data = bytes(buf[_HEADER.size:end])
+                    with memoryview(buf) as view:
+                        data = bytes(view[_HEADER.size:end])
                     del buf[:end]
+                    self._synced = True
                     return data
             if select.select([fd], [], [], 1.0)[0]:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
                     raise EOFError
                 buf += chunk
-                since = time.monotonic()
+                watch.moved()
                 continue
-            if proc.poll() is not None:
-                raise EOFError
-            now = _cpu_ticks(proc.pid)
-            if now != ticks:
-                ticks, since = now, time.monotonic()
-            elif ticks is not None and time.monotonic() - since > STALL_SECONDS:
-                raise TimeoutError(f"kqi's helper used no CPU for {STALL_SECONDS:g} s")
+            if proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
+                raise EOFError  # exited, and nothing it wrote is left to read
+            watch.check()
+
+    def _skip_to_magic(self) -> None:
+        """Before the first answer: what the helper's start printed on its stdout (before its
+        descriptors were moved: a ``sitecustomize``, a ``.pth`` hook) goes to this process's
+        stderr, up to the first answer's magic word."""
+        buf = self._buf
+        at = buf.find(_MAGIC)
+        cut = at if at >= 0 else max(0, len(buf) - len(_MAGIC) + 1)
+        if cut:
+            with contextlib.suppress(Exception):
+                sys.stderr.write(bytes(buf[:cut]).decode(errors="replace"))
+                sys.stderr.flush()
+            del buf[:cut]
 
     def _close(self) -> None:
         proc, self._proc = self._proc, None
         self._sent.clear()
+        self._buf.clear()
         if proc is None:
             return
         # every call was answered or abandoned: nothing the helper does now is needed (an
@@ -362,8 +466,10 @@ class Pending:
         answer; nothing when it was collected or never sent."""
         helper, self.helper = self.helper, None
         if helper is not None:
-            with contextlib.suppress(_GoneError):
+            try:
                 helper.wait(self)
+            except _GoneError:
+                _gone(helper)
 
 
 #: the warning registries of the helper's warnings, by module (as each module's
@@ -390,8 +496,8 @@ def submit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Pending:
     helper = _helper[0] if _helper else None
     if helper is not None:
         try:
-            helper.send(pending)
-            pending.helper = helper
+            if helper.send(pending):
+                pending.helper = helper
         except _GoneError:
             _gone(helper)
     return pending
@@ -436,12 +542,20 @@ def _pickles(value: Any) -> bool:
     return True
 
 
+#: module names by file, as found by :func:`_module_of`
+_modules_by_file: dict[str, str] = {}
+
+
 def _module_of(filename: str) -> str:
     """The name of the module imported from ``filename`` (what a warning's ``module`` is)."""
-    for name, mod in list(sys.modules.items()):
-        if getattr(mod, "__file__", None) == filename:
-            return name
-    return filename[:-3] if filename.endswith(".py") else filename or "<unknown>"
+    if filename not in _modules_by_file:
+        for name, mod in list(sys.modules.items()):
+            if getattr(mod, "__file__", None) == filename:
+                _modules_by_file[filename] = name
+                break
+        else:
+            return filename[:-3] if filename.endswith(".py") else filename or "<unknown>"
+    return _modules_by_file[filename]
 
 
 def _warning(w: warnings.WarningMessage) -> tuple[Any, ...]:
@@ -503,25 +617,13 @@ def _die_with(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def _private_pipes() -> tuple[IO[bytes], IO[bytes]]:
-    """The requests' and the answers' streams on descriptors of their own; descriptor 0
-    becomes /dev/null and 1 a copy of stderr, so that what a library prints goes to stderr."""
-    requests, answers = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return os.fdopen(requests, "rb"), os.fdopen(answers, "wb")
-
-
-def _serve(parent: int) -> None:
+def _serve(parent: int, requests_fd: int, answers_fd: int) -> None:
     """The helper's loop: import :data:`MODULES` (then :data:`LATER` in a thread), and answer
-    the requests in order until the input ends or ``parent`` is no longer this process's
-    parent."""
+    the requests (read from ``requests_fd``, answered on ``answers_fd``: _BOOT moved them there)
+    in order until the input ends or ``parent`` is no longer this process's parent."""
     if not _die_with(parent):
         return
-    inp, out = _private_pipes()
+    inp, out = os.fdopen(requests_fd, "rb"), os.fdopen(answers_fd, "wb")
     sys.meta_path.insert(0, _Hidden())
     requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(inp, requests), daemon=True).start()

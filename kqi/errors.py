@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class KqiError(Exception):
@@ -32,6 +33,12 @@ class InputError(KqiError):
             where += f", column '{column}'"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its parts (the default would call cls(message)): it crosses from kqi's
+        # helper process to the run's (kqi/_sidecar.py)
+        return _input_error, (type(self), self.path, self.problem, self.line, self.column), \
+            self.__dict__
+
 
 class OutputError(KqiError):
     """An output cannot be written (full disk, read-only folder, a path under a file, a folder
@@ -41,3 +48,17 @@ class OutputError(KqiError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.path, self.problem), self.__dict__
+
+
+class MapError(KqiError):
+    """The map cannot be drawn from these inputs or options (one-line message). Defined here
+    rather than in kqi.maps, so that one raised in kqi's helper process unpickles in a run's
+    process that has not imported the map's modules (and folium)."""
+
+
+def _input_error(cls: type[InputError], path: str, problem: str, line: int | None,
+                 column: str | None) -> InputError:
+    return cls(path, problem, line=line, column=column)

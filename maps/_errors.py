@@ -1,9 +1,7 @@
-"""The map stage's error type."""
+"""The map stage's error type (defined in kqi.errors, see there)."""
 
 from __future__ import annotations
 
-from kqi.errors import KqiError
+from kqi.errors import MapError
 
-
-class MapError(KqiError):
-    """The map cannot be drawn from these inputs or options (one-line message)."""
+__all__ = ["MapError"]

@@ -92,6 +92,30 @@ def _foreign(module: str, what: str) -> tuple[int, object]:
     return os.getpid(), mod.Foreign()
 
 
+@_sidecar.remote
+def _input_error(line: int) -> None:
+    from kqi.errors import InputError
+
+    raise InputError(f"pid-{os.getpid()}.csv", "bad value", line=line, column="rsrp")
+
+
+@_sidecar.remote
+def _size(x: np.ndarray) -> tuple[int, int]:
+    return os.getpid(), int(x.size)
+
+
+@_sidecar.remote
+def _slow_io(folder: Path, seconds: float) -> int:
+    """Little CPU, but bytes written all along (a slow disk's pace)."""
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        (folder / f"part-{i % 4}.txt").write_text("x" * 4096, encoding="utf-8")
+        time.sleep(0.1)
+        i += 1
+    return os.getpid()
+
+
 def _not_marked() -> int:
     return os.getpid()
 
@@ -245,6 +269,78 @@ def test_a_stuck_helper_is_killed_and_the_work_done_here(monkeypatch) -> None:
             os.kill(proc.pid, signal.SIGCONT)
     assert proc.poll() is not None  # killed, and waited for
     assert not _sidecar.active()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="the helper's CPU time is read from /proc")
+@pytest.mark.usefixtures("helper")
+def test_a_request_to_a_stuck_helper_is_not_waited_for_forever(monkeypatch) -> None:
+    monkeypatch.setattr(_sidecar, "STALL_SECONDS", 1.5)
+    assert _sidecar.call(_pid)[0] != os.getpid()
+    proc = _sidecar._helper[0]._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # it cannot take a request bigger than the pipe
+    try:
+        big = np.zeros(2_000_000)  # 16 MB
+        assert _sidecar.call(_size, big) == (os.getpid(), big.size)
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)
+    assert proc.poll() is not None
+    assert not _sidecar.active()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="the helper's I/O is read from /proc")
+@pytest.mark.usefixtures("helper")
+def test_a_helper_busy_with_io_is_not_taken_as_stuck(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_sidecar, "STALL_SECONDS", 1.0)
+    pid = _sidecar.call(_pid)[0]
+    assert _sidecar.call(_slow_io, tmp_path, 3.0) == pid
+    assert _sidecar.active()
+
+
+@pytest.mark.usefixtures("helper")
+def test_an_interrupt_while_an_answer_is_read_never_mixes_up_answers(monkeypatch) -> None:
+    first, second = _sidecar.submit(_pid, 1), _sidecar.submit(_pid, 2)
+    real = _sidecar._Known.load
+
+    def interrupted(self):  # Ctrl-C while the first answer is unpickled
+        monkeypatch.setattr(_sidecar._Known, "load", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_sidecar._Known, "load", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        first.result()
+    # the helper is ended; the other call is run here, with its own arguments
+    assert second.result() == (os.getpid(), 2)
+    assert not _sidecar.active()
+
+
+@pytest.mark.usefixtures("helper")
+def test_kqis_own_errors_come_back_whole() -> None:
+    from kqi.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        _sidecar.call(_input_error, 7)
+    exc = caught.value
+    assert exc.path != f"pid-{os.getpid()}.csv"  # raised in the helper, not run again here
+    assert (exc.problem, exc.line, exc.column) == ("bad value", 7, "rsrp")
+    assert str(exc) == f"{exc.path}, line 7, column 'rsrp': bad value"
+
+
+def test_what_the_helper_prints_before_its_first_answer_goes_to_stderr(
+        tmp_path: Path, monkeypatch, capfd: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sitecustomize.py").write_text(
+        'print("hello from sitecustomize")\n', encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # printed at once, before _BOOT moves fd 1
+    _sidecar.start()
+    try:
+        pid = _sidecar.call(_pid, 1)
+        assert pid[0] != os.getpid()  # the helper answered: the stream was found
+        assert _sidecar.call(_pid, 2) == (pid[0], 2)
+    finally:
+        _sidecar.stop()
+    assert "hello from sitecustomize" in capfd.readouterr().err
 
 
 _ORPHAN = r"""
