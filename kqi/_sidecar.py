@@ -270,9 +270,12 @@ class Helper:
                 return False
             try:
                 self._put(proc, data)
-            except BaseException as exc:  # a broken pipe, a stuck helper, Ctrl-C half-way
+            except Exception as exc:  # a broken pipe, a stuck helper
                 self._close()
                 raise _GoneError from exc
+            except BaseException:  # Ctrl-C half-way through a request: the stream is broken
+                self._close()
+                raise
             self._sent.append(pending)
             return True
 

@@ -316,6 +316,20 @@ def test_an_interrupt_while_an_answer_is_read_never_mixes_up_answers(monkeypatch
 
 
 @pytest.mark.usefixtures("helper")
+def test_an_interrupt_while_a_request_is_written_is_not_swallowed(monkeypatch) -> None:
+    assert _sidecar.call(_pid)[0] != os.getpid()
+
+    def interrupted(self, proc, data):  # Ctrl-C half-way through a request
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_sidecar.Helper, "_put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _sidecar.submit(_pid, 3)
+    monkeypatch.undo()
+    assert _sidecar.call(_pid, 4) == (os.getpid(), 4)  # the helper was ended: run here
+
+
+@pytest.mark.usefixtures("helper")
 def test_kqis_own_errors_come_back_whole() -> None:
     from kqi.errors import InputError
 
