@@ -16,8 +16,9 @@ they are drawn on the other core meanwhile.
 Nothing depends on the helper: when none was started (a library caller's process, ``kqi.run``
 from Python), or it cannot start, dies or answers something that does not unpickle, the function
 runs in this process, as without it. An exception raised by the function in the helper is raised
-here, with the helper's traceback as its cause; the warnings it gives are given again here (under this process's filters) and its log
-records are handled by this process's loggers (at this process's level).
+here, with the helper's traceback as its cause; the warnings it gives are given again here
+(under this process's filters) and its log records are handled by this process's loggers (at
+this process's level).
 
 The helper reads the requests from its stdin and writes the answers (pickles, each behind a
 magic word and its length) to its stdout, both kept on private descriptors: its descriptors 0 and 1
@@ -28,9 +29,10 @@ imported (a warning category of scikit-learn's, say), has its call run here. A h
 exited, or has made no progress for :data:`STALL_SECONDS` (no CPU time, no byte read or
 written, not in an I/O wait) while a call waits for it or while a request is written to it
 (stopped, deadlocked), is killed and the call run here. What the helper's start prints on its
-stdout before the first answer (a ``sitecustomize``, say) is passed on to this process's stderr. The helper ignores Ctrl-C (the run's process handles
-it and then ends the helper) and, on Linux, is killed by the kernel when the run's process dies;
-it also checks before every call that the process that started it is still its parent.
+stdout before the first answer (a ``sitecustomize``, say) is passed on to this process's stderr.
+The helper ignores Ctrl-C (the run's process handles it and then ends the helper) and, on Linux,
+is killed by the kernel when the run's process dies; it also checks before every call that the
+process that started it is still its parent.
 ``KQI_HELPER_DEBUG=1`` in the environment makes a helper that fails outside a call print its
 traceback on stderr.
 :func:`stop` (the command line's end, or this process's exit) ends it. In the helper, pandas is
@@ -170,7 +172,8 @@ def _frame_size(head: bytes) -> int:
     return int(n)
 
 
-def _read(stream: IO[bytes]) -> Any:
+def _read_frame(stream: IO[bytes]) -> bytes:
+    """The next frame's pickle, read from a blocking stream; EOFError at its end."""
     head = stream.read(_HEADER.size)
     if len(head) < _HEADER.size:
         raise EOFError
@@ -178,7 +181,11 @@ def _read(stream: IO[bytes]) -> Any:
     data = stream.read(n)
     if len(data) < n:
         raise EOFError
-    return pickle.loads(data)
+    return bytes(data)
+
+
+def _read(stream: IO[bytes]) -> Any:
+    return pickle.loads(_read_frame(stream))
 
 
 class _Known(pickle.Unpickler):
@@ -234,6 +241,20 @@ class _Watch:
             raise TimeoutError(f"kqi's helper made no progress for {STALL_SECONDS:g} s")
 
 
+def _ready(proc: subprocess.Popen[bytes], fd: int, watch: _Watch, *, write: bool) -> None:
+    """Wait until the pipe ``fd`` to (``write``) or from the helper can be used; raises
+    EOFError when the helper has exited (and, reading, nothing it wrote is left), TimeoutError
+    when it is stuck (:class:`_Watch`)."""
+    want = ([], [fd]) if write else ([fd], [])
+    while True:
+        readable, writable, _ = select.select(*want, [], 1.0)
+        if readable or writable:
+            return
+        if proc.poll() is not None and not any(select.select(*want, [], 0)[:2]):
+            raise EOFError("kqi's helper exited")
+        watch.check()
+
+
 #: what an answer that cannot be used here becomes: the call is run here
 _HERE: tuple[Any, ...] = ("here", None, [], [], None)
 
@@ -280,8 +301,8 @@ class Helper:
             return True
 
     def _put(self, proc: subprocess.Popen[bytes], data: bytes) -> None:
-        """Write a request as the helper takes it; raises BrokenPipeError when it has exited,
-        TimeoutError when it is stuck (:class:`_Watch`)."""
+        """Write a request as the helper takes it; raises EOFError or BrokenPipeError when it
+        has exited, TimeoutError when it is stuck (:func:`_ready`)."""
         assert proc.stdin is not None
         if os.name != "posix":
             proc.stdin.write(data)
@@ -289,16 +310,12 @@ class Helper:
             return
         fd, view, watch = proc.stdin.fileno(), memoryview(data), _Watch(proc.pid)
         while view:
-            if select.select([], [fd], [], 1.0)[1]:
-                try:
-                    view = view[os.write(fd, view[:1 << 20]):]
-                except BlockingIOError:
-                    continue
-                watch.moved()
+            _ready(proc, fd, watch, write=True)
+            try:
+                view = view[os.write(fd, view[:1 << 20]):]
+            except BlockingIOError:
                 continue
-            if proc.poll() is not None:
-                raise BrokenPipeError("kqi's helper exited")
-            watch.check()
+            watch.moved()
 
     def wait(self, pending: Pending) -> tuple[Any, ...]:
         """``pending``'s answer (reading those of the calls sent before it on the way);
@@ -327,18 +344,10 @@ class Helper:
 
     def _frame(self, proc: subprocess.Popen[bytes]) -> bytes:
         """The next answer's pickle, read from the helper's stdout as it comes; raises
-        EOFError when the helper ends first, TimeoutError when it uses no CPU for
-        :data:`STALL_SECONDS` meanwhile."""
+        EOFError when the helper ends first, TimeoutError when it is stuck (:func:`_ready`)."""
         assert proc.stdout is not None
         if os.name != "posix":  # no select() on pipes: a blocking read
-            head = proc.stdout.read(_HEADER.size)
-            if len(head) < _HEADER.size:
-                raise EOFError
-            n = _frame_size(head)
-            data = proc.stdout.read(n)
-            if len(data) < n:
-                raise EOFError
-            return bytes(data)
+            return _read_frame(proc.stdout)
         fd, buf, watch = proc.stdout.fileno(), self._buf, _Watch(proc.pid)
         while True:
             if not self._synced:
@@ -351,16 +360,12 @@ class Helper:
                     del buf[:end]
                     self._synced = True
                     return data
-            if select.select([fd], [], [], 1.0)[0]:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise EOFError
-                buf += chunk
-                watch.moved()
-                continue
-            if proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
-                raise EOFError  # exited, and nothing it wrote is left to read
-            watch.check()
+            _ready(proc, fd, watch, write=False)
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+            watch.moved()
 
     def _skip_to_magic(self) -> None:
         """Before the first answer: what the helper's start printed on its stdout (before its

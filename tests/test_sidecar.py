@@ -120,6 +120,17 @@ def _not_marked() -> int:
     return os.getpid()
 
 
+@contextlib.contextmanager
+def _stopped(pid: int) -> Iterator[None]:
+    """The process stopped (SIGSTOP) inside the block, continued after it."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGCONT)
+
+
 @pytest.fixture
 def helper() -> Iterator[None]:
     assert not _sidecar.active()
@@ -259,14 +270,10 @@ def test_a_stuck_helper_is_killed_and_the_work_done_here(monkeypatch) -> None:
     helper = _sidecar._helper[0]
     assert helper._proc is not None
     proc = helper._proc
-    os.kill(proc.pid, signal.SIGSTOP)  # stopped: it will never answer
-    try:
+    with _stopped(proc.pid):  # it will never answer
         t0 = time.monotonic()
         assert _sidecar.call(_pid, 11) == (os.getpid(), 11)
         assert time.monotonic() - t0 < 30.0
-    finally:
-        with contextlib.suppress(OSError):
-            os.kill(proc.pid, signal.SIGCONT)
     assert proc.poll() is not None  # killed, and waited for
     assert not _sidecar.active()
 
@@ -278,13 +285,9 @@ def test_a_request_to_a_stuck_helper_is_not_waited_for_forever(monkeypatch) -> N
     assert _sidecar.call(_pid)[0] != os.getpid()
     proc = _sidecar._helper[0]._proc
     assert proc is not None
-    os.kill(proc.pid, signal.SIGSTOP)  # it cannot take a request bigger than the pipe
-    try:
+    with _stopped(proc.pid):  # it cannot take a request bigger than the pipe
         big = np.zeros(2_000_000)  # 16 MB
         assert _sidecar.call(_size, big) == (os.getpid(), big.size)
-    finally:
-        with contextlib.suppress(OSError):
-            os.kill(proc.pid, signal.SIGCONT)
     assert proc.poll() is not None
     assert not _sidecar.active()
 
