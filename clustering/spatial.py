@@ -7,8 +7,6 @@ import logging
 import numpy as np
 from kqi.clustering.signatures import renumber
 
-from kqi.geo import haversine_m
-
 log = logging.getLogger(__name__)
 
 
@@ -109,6 +107,10 @@ def _split_by_diameter(lat: np.ndarray, lon: np.ndarray, max_km: float) -> np.nd
             offset += int(sub.max()) + 1
         return out
     from scipy.cluster.hierarchy import fcluster, linkage
+
+    # imported here: kqi.geo brings polars and numba, which the clustering itself does not need
+    # (kqi's helper process imports this package for hdbscan alone, kqi/_sidecar.py)
+    from kqi.geo import haversine_m
 
     iu, ju = np.triu_indices(n, k=1)  # condensed order expected by linkage
     dist_km = haversine_m(lat[iu], lon[iu], lat[ju], lon[ju]) / 1000.0

@@ -67,7 +67,7 @@ from typing import IO, Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: imported by the helper as soon as it starts, before it reads any request
-MODULES = ("hdbscan",)
+MODULES = ("hdbscan", "kqi.clustering._fit")
 
 #: imported by the helper next, in a thread, while it answers the requests that come
 LATER = ("kqi.maps.render", "kqi.maps.exports")

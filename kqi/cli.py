@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -439,10 +442,43 @@ def main(argv: list[str] | None = None) -> None:
     if _command(argv if argv is not None else sys.argv[1:]) in _HELPED:
         # hdbscan and folium imported in a helper process meanwhile (kqi/_sidecar.py)
         _sidecar.start()
+    code: int | str | None = 0
     try:
         _main(argv, verbose)
+    except SystemExit as exc:
+        if argv is not None:  # called from Python (the tests): the caller's process goes on
+            raise
+        code = exc.code
     finally:
         _sidecar.stop()
+    if argv is not None:
+        return
+    _exit(code)
+
+
+def _exit(code: int | str | None) -> NoReturn:
+    """End the console process as Python's own exit would, without its teardown.
+
+    The exit handlers run (logging flushed, Spark's gateway ended, temporary folders removed) and
+    the streams are flushed; then the process ends at once, instead of spending 0.3-0.5 s of a
+    short run freeing numba's compiled code and every module's objects, which nothing needs.
+    A thread still working (not a daemon) gets the ordinary exit, which waits for it.
+    """
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        sys.exit(code)
+    if isinstance(code, str):  # as SystemExit("message") does
+        print(code, file=sys.stderr)
+        code = 1
+    # the handlers Python's exit would run, run now (atexit has no public call for this; it is
+    # the one the interpreter makes)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (kqi ... | head): as Python's exit would
+            code = code or 120
+    os._exit(code or 0)
 
 
 def _main(argv: list[str] | None, verbose: bool) -> None:
