@@ -50,9 +50,13 @@ Buf = bytes | bytearray | memoryview
 
 #: bytes read to decide the encoding and the delimiter
 SAMPLE_BYTES = 1 << 20
-#: chunk size bounds; a chunk is about ``batch_rows`` lines of the sample's average length
+#: chunk size bounds; a chunk is about ``batch_rows`` lines of the sample's average length, and
+#: at most 32 MiB: larger chunks cost more than they save (each chunk's columns are fresh memory
+#: the kernel has to map and zero, 2-5x the system time at 64-100 MiB; a 20 M-row app-test CSV
+#: read 10-15 % faster with 32 MiB chunks than with ~100 MiB ones, docs/benchmarks.md), while
+#: the per-chunk work (the dictionary's distinct ids, a batch's fixed costs) stays small
 _MIN_CHUNK_BYTES = 1 << 20
-_MAX_CHUNK_BYTES = 256 << 20
+_MAX_CHUNK_BYTES = 32 << 20
 _UTF8_BOM = codecs.BOM_UTF8
 _NEWLINE = np.uint8(10)
 #: pieces of a chunk this small or smaller are parsed by Python's csv module when pyarrow balks
