@@ -22,7 +22,6 @@ import mmap
 import os
 import re
 import stat
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -409,8 +408,6 @@ class CsvSource:
         self._delimiter_setting = delimiter
         self._decimal_setting = decimal
         self._hash = hashlib.sha256()
-        self._hasher: threading.Thread | None = None
-        self._digest: str | None = None
         self._offset = 0
         # the file is open only while reading: a source opened and never read holds no handle
         try:
@@ -517,7 +514,7 @@ class CsvSource:
     def _read(self, n: int) -> bytes:
         assert self._fh is not None
         data = self._fh.read(n)
-        if self._hasher is None and self.checksum:
+        if self.checksum:
             self._hash.update(data)
         self._offset += len(data)
         return data
@@ -531,7 +528,7 @@ class CsvSource:
         with memoryview(buf) as mv:
             got = self._fh.readinto(mv[old:])  # type: ignore[attr-defined]  # a raw/buffered file
         del buf[old + got:]
-        if self._hasher is None and self.checksum:
+        if self.checksum:
             self._hash.update(memoryview(buf)[old:])
         if self._cr_only and got:
             buf[old:] = buf[old:].replace(b"\r", b"\n")
@@ -560,7 +557,7 @@ class CsvSource:
             got = self._fh.readinto(mv[k:])  # type: ignore[attr-defined]  # a raw/buffered file
         if got < want:
             del buf[k + got:]
-        if self._hasher is None and self.checksum:
+        if self.checksum:
             self._hash.update(memoryview(buf)[k:])
         if self._cr_only and got:
             buf[k:] = buf[k:].replace(b"\r", b"\n")
@@ -569,33 +566,17 @@ class CsvSource:
             self._eof = True
         return buf
 
-    def _hash_file(self) -> None:
-        with contextlib.suppress(OSError), self.path.open("rb") as fh:  # raised again by sha256
-            self._digest = hashlib.file_digest(fh, "sha256").hexdigest()
-
     @property
     def sha256(self) -> str:
         """Hex digest of the bytes read so far (the whole file once :meth:`chunks` is exhausted);
         empty without :attr:`checksum`."""
-        if not self.checksum:
-            return ""
-        if self._hasher is not None:
-            self._hasher.join()
-            if self._digest is None:
-                with self.path.open("rb") as fh:
-                    self._digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            return self._digest
-        return self._hash.hexdigest()
+        return self._hash.hexdigest() if self.checksum else ""
 
     def close(self) -> None:
         """Nothing to release: the file is open only inside :meth:`chunks`."""
 
     def chunks(self) -> Iterator[RawChunk]:
         """Yield the data records in chunks, in file order."""
-        if self._hasher is None and self.checksum:
-            # the whole file's checksum, in a thread beside the parse (hashlib releases the GIL)
-            self._hasher = threading.Thread(target=self._hash_file, name="kqi-sha256", daemon=True)
-            self._hasher.start()
         try:
             with self.path.open("rb") as fh:
                 fh.seek(self._offset)
@@ -644,10 +625,9 @@ class CsvSource:
 
     def _mapped(self) -> tuple[mmap.mmap, int] | None:
         """The file mapped (read-only) when its chunks can be views of it: UTF-8 text read from a
-        regular file, lines not ended by CR alone, more than the sample to read, the checksum (if
-        any) made by its own thread. ``None`` otherwise (the chunks are read into buffers)."""
-        if (self._codec != "utf-8" or self._cr_only or self._eof or self._fh is None
-                or (self.checksum and self._hasher is None)):
+        regular file, lines not ended by CR alone, more than the sample to read. ``None``
+        otherwise (the chunks are read into buffers)."""
+        if self._codec != "utf-8" or self._cr_only or self._eof or self._fh is None:
             return None
         try:
             fd = self._fh.fileno()
@@ -686,9 +666,17 @@ class CsvSource:
         end_read = self._offset
         self._pending = b""
 
+        # the checksum: each stretch of the mapping as it is taken into a chunk, hashed in order
+        # by one worker beside the parse (hashlib releases the GIL), from the pages the parse
+        # reads anyway (a second read of the file for it cost 2-3x the system time)
+        hasher = ThreadPoolExecutor(1, thread_name_prefix="kqi-sha256") if self.checksum else None
+        hashed: list[Future[None]] = []
+
         def read(n: int) -> int:
             nonlocal end_read
             got = max(0, min(n, size - end_read))
+            if hasher is not None and got:
+                hashed.append(hasher.submit(self._hash.update, view[end_read:end_read + got]))
             end_read += got
             return got
 
@@ -727,6 +715,9 @@ class CsvSource:
                     yield self._parse(chunk, newlines)
                 self._next_line += newlines
                 pos = end
+                for f in hashed:  # hashed before its pages are dropped
+                    f.result()
+                hashed.clear()
                 if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
                     upto = pos - pos % page
                     if upto > dropped:
@@ -736,11 +727,13 @@ class CsvSource:
                 if self._eof and pos == end_read:
                     break
         finally:  # where the file was read to, also when the caller stops early
+            if hasher is not None:
+                hasher.shutdown(wait=True)
             self._offset = end_read
 
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all."""
-        if self._eof or self._hasher is not None or not self.checksum:
+        if self._eof or not self.checksum:
             return
         with self.path.open("rb") as fh:
             fh.seek(self._offset)

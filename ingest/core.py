@@ -695,8 +695,8 @@ class Ingest:
         (:attr:`rejects`).
     checksum
         Compute each input's SHA-256 for :attr:`FeedReport.sha256` (the manifest's); without
-        it (nothing written that records it) the report's ``sha256`` is empty and the file is
-        read once instead of twice.
+        it (nothing written that records it) the report's ``sha256`` is empty and no time is
+        spent hashing.
 
     Attributes
     ----------

@@ -527,3 +527,25 @@ def test_read_table(tmp_path: Path) -> None:
     assert df.to_dict(as_series=False) == {"a": ["1", "2"], "b": ["x", ""]}
     with pytest.raises(InputError, match="line 3"):
         read_table(write(tmp_path / "u.csv", "a,b\n1,2\n3\n"))
+
+
+def test_a_mapped_csv_read_in_many_chunks_has_the_files_sha256(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # over the 1 MiB sample, so the file is mapped and hashed stretch by stretch as the chunks
+    # are cut (kqi/ingest/_text.py); small chunks make many stretches
+    monkeypatch.setattr(text_mod, "_MIN_CHUNK_BYTES", 64)
+    monkeypatch.setattr(text_mod, "_MAX_CHUNK_BYTES", 150_000)
+    start = datetime(2024, 1, 1)
+    lines = ["ts,cell_id,service,success,page_load_ms"]
+    lines += [f"{start + timedelta(minutes=i):%Y-%m-%d %H:%M:%S},C{i % 97},browsing,1,{1000 + i % 5000}"
+              for i in range(60_000)]
+    path = tmp_path / "tests.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 2 * text_mod.SAMPLE_BYTES
+    ing = Ingest(cfg(batch_rows=5000), tmp_path / "rejects")
+    feed = ing.app_tests(path, None)
+    heights = [b.height for b in feed.batches]
+    assert len(heights) > 10
+    assert max(heights) <= 5000
+    assert sum(heights) == 60_000
+    assert ing.reports["app_tests"].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
