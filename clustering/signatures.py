@@ -50,8 +50,12 @@ def robust_standardize(values: np.ndarray, reference: np.ndarray | None = None, 
             scale = float(col.std())
         if not scale > 0:
             scale = 1.0
-        z = (x[:, j] - med) / scale
-        out[:, j] = np.clip(np.where(np.isfinite(z), z, 0.0), -clip, clip)
+        v = x[:, j]
+        # a value far beyond a tiny spread overflows to infinity: clipped like any far value
+        # (only a missing value is the median's 0)
+        with np.errstate(over="ignore"):
+            z = (v - med) / scale
+        out[:, j] = np.where(np.isfinite(v), np.clip(z, -clip, clip), 0.0)
     return out
 
 

@@ -7,6 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests draw the same examples on every run (the tests are deterministic; a failure is
+# reproduced by running them again), with no example database kept between runs;
+# HYPOTHESIS_PROFILE=explore draws new ones (and keeps the failing ones) when hunting for bugs
+settings.register_profile("kqi", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kqi"))
 
 REPO = Path(__file__).resolve().parents[1]
 #: real public data, read in place (never copied into the repository: licences); KQI_REAL_DATA

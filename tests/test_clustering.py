@@ -42,8 +42,14 @@ def standardize_reference(values: np.ndarray, reference: np.ndarray, clip: float
         if not scale > 0:
             scale = 1.0
         for i in range(values.shape[0]):
-            v = values[i, j]
-            out[i, j] = 0.0 if not math.isfinite(v) else min(clip, max(-clip, (v - med) / scale))
+            v = float(values[i, j])
+            if not math.isfinite(v):
+                continue  # missing: the median's 0
+            try:
+                z = (v - float(med)) / float(scale)
+            except OverflowError:  # beyond a tiny (subnormal) spread: as far out as can be
+                z = math.copysign(math.inf, v - float(med))
+            out[i, j] = min(clip, max(-clip, z))
     return out
 
 
