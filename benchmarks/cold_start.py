@@ -73,8 +73,8 @@ import atexit
 atexit.register(report)
 t0 = time.perf_counter()
 sys.argv = ["kqi", *sys.argv[1:]]
-from kqi.cli import main
-main()  # the console script's own call: it does not return
+from kqi.cli import console
+console()  # the console script's own call: it does not return
 """
 
 

@@ -44,18 +44,19 @@ def robust_standardize(values: np.ndarray, reference: np.ndarray | None = None, 
         col = col[np.isfinite(col)]
         if col.size == 0:
             continue  # feature absent everywhere: contributes nothing
-        q25, med, q75 = np.quantile(col, [0.25, 0.5, 0.75])
-        scale = (q75 - q25) / _IQR_TO_STD
-        if not scale > 0:
-            scale = float(col.std())
-        if not scale > 0:
-            scale = 1.0
         v = x[:, j]
-        # a value far beyond a tiny spread overflows to infinity: clipped like any far value
-        # (only a missing value is the median's 0)
-        with np.errstate(over="ignore"):
+        # values near the float range overflow the spread or the median (infinite or NaN:
+        # no usable distance, the median's 0); a value far beyond a tiny spread overflows to
+        # infinity and is clipped like any far value; a missing value is the median's 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            q25, med, q75 = np.quantile(col, [0.25, 0.5, 0.75])
+            scale = (q75 - q25) / _IQR_TO_STD
+            if not scale > 0:
+                scale = float(col.std())
+            if not scale > 0:
+                scale = 1.0
             z = (v - med) / scale
-        out[:, j] = np.where(np.isfinite(v), np.clip(z, -clip, clip), 0.0)
+        out[:, j] = np.where(np.isfinite(v) & ~np.isnan(z), np.clip(z, -clip, clip), 0.0)
     return out
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -432,31 +433,33 @@ def _command(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the CLI; a KqiError becomes one line on stderr and exit code 2."""
+    """Run the CLI (``argv``, else ``sys.argv[1:]``); a KqiError becomes one line on stderr and
+    exit code 2 (``SystemExit``, as every other exit: the caller's process goes on)."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
     from kqi import _prefetch
 
-    _prefetch.own_process = True  # the console entry point: this process is kqi's own
+    _prefetch.own_process = True  # the command line: this process is kqi's own
     from kqi import _sidecar
 
     if _command(argv if argv is not None else sys.argv[1:]) in _HELPED:
         # hdbscan and folium imported in a helper process meanwhile (kqi/_sidecar.py)
         _sidecar.start()
-    code: int | str | None = 0
     try:
         _main(argv, verbose)
-    except SystemExit as exc:
-        if argv is not None:  # called from Python (the tests): the caller's process goes on
-            raise
-        code = exc.code
     finally:
         _sidecar.stop()
-    if argv is not None:
-        return
-    _exit(code)
 
 
-def _exit(code: int | str | None) -> NoReturn:
+def console() -> NoReturn:
+    """The ``kqi`` console script: :func:`main`, then the process ends (:func:`_exit`)."""
+    try:
+        main()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: str | int | None) -> NoReturn:
     """End the console process as Python's own exit would, without its teardown.
 
     The exit handlers run (logging flushed, Spark's gateway ended, temporary folders removed) and
@@ -467,18 +470,24 @@ def _exit(code: int | str | None) -> NoReturn:
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):
         sys.exit(code)
-    if isinstance(code, str):  # as SystemExit("message") does
-        print(code, file=sys.stderr)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # as SystemExit("message") does (or any other object):
+        # printed, exit code 1
+        with contextlib.suppress(Exception):
+            print(code, file=sys.stderr)
         code = 1
     # the handlers Python's exit would run, run now (atexit has no public call for this; it is
     # the one the interpreter makes)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is None:  # started with the descriptor closed (cron: ``kqi ... >&-``)
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (kqi ... | head): as Python's exit would
             code = code or 120
-    os._exit(code or 0)
+    os._exit(code & 0xFF)
 
 
 def _main(argv: list[str] | None, verbose: bool) -> None:
@@ -610,4 +619,4 @@ def history_cell(ctx: click.Context, cell_id: str, as_csv: bool) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from kqi.clustering.signatures import (
@@ -60,6 +60,8 @@ def standardize_reference(values: np.ndarray, reference: np.ndarray, clip: float
     reference=arrays(np.float64, st.tuples(st.integers(1, 20), st.just(3)),
                      elements=st.one_of(st.just(np.nan), st.floats(-1e3, 1e3))),
 )
+@example(values=np.array([[1.0, 1.0, 1.0]]),  # a spread of a few subnormals: z overflows
+         reference=np.array([[0.0, 5e-324, 5e-324], [5e-324, 5e-324, 5e-324]]))
 def test_standardize_matches_reference(values: np.ndarray, reference: np.ndarray) -> None:
     got = robust_standardize(values, reference, clip=4.0)
     np.testing.assert_allclose(got, standardize_reference(values, reference, 4.0), rtol=1e-9, atol=1e-9)
@@ -252,3 +254,10 @@ def test_spatial_clusters_large_compact_group_stays_one() -> None:
     labels = spatial_clusters(lat, lon, min_cluster_size=5, max_km=1.0)
     assert (labels >= 0).mean() > 0.9
     assert set(labels[labels >= 0].tolist()) == {0}
+
+
+def test_standardize_with_an_overflowing_spread_gives_no_nan() -> None:
+    # a reference spread beyond float range: no usable distance, the median's 0 (hdbscan takes
+    # no NaN)
+    z = robust_standardize(np.array([[1e308], [0.0]]), np.array([[-1.7e308], [1.7e308]]))
+    assert np.isfinite(z).all()
