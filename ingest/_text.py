@@ -688,7 +688,9 @@ class CsvSource:
             if hasher is not None and got:
                 self._hash_jobs.append(hasher.submit(self._hash.update, view[end_read:end_read + got]))
             end_read += got
-            self._offset = end_read  # what is read (and hashed, once the jobs are done)
+            # where the file was read to (and hashed, once the jobs are done), also when the
+            # caller stops early
+            self._offset = end_read
             return got
 
         def record_end() -> int:
@@ -735,10 +737,9 @@ class CsvSource:
                         dropped = upto
                 if self._eof and pos == end_read:
                     break
-        finally:  # where the file was read to, also when the caller stops early
+        finally:
             if hasher is not None:
                 hasher.shutdown(wait=True)
-            self._offset = end_read
 
     def finish_hash(self) -> None:
         """Hash the rest of the file (when reading stopped early) so ``sha256`` covers it all;

@@ -5,6 +5,7 @@ down; a thread still working gets the ordinary exit, which waits for it. Called 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,15 +90,13 @@ def test_closed_output_descriptors_do_not_fail_a_command(tmp_path) -> None:
     # a job started with its output closed (cron: kqi ... >&- 2>&-): sys.stdout is None
     r = _console(tmp_path, "city", "--out", str(tmp_path / "city"), "--cells", "30", "--days", "1",
                  capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                 close_fds=True, pass_fds=(), preexec_fn=_close_stdio)
+                 preexec_fn=_close_stdio)
     assert r.returncode == 0
     assert (tmp_path / "city" / "cells.csv").is_file()
     assert (tmp_path / "mark.atexit").read_text() == "ran"
 
 
 def _close_stdio() -> None:
-    import os
-
     os.close(1)
     os.close(2)
 
