@@ -10,6 +10,9 @@ in a fresh process per measurement, the tools alternated round by round:
   polars infers (cells, KPIs, complaints); for the app tests the columns the flag job needs,
   with the types of the benchmark matrix's decode floor (``benchmarks.tools.decode_floor``).
 
+Both tools' processes get the C allocator settings of ``kqi run``'s own process
+(``kqi._malloc``, where the interpreter's kqi has it; polars allocates through its own jemalloc).
+
 Imports, the cells table a feed is checked against, and kqi's kernels (a small file read first)
 are outside the timed part. Reported per feed and tool: median wall and CPU seconds (user +
 system of the process over the timed call, all threads), and kqi's ratio to polars.
@@ -50,6 +53,11 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
+try:  # the allocator settings of kqi run's own process (kqi/_malloc.py), for both tools
+    from kqi._malloc import keep_freed_memory
+    keep_freed_memory()
+except ImportError:  # a checkout from before them: neither tool has them
+    pass
 import polars as pl
 if tool == "polars":
     from benchmarks.tools import COLUMNS, FLOATS

@@ -29,21 +29,31 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 _CHILD = r"""
-import json, sys, time
+import atexit, json, sys, time
 t0 = time.perf_counter()
-from kqi.cli import main
-main(sys.argv[1:])
-wall = time.perf_counter() - t0
-with open("/proc/self/status", encoding="ascii") as f:
-    hwm = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
-sys.stderr.write("\n" + json.dumps({"wall_s": wall, "peak_rss_mib": hwm}) + "\n")
+def report():  # registered first, so run last of the exit handlers
+    wall = time.perf_counter() - t0
+    with open("/proc/self/status", encoding="ascii") as f:
+        hwm = next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+    sys.stderr.write("\n" + json.dumps({"wall_s": wall, "peak_rss_mib": hwm}) + "\n")
+    sys.stderr.flush()
+atexit.register(report)
+sys.argv = ["kqi", *sys.argv[1:]]
+try:  # the console script's own path, as a user's command runs
+    from kqi.cli import console as entry
+except ImportError:  # a checkout from before kqi.cli.console (its console script was main)
+    from kqi.cli import main as entry
+sys.exit(entry())
 """
 
 
 def _kqi(python: str, args: list[str]) -> dict[str, Any]:
     env = {**os.environ, "POLARS_MAX_THREADS": str(len(os.sched_getaffinity(0)))}
-    proc = subprocess.run([python, "-c", _CHILD, "-q", *args], capture_output=True, text=True,
-                          env=env, check=False)
+    # run outside any checkout: ``python -c`` puts its working directory first on sys.path, so
+    # in this one another checkout's interpreter would import this checkout's kqi over its own
+    with tempfile.TemporaryDirectory(prefix="kqi-stages-cwd-") as cwd:
+        proc = subprocess.run([python, "-c", _CHILD, "-q", *args], capture_output=True,
+                              text=True, env=env, cwd=cwd, check=False)
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"kqi {' '.join(args)} failed: {proc.stderr.strip()[-800:]}")

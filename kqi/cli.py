@@ -451,7 +451,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def console() -> NoReturn:
-    """The ``kqi`` console script: :func:`main`, then the process ends (:func:`_exit`)."""
+    """The ``kqi`` console script: :func:`main`, then the process ends (:func:`_exit`).
+
+    The process is kqi's own: its C allocator keeps freed memory for the next chunk
+    (kqi/_malloc.py)."""
+    from kqi._malloc import keep_freed_memory
+
+    keep_freed_memory()
     try:
         main()
     except SystemExit as exc:
