@@ -45,8 +45,11 @@ _LANDLINE = rf"\(?0[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}"
 # not inside a word or a longer digit run, and not the decimals of a number ("0.13912345678")
 _PHONE = re.compile(rf"(?<![\dA-Za-z])(?<!\d[.,])(?:{_CN_MOBILE}|{_INTERNATIONAL}|{_LANDLINE})"
                     r"(?![\dA-Za-z])")
-#: a cheap superset of :data:`_PHONE` for polars (Rust regex): seven digits with short separators
-_CANDIDATE = r"[0-9０-９](?:[\s\-./()（）＋+－]{0,3}[0-9０-９]){6,}"
+#: a cheap superset of :data:`_PHONE` for polars (Rust regex, no look-behind): seven digits with
+#: short separators, the first of them not after a letter or a digit (in every form of
+#: :data:`_PHONE` the first digit follows the start, a sign or a bracket, inside the match or
+#: before it; ids such as ``C20261102000001`` are then not looked at in Python)
+_CANDIDATE = r"(?:^|[^0-9A-Za-z０-９])[0-9０-９](?:[\s\-./()（）＋+－]{0,3}[0-9０-９]){6,}"
 #: headers of columns that hold a person's number, whatever their values look like
 PHONE_HEADER = re.compile(
     r"(?:^|[_\s])(?:msisdn|phone|mobile|tel|telephone|contact|callback|cellphone)(?:[_\s]|no|$)"
@@ -101,14 +104,17 @@ def is_phone_header(name: str) -> bool:
 def scrub_series(texts: pl.Series, known: pl.Series | None = None) -> pl.Series:
     """:func:`scrub_text` over a text column; ``known`` holds each row's own number(s).
 
-    Values without a run of seven digits are skipped in polars; the rest go through the regex.
+    Values without a run of seven digits or their own number are skipped in polars; the rest go
+    through the regex.
     """
     t = texts.cast(pl.String)
     own = known.cast(pl.String) if known is not None else None
     # only values with a run of digits can hold a number: the others are not looked at in Python
     todo = t.str.contains(_CANDIDATE).fill_null(False)
-    if own is not None:
-        todo = todo | own.is_not_null()
+    if own is not None:  # and the values holding their own number (scrub_text's ``known``)
+        todo = todo | pl.select(
+            (pl.lit(own).str.len_chars() >= 5)
+            & pl.lit(t).str.contains(pl.lit(own), literal=True)).to_series().fill_null(False)
     if not todo.any():
         return t.alias(texts.name)
     idx = todo.arg_true()
