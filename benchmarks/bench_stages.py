@@ -49,6 +49,8 @@ sys.exit(entry())
 
 def _kqi(python: str, args: list[str]) -> dict[str, Any]:
     env = {**os.environ, "POLARS_MAX_THREADS": str(len(os.sched_getaffinity(0)))}
+    if env.get("PYTHONPATH"):  # the child runs in another folder: its entries made absolute
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
     # run outside any checkout: ``python -c`` puts its working directory first on sys.path, so
     # in this one another checkout's interpreter would import this checkout's kqi over its own
     with tempfile.TemporaryDirectory(prefix="kqi-stages-cwd-") as cwd:
@@ -76,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=HERE / "data")
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default: results/)")
     args = ap.parse_args(argv)
+    # the children run in a folder of their own: paths given relative to this one made absolute
+    # (abspath, not resolve: a venv's python is a symlink that must stay one)
+    args.data_dir = Path(os.path.abspath(args.data_dir))
+    if os.sep in args.python:
+        args.python = os.path.abspath(args.python)
     city = args.data_dir / f"city_{args.cells}_{args.days}d"
     if not (city / "cell_kpis.csv").exists():
         _kqi(sys.executable, ["city", "--out", str(city), "--cells", str(args.cells),

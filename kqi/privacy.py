@@ -45,11 +45,13 @@ _LANDLINE = rf"\(?0[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}"
 # not inside a word or a longer digit run, and not the decimals of a number ("0.13912345678")
 _PHONE = re.compile(rf"(?<![\dA-Za-z])(?<!\d[.,])(?:{_CN_MOBILE}|{_INTERNATIONAL}|{_LANDLINE})"
                     r"(?![\dA-Za-z])")
-#: a cheap superset of :data:`_PHONE` for polars (Rust regex, no look-behind): seven digits with
-#: short separators, the first of them not after a letter or a digit (in every form of
-#: :data:`_PHONE` the first digit follows the start, a sign or a bracket, inside the match or
-#: before it; ids such as ``C20261102000001`` are then not looked at in Python)
-_CANDIDATE = r"(?:^|[^0-9A-Za-z０-９])[0-9０-９](?:[\s\-./()（）＋+－]{0,3}[0-9０-９]){6,}"
+#: a cheap superset of :data:`_PHONE` for polars (Rust regex, no look-behind): seven digits
+#: (any script's, as Python's ``\d``) with short separators (every character :data:`_ASCII` reads
+#: as one), the first of them not after a letter or a digit (in every form of :data:`_PHONE` the
+#: first digit follows the start, a sign, a bracket or a space, inside the match or before it;
+#: ids such as ``C20261102000001`` are then not looked at in Python)
+_CANDIDATE = (r"(?:^|[^\dA-Za-z])\d"
+              r"(?:[\s\-./()（）＋+－．／\x{2010}-\x{2014}]{0,3}\d){6,}")
 #: headers of columns that hold a person's number, whatever their values look like
 PHONE_HEADER = re.compile(
     r"(?:^|[_\s])(?:msisdn|phone|mobile|tel|telephone|contact|callback|cellphone)(?:[_\s]|no|$)"

@@ -11,10 +11,14 @@ from benchmarks import bench_stages
 
 
 @pytest.mark.slow
-def test_a_stage_table_from_a_small_city(tmp_path: Path) -> None:
+def test_a_stage_table_from_a_small_city(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a data folder given relative to the caller's folder (the runs themselves are made in one
+    # of their own)
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "stages.json"
-    assert bench_stages.main(["--cells", "40", "--days", "1", "--data-dir", str(tmp_path / "data"),
+    assert bench_stages.main(["--cells", "40", "--days", "1", "--data-dir", "data",
                               "--out", str(out)]) == 0
+    assert (tmp_path / "data" / "city_40_1d" / "cell_kpis.csv").is_file()
     res = json.loads(out.read_text(encoding="utf-8"))
     (rnd,) = res["rounds"]
     assert rnd["wall_s"] > 0
