@@ -25,6 +25,7 @@ from kqi.schema import (
     SERVICE_CODE,
     Column,
 )
+from kqi.zones import local_to_utc
 
 from ._kernels import _check_floats
 from ._times import DAY_FIRST, DAY_MONTH, MONTH_FIRST, NAMED, UNAMBIGUOUS, describe, with_times
@@ -439,57 +440,6 @@ def name_form(value: str) -> str | None:
         if s.str.strptime(pl.Datetime("us"), f, strict=False).is_not_null().all():
             return f
     return None
-
-
-#: the width of the stretches of local time :func:`local_to_utc` gives one offset (15 minutes;
-#: since 1970 no zone's transitions are within days of each other, tests/test_local_to_utc.py)
-_STRETCH_US = 15 * 60 * 1_000_000
-#: at most this many stretches between a series' first and last time are looked up (682 days);
-#: a longer span is converted value by value
-_MAX_STRETCHES = 1 << 16
-
-
-def _replace_zone(naive: pl.Series, timezone: str) -> pl.Series:
-    return (naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-            .dt.convert_time_zone("UTC"))
-
-
-def local_to_utc(naive: pl.Series, timezone: str) -> pl.Series:
-    """Naive local times in ``timezone`` as UTC (``Datetime("us", "UTC")``): polars'
-    ``replace_time_zone(timezone, ambiguous="earliest", non_existent="null")``, the same values,
-    without its per-value zone look-up (75 ns a value, a quarter of a KPI file's ingest).
-
-    The offset is looked up once per 15-minute stretch of local time between the first and the
-    last value (at the stretch's first and last microsecond, by polars itself); a stretch whose
-    two offsets agree has no transition inside, and its values are shifted by that offset in
-    one subtraction. Values in a stretch with a transition (a gap, an ambiguous hour), or a
-    series spanning more than :data:`_MAX_STRETCHES` stretches, are converted by polars one by
-    one. ``tests/test_local_to_utc.py`` compares the two over every zone's transitions.
-    """
-    naive = naive.cast(pl.Datetime("us"))
-    if len(naive) < 4096 or naive.null_count() == len(naive):
-        return _replace_zone(naive, timezone)
-    phys = naive.to_physical()
-    stretch = phys // _STRETCH_US
-    first, last = stretch.min(), stretch.max()
-    assert isinstance(first, int)
-    assert isinstance(last, int)
-    if last - first >= min(_MAX_STRETCHES, max(len(naive) // 4, 1024)):
-        return _replace_zone(naive, timezone)
-    starts = pl.int_range(first, last + 1, dtype=pl.Int64, eager=True) * _STRETCH_US
-    k = len(starts)
-    probe = pl.concat([starts, starts + (_STRETCH_US - 1)]).cast(pl.Datetime("us"))
-    offsets = (pl.concat([starts, starts + (_STRETCH_US - 1)])
-               - _replace_zone(probe, timezone).to_physical())
-    begin, end = offsets.slice(0, k), offsets.slice(k, k)
-    table = pl.select(pl.when(pl.lit(begin) == pl.lit(end)).then(pl.lit(begin))).to_series()
-    offset = table.gather(stretch - first)  # null: no time, or a stretch with a transition
-    out = (phys - offset).cast(pl.Datetime("us", "UTC")).alias(naive.name)
-    todo = (offset.is_null() & phys.is_not_null())
-    if todo.any():
-        idx = todo.arg_true()
-        out = out.scatter(idx, _replace_zone(naive.gather(idx), timezone))
-    return out
 
 
 class TimestampParser:

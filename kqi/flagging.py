@@ -36,6 +36,7 @@ from kqi.errors import InputError
 from kqi.frames import DType, polars_schema
 from kqi.schema import CELL_KQI, SERVICE_KQIS, SERVICES
 from kqi.summary import CaseCounts, RunSummary
+from kqi.zones import local_days
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _local_days(ts: pl.Series, tz: str) -> pl.Series:
     if tz.upper() in ("UTC", "Z", "ETC/UTC"):
         # integer floor division: an order of magnitude faster than a zone conversion
         return (ts.dt.epoch("us") // _US_PER_DAY).cast(pl.Int32)
-    return ts.dt.convert_time_zone(tz).dt.date().cast(pl.Int32)
+    return local_days(ts, tz)
 
 
 def _check_services(svc: np.ndarray) -> None:

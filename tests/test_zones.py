@@ -1,4 +1,4 @@
-"""ingest._convert.local_to_utc gives polars' own replace_time_zone result, faster."""
+"""kqi.zones: polars' own zone conversions (both ways), one look-up per stretch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from kqi.ingest._convert import _STRETCH_US, _replace_zone, local_to_utc
+
+from kqi import zones
+from kqi.zones import STRETCH_US, local_date_days, local_days, local_to_utc
+from kqi.zones import replace_zone as _replace_zone
 
 #: zones with DST both ways, half- and quarter-hour offsets, a 30-minute DST (Lord Howe),
 #: midnight transitions (Sao Paulo, Havana), none (Shanghai), and a day skipped (Apia, 2011)
@@ -81,10 +84,33 @@ def test_the_same_as_polars_on_a_week_of_times(zone: str, seed: int) -> None:
 def test_transitions_inside_a_stretch(zone: str, minutes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # stretches that do not end on the transitions (7 minutes) or hold a whole gap or ambiguous
     # hour (1 and 3 hours): those with a transition inside are the ones polars converts
-    from kqi.ingest import _convert
-
-    monkeypatch.setattr(_convert, "_STRETCH_US", minutes * 60_000_000)
+    monkeypatch.setattr(zones, "STRETCH_US", minutes * 60_000_000)
     test_the_same_as_polars_on_a_week_of_times(zone, 4)
+    test_local_days_the_same_as_polars(zone, 4)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("seed", [5, 6])
+def test_local_days_the_same_as_polars(zone: str, seed: int) -> None:
+    # UTC instants around a transition and around local midnights, a week of them, with nulls
+    rng = np.random.default_rng(seed)
+    ts = _transitions(zone)
+    start = next((t for t in ts if t > 1_600_000_000), 1_700_000_000) * 1_000_000 - 3 * 86_400_000_000
+    anywhere = start + rng.integers(0, 7 * 86_400_000_000, 30_000)
+    near = (start + rng.integers(0, 7, 10_000) * 86_400_000_000
+            + rng.integers(-14 * 3_600_000_000, 14 * 3_600_000_000, 10_000))
+    # each local midnight of the fortnight and the microsecond before it
+    tz = zoneinfo.ZoneInfo(zone)
+    day0 = dt.datetime.fromtimestamp(start // 1_000_000, tz).date()
+    midnights = [int(dt.datetime.combine(day0 + dt.timedelta(days=d), dt.time(), tz).timestamp())
+                 * 1_000_000 for d in range(14)]
+    edges = np.repeat(np.array(midnights, dtype=np.int64), 2) + np.tile([0, -1], 14)
+    s = pl.Series("ts", np.concatenate([anywhere, near, edges])).cast(pl.Datetime("us", "UTC"))
+    s = s.scatter(rng.integers(0, len(s) - len(edges), 400), None)
+    got = local_days(s, zone)
+    assert got.equals(local_date_days(s, zone))
+    assert got.dtype == pl.Int32
+    assert got.name == "ts"
 
 
 def test_a_long_span_and_a_short_series_take_the_plain_path() -> None:
@@ -107,4 +133,4 @@ def test_no_zone_has_two_transitions_in_one_stretch() -> None:
         ts = [t for t in _transitions(zone) if t >= 0]
         close += [(zone, a) for a, b in itertools.pairwise(ts) if b - a < 2 * 86_400]
     assert not close
-    assert _STRETCH_US < 86_400 * 1_000_000
+    assert STRETCH_US < 86_400 * 1_000_000
