@@ -25,6 +25,7 @@ from kqi.config import Config, check_diagnosis
 from kqi.frames import column_or_null, polars_schema, poor_services_agg, with_columns_or_null
 from kqi.phrases import phrase as _p
 from kqi.schema import CAUSES, DIAGNOSIS
+from kqi.zones import local_hours
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +237,19 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         if col not in kpis.columns:
             raise ValueError(f"kpis has no '{col}' column")
     # local hours: a configured busy window (19-22) means the operator's clock, not UTC
-    ts = pl.col("ts")
+    hour = pl.col("ts").dt.hour()
     ts_type = kpis.schema["ts"]
     if isinstance(ts_type, pl.Datetime) and ts_type.time_zone is not None:
-        ts = ts.dt.convert_time_zone(cfg.ingest.timezone)
+        tz = cfg.ingest.timezone
+        hour = (pl.col("ts").dt.convert_time_zone(tz).dt.hour() if tz.upper() in ("UTC", "ETC/UTC")
+                else pl.lit(local_hours(kpis.get_column("ts"), tz)))  # kqi/zones.py
     # dense integer codes: grouping and gathering by int is several times faster than by string
     code = (pl.col("cell_code").cast(pl.Int64) if "cell_code" in kpis.columns
             else pl.col("cell_id").cast(pl.String).rank("dense").cast(pl.Int64) - 1)
     k = kpis.select(
         code.alias("code"),
         pl.col("cell_id").cast(pl.String),
-        ts.dt.hour().cast(pl.Int64).alias("hour"),
+        hour.cast(pl.Int64).alias("hour"),
         *[column_or_null(kpis.columns, c, pl.Float64).fill_nan(None) for c in _KPI_FLOATS],
         column_or_null(kpis.columns, "alarm_count", pl.Int64),
     ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))

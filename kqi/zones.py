@@ -27,6 +27,7 @@ MAX_STRETCHES = 1 << 16
 MIN_ROWS = 4096
 
 _US_PER_DAY = 86_400_000_000
+_US_PER_HOUR = 3_600_000_000
 
 
 def _offsets(phys: pl.Series, offset_at: Callable[[pl.Series], pl.Series]) -> pl.Series | None:
@@ -80,22 +81,34 @@ def local_date_days(ts: pl.Series, timezone: str) -> pl.Series:
     return ts.dt.convert_time_zone(timezone).dt.date().cast(pl.Int32)
 
 
-def local_days(ts: pl.Series, timezone: str) -> pl.Series:
-    """The calendar day in ``timezone`` (days since 1970-01-01, Int32) of each zoned time of
-    ``ts``: :func:`local_date_days`' values, one zone look-up per stretch of UTC time."""
+def _wall(ts: pl.Series, timezone: str) -> pl.Series:
+    """polars' own wall-clock time in ``timezone`` of zoned times (Int64 microseconds)."""
+    return ts.dt.convert_time_zone(timezone).dt.replace_time_zone(None).dt.epoch("us")
+
+
+def local_wall(ts: pl.Series, timezone: str) -> pl.Series:
+    """The wall-clock time in ``timezone`` of each zoned time of ``ts`` (Int64 microseconds since
+    1970-01-01 00:00 local): polars' values, one zone look-up per stretch of UTC time."""
     phys = ts.dt.epoch("us")
-
-    def offset_at(instants: pl.Series) -> pl.Series:
-        wall = (instants.cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(timezone)
-                .dt.replace_time_zone(None).to_physical())
-        return wall - instants
-
-    offset = _offsets(phys, offset_at)
+    offset = _offsets(phys, lambda instants: _wall(instants.cast(pl.Datetime("us", "UTC")),
+                                                   timezone) - instants)
     if offset is None:
-        return local_date_days(ts, timezone)
-    out = ((phys + offset) // _US_PER_DAY).cast(pl.Int32).alias(ts.name)
+        return _wall(ts, timezone).alias(ts.name)
+    out = (phys + offset).alias(ts.name)
     todo = offset.is_null() & phys.is_not_null()
     if todo.any():
         idx = todo.arg_true()
-        out = out.scatter(idx, local_date_days(ts.gather(idx), timezone))
+        out = out.scatter(idx, _wall(ts.gather(idx), timezone))
     return out
+
+
+def local_days(ts: pl.Series, timezone: str) -> pl.Series:
+    """The calendar day in ``timezone`` (days since 1970-01-01, Int32) of each zoned time of
+    ``ts``: :func:`local_date_days`' values, from :func:`local_wall`."""
+    return (local_wall(ts, timezone) // _US_PER_DAY).cast(pl.Int32)
+
+
+def local_hours(ts: pl.Series, timezone: str) -> pl.Series:
+    """The hour of the day in ``timezone`` (0-23, Int8) of each zoned time of ``ts``: polars'
+    ``convert_time_zone(timezone).dt.hour()``, from :func:`local_wall`."""
+    return ((local_wall(ts, timezone) // _US_PER_HOUR) % 24).cast(pl.Int8)

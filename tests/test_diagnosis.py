@@ -760,6 +760,22 @@ def load_network(n: int, *, floor: float, slope: float, cells: dict[str, dict[st
     return pl.DataFrame(rows).with_columns(pl.col("alarm_count").cast(pl.Int64))
 
 
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Dublin", "America/St_Johns"])
+def test_local_hours_by_stretches_as_polars_gives_them(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4,800 zoned hourly rows: the local hours come from kqi.zones' stretches; the evidence is
+    # the one polars' per-value conversion gives (forced by a row threshold no frame reaches)
+    from kqi import zones
+
+    kpis = load_network(100, floor=-112.0, slope=0.0, cells={}).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC"))
+    assert kpis.height >= zones.MIN_ROWS
+    cfg = Config(diagnosis=dataclasses.replace(DiagnosisConfig(), busy_hours=(19, 20, 21, 22)),
+                 ingest=dataclasses.replace(Config().ingest, timezone=zone))
+    fast = extract_evidence(kpis, grid_cells(100), cfg, isd=no_isd(kpis))
+    monkeypatch.setattr(zones, "MIN_ROWS", 10**12)
+    assert fast.equals(extract_evidence(kpis, grid_cells(100), cfg, isd=no_isd(kpis)))
+
+
 def poor_kqi(ids: list[str]) -> pl.DataFrame:
     return pl.DataFrame({"cell_id": ids, "service": "browsing", "tests": 100, "good_tests": 50,
                          "good_rate": 0.5, "poor": True, "rate_low": 0.4, "rate_high": 0.6,

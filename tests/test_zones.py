@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from kqi import zones
-from kqi.zones import STRETCH_US, local_date_days, local_days, local_to_utc
+from kqi.zones import STRETCH_US, local_date_days, local_days, local_hours, local_to_utc
 from kqi.zones import replace_zone as _replace_zone
 
 #: zones with DST both ways, half- and quarter-hour offsets, a 30-minute DST (Lord Howe),
@@ -115,6 +115,10 @@ def test_local_days_the_same_as_polars(zone: str, seed: int) -> None:
     assert got.equals(local_date_days(s, zone))
     assert got.dtype == pl.Int32
     assert got.name == "ts"
+    # and the local hour of the day, as the diagnosis's busy hours read it
+    hours = local_hours(s, zone)
+    assert hours.equals(s.dt.convert_time_zone(zone).dt.hour())
+    assert hours.dtype == pl.Int8
 
 
 def test_a_long_span_and_a_short_series_take_the_plain_path() -> None:
