@@ -240,9 +240,7 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
     hour = pl.col("ts").dt.hour()
     ts_type = kpis.schema["ts"]
     if isinstance(ts_type, pl.Datetime) and ts_type.time_zone is not None:
-        tz = cfg.ingest.timezone
-        hour = (pl.col("ts").dt.convert_time_zone(tz).dt.hour() if tz.upper() in ("UTC", "ETC/UTC")
-                else pl.lit(local_hours(kpis.get_column("ts"), tz)))  # kqi/zones.py
+        hour = pl.lit(local_hours(kpis.get_column("ts"), cfg.ingest.timezone))  # kqi/zones.py
     # dense integer codes: grouping and gathering by int is several times faster than by string
     code = (pl.col("cell_code").cast(pl.Int64) if "cell_code" in kpis.columns
             else pl.col("cell_id").cast(pl.String).rank("dense").cast(pl.Int64) - 1)

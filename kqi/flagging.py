@@ -41,7 +41,6 @@ from kqi.zones import local_days
 log = logging.getLogger(__name__)
 
 N_SERVICES = _kernels.N_SERVICES
-_US_PER_DAY = 86_400_000_000
 _SERVICE_NAMES = pl.Series("service", SERVICES, dtype=pl.String)
 #: each service code's place among the service names sorted as text (the output's order)
 _SERVICE_RANK = np.argsort(np.argsort(np.array(SERVICES))).astype(np.int64)
@@ -131,10 +130,7 @@ def _local_days(ts: pl.Series, tz: str) -> pl.Series:
         raise ValueError(f"batch column 'ts' must be a datetime, not {ts.dtype}")
     if ts.dtype.time_zone is None:
         ts = ts.dt.replace_time_zone("UTC")
-    if tz.upper() in ("UTC", "Z", "ETC/UTC"):
-        # integer floor division: an order of magnitude faster than a zone conversion
-        return (ts.dt.epoch("us") // _US_PER_DAY).cast(pl.Int32)
-    return local_days(ts, tz)
+    return local_days(ts, tz)  # kqi/zones.py: integer division in UTC, stretches elsewhere
 
 
 def _check_services(svc: np.ndarray) -> None:

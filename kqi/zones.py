@@ -30,6 +30,10 @@ _US_PER_DAY = 86_400_000_000
 _US_PER_HOUR = 3_600_000_000
 
 
+#: zone names read as UTC itself: no look-up at all
+UTC_NAMES = ("UTC", "Z", "ETC/UTC")
+
+
 def _offsets(phys: pl.Series, offset_at: Callable[[pl.Series], pl.Series]) -> pl.Series | None:
     """Per value of ``phys`` (Int64 microseconds), the offset ``offset_at`` gives (Int64
     microseconds, for an Int64 series of instants) at both ends of the value's stretch; null where
@@ -51,6 +55,21 @@ def _offsets(phys: pl.Series, offset_at: Callable[[pl.Series], pl.Series]) -> pl
     return table.gather(stretch - first)
 
 
+def _by_stretches(phys: pl.Series, exact: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """``exact(phys)`` (an Int64 series of microseconds to another Int64 one, polars' own
+    conversion), computed as ``phys`` plus the offset ``exact`` gives at each end of the value's
+    stretch, and by ``exact`` itself for the values of a stretch with a transition."""
+    offset = _offsets(phys, lambda instants: exact(instants) - instants)
+    if offset is None:
+        return exact(phys)
+    out = phys + offset
+    todo = offset.is_null() & phys.is_not_null()
+    if todo.any():
+        idx = todo.arg_true()
+        out = out.scatter(idx, exact(phys.gather(idx)))
+    return out
+
+
 def replace_zone(naive: pl.Series, timezone: str) -> pl.Series:
     """polars' own conversion of naive wall-clock times in ``timezone`` to UTC (an ambiguous time
     the earlier, a time in a gap null)."""
@@ -61,50 +80,31 @@ def replace_zone(naive: pl.Series, timezone: str) -> pl.Series:
 
 def local_to_utc(naive: pl.Series, timezone: str) -> pl.Series:
     """Naive wall-clock times in ``timezone`` as ``Datetime("us", "UTC")``: :func:`replace_zone`'s
-    values, one zone look-up per stretch."""
+    values, one zone look-up per stretch of local time."""
     naive = naive.cast(pl.Datetime("us"))
-    phys = naive.to_physical()
-    offset = _offsets(phys, lambda wall: wall - replace_zone(wall.cast(pl.Datetime("us")),
-                                                             timezone).to_physical())
-    if offset is None:
-        return replace_zone(naive, timezone)
-    out = (phys - offset).cast(pl.Datetime("us", "UTC")).alias(naive.name)
-    todo = offset.is_null() & phys.is_not_null()
-    if todo.any():
-        idx = todo.arg_true()
-        out = out.scatter(idx, replace_zone(naive.gather(idx), timezone))
-    return out
-
-
-def local_date_days(ts: pl.Series, timezone: str) -> pl.Series:
-    """polars' own calendar day in ``timezone`` of zoned times ``ts`` (days since 1970-01-01)."""
-    return ts.dt.convert_time_zone(timezone).dt.date().cast(pl.Int32)
-
-
-def _wall(ts: pl.Series, timezone: str) -> pl.Series:
-    """polars' own wall-clock time in ``timezone`` of zoned times (Int64 microseconds)."""
-    return ts.dt.convert_time_zone(timezone).dt.replace_time_zone(None).dt.epoch("us")
+    utc = _by_stretches(naive.to_physical(),
+                        lambda wall: replace_zone(wall.cast(pl.Datetime("us")), timezone).to_physical())
+    return utc.cast(pl.Datetime("us", "UTC")).alias(naive.name)
 
 
 def local_wall(ts: pl.Series, timezone: str) -> pl.Series:
     """The wall-clock time in ``timezone`` of each zoned time of ``ts`` (Int64 microseconds since
-    1970-01-01 00:00 local): polars' values, one zone look-up per stretch of UTC time."""
+    1970-01-01 00:00 local): polars' ``convert_time_zone(timezone)`` values, one zone look-up per
+    stretch of UTC time (none for UTC itself)."""
     phys = ts.dt.epoch("us")
-    offset = _offsets(phys, lambda instants: _wall(instants.cast(pl.Datetime("us", "UTC")),
-                                                   timezone) - instants)
-    if offset is None:
-        return _wall(ts, timezone).alias(ts.name)
-    out = (phys + offset).alias(ts.name)
-    todo = offset.is_null() & phys.is_not_null()
-    if todo.any():
-        idx = todo.arg_true()
-        out = out.scatter(idx, _wall(ts.gather(idx), timezone))
-    return out
+    if timezone.upper() in UTC_NAMES:
+        return phys
+
+    def wall(instants: pl.Series) -> pl.Series:
+        return (instants.cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(timezone)
+                .dt.replace_time_zone(None).dt.epoch("us"))
+
+    return _by_stretches(phys, wall).alias(ts.name)
 
 
 def local_days(ts: pl.Series, timezone: str) -> pl.Series:
     """The calendar day in ``timezone`` (days since 1970-01-01, Int32) of each zoned time of
-    ``ts``: :func:`local_date_days`' values, from :func:`local_wall`."""
+    ``ts``: polars' ``convert_time_zone(timezone).dt.date()``, from :func:`local_wall`."""
     return (local_wall(ts, timezone) // _US_PER_DAY).cast(pl.Int32)
 
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from kqi import zones
-from kqi.zones import STRETCH_US, local_date_days, local_days, local_hours, local_to_utc
+from kqi.zones import STRETCH_US, local_days, local_hours, local_to_utc
 from kqi.zones import replace_zone as _replace_zone
 
 #: zones with DST both ways, half- and quarter-hour offsets, a 30-minute DST (Lord Howe),
@@ -21,6 +21,11 @@ from kqi.zones import replace_zone as _replace_zone
 ZONES = ["Asia/Shanghai", "Europe/Dublin", "America/New_York", "Australia/Lord_Howe",
          "Asia/Kathmandu", "America/Sao_Paulo", "America/Havana", "Pacific/Apia",
          "Asia/Tehran", "Pacific/Chatham", "Europe/London", "UTC", "Etc/GMT-14"]
+
+
+def local_date_days(ts: pl.Series, timezone: str) -> pl.Series:
+    """The reference: polars' own calendar day in ``timezone`` (days since 1970-01-01)."""
+    return ts.dt.convert_time_zone(timezone).dt.date().cast(pl.Int32)
 
 
 def _transitions(zone: str) -> list[int]:
