@@ -59,3 +59,33 @@ def test_the_console_script_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_nothing_changed_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_malloc, "_libc_version", lambda: "")
     assert _malloc.keep_freed_memory() is False
+
+
+_POOL = """
+import sys
+from kqi._malloc import keep_freed_memory
+if sys.argv[1] == "early":
+    import pyarrow
+keep_freed_memory()
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+def _pool(when: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", _POOL, when], capture_output=True, text=True,
+                         check=True, env={**base, **env})
+    return out.stdout.strip()
+
+
+@glibc
+def test_pyarrow_allocates_with_the_c_allocator() -> None:
+    # mimalloc (pyarrow's wheels' default) gave each chunk's memory back to the kernel
+    assert _pool("late") == "system"
+    assert _pool("early") == "system"  # pyarrow imported before: its pool is set directly
+
+
+@glibc
+def test_a_pool_the_user_chose_is_kept() -> None:
+    assert _pool("late", ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
