@@ -114,64 +114,82 @@ def _block_bad(x, xv, b0, b1, lo, hi, whole, out_valid):
 
 
 @kernel
+def _judge_block(cell_ix, cell_map, svc_ix, svc_map,
+                 s, sv, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, g, gv,
+                 lo, hi, whole, use_good, targets, b0, b1,
+                 valid_buf, cell_buf, svc_buf, succ_buf, good_buf, verdict_buf):
+    """Check and judge rows ``b0..b1-1`` (one block, at most ``len(cell_buf)`` rows, ``b0`` a
+    multiple of 8): every present value of the eight judged columns (``s`` success, ``k0..k5``
+    KQIs, ``g`` good; float64 values with Arrow validity bitmaps from bit 0) is checked against
+    ``lo``/``hi``/``whole`` (NaN counted as missing: the rule of ``_check_floats``); every row's
+    cell and service code is read through the per-value maps (``cell_map[cell_ix]``,
+    ``svc_map[svc_ix]``; an empty ``cell_map``: ``cell_ix`` holds the codes themselves; a
+    negative index or code is a row that needs the ordinary path); then each row's code goes to
+    ``cell_buf``/``svc_buf`` and its verdict (``_verdicts``; a NaN KQI fails as a missing one
+    does, a NaN success counts as missing) to ``verdict_buf``, from 0.
+
+    Returns False, judging nothing, when a value of the block fails.
+    """
+    m = b1 - b0
+    nb = (m + 7) >> 3
+    j0 = b0 >> 3
+    if (_block_bad(s, sv, b0, b1, lo[0], hi[0], whole[0], valid_buf[0, :nb])
+            or _block_bad(k0, v0, b0, b1, lo[1], hi[1], whole[1], valid_buf[1, :nb])
+            or _block_bad(k1, v1, b0, b1, lo[2], hi[2], whole[2], valid_buf[2, :nb])
+            or _block_bad(k2, v2, b0, b1, lo[3], hi[3], whole[3], valid_buf[3, :nb])
+            or _block_bad(k3, v3, b0, b1, lo[4], hi[4], whole[4], valid_buf[4, :nb])
+            or _block_bad(k4, v4, b0, b1, lo[5], hi[5], whole[5], valid_buf[5, :nb])
+            or _block_bad(k5, v5, b0, b1, lo[6], hi[6], whole[6], valid_buf[6, :nb])
+            or _block_bad(g, gv, b0, b1, lo[7], hi[7], whole[7], valid_buf[7, :nb])):
+        return False
+    if use_good:  # a NaN good is a missing one: its validity with NaNs cleared
+        _check_floats(g, gv, b0, b1, lo[7], hi[7], whole[7], valid_buf[7, :nb])
+    else:
+        valid_buf[7, :nb] = gv[j0:j0 + nb]
+    direct = cell_map.shape[0] == 0
+    bad = np.int64(0)
+    for i in range(m):
+        ci = np.int64(cell_ix[b0 + i])
+        si = np.int64(svc_ix[b0 + i])
+        c = np.int32(-1) if ci < 0 else (np.int32(ci) if direct else cell_map[ci])
+        sc = np.int8(-1) if si < 0 else svc_map[si]
+        bad |= np.int64(c < 0) | np.int64(sc < 0)
+        cell_buf[i] = c
+        svc_buf[i] = sc
+        succ_buf[i] = np.int8(s[b0 + i] != 0.0)
+        good_buf[i] = np.int8(g[b0 + i] != 0.0)
+    if bad:
+        return False
+    fk._verdicts(svc_buf[:m], succ_buf[:m], sv[j0:j0 + nb],
+                 k0[b0:b1], v0[j0:j0 + nb], k1[b0:b1], v1[j0:j0 + nb],
+                 k2[b0:b1], v2[j0:j0 + nb], k3[b0:b1], v3[j0:j0 + nb],
+                 k4[b0:b1], v4[j0:j0 + nb], k5[b0:b1], v5[j0:j0 + nb],
+                 good_buf[:m], valid_buf[7, :nb], use_good, targets, verdict_buf[:m])
+    return True
+
+
+@kernel
 def _judge_count(cell_ix, cell_map, svc_ix, svc_map,
                  s, sv, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, g, gv,
                  lo, hi, whole, use_good, targets, start, stop, sign,
                  valid_buf, cell_buf, svc_buf, succ_buf, good_buf, verdict_buf, counts):
-    """Check, judge and count rows ``start..stop-1`` block by block (``start`` a multiple of 8).
-
-    Per block of ``len(cell_buf)`` rows: every present value of the eight judged columns (``s``
-    success, ``k0..k5`` KQIs, ``g`` good; float64 values with Arrow validity bitmaps from bit 0)
-    is checked against ``lo``/``hi``/``whole`` (NaN counted as missing: the rule of
-    ``_check_floats``); every row's cell and service code is read through the per-value maps
-    (``cell_map[cell_ix]``, ``svc_map[svc_ix]``; an empty ``cell_map``: ``cell_ix`` holds the
-    codes themselves; a negative index or code is a row that needs the ordinary path); then the block's verdicts (``_verdicts``; a NaN KQI fails as a missing one
-    does, a NaN success counts as missing) are added, times ``sign``, to ``counts`` (int64:
-    tests at ``2 * key``, good tests at ``2 * key + 1``, ``key = cell * N_SERVICES + service``).
+    """Check, judge (:func:`_judge_block`) and count rows ``start..stop-1`` block by block
+    (``start`` a multiple of 8): each block's verdicts are added, times ``sign``, to ``counts``
+    (int64: tests at ``2 * key``, good tests at ``2 * key + 1``, ``key = cell * N_SERVICES +
+    service``).
 
     Returns ``stop`` when every block was counted, else the first row of the block where a value
     failed (rows before it are counted: the caller takes them back with ``sign = -1``).
     """
     blk = cell_buf.shape[0]
-    direct = cell_map.shape[0] == 0
     b0 = start
     while b0 < stop:
         b1 = min(b0 + blk, stop)
-        m = b1 - b0
-        nb = (m + 7) >> 3
-        j0 = b0 >> 3
-        if (_block_bad(s, sv, b0, b1, lo[0], hi[0], whole[0], valid_buf[0, :nb])
-                or _block_bad(k0, v0, b0, b1, lo[1], hi[1], whole[1], valid_buf[1, :nb])
-                or _block_bad(k1, v1, b0, b1, lo[2], hi[2], whole[2], valid_buf[2, :nb])
-                or _block_bad(k2, v2, b0, b1, lo[3], hi[3], whole[3], valid_buf[3, :nb])
-                or _block_bad(k3, v3, b0, b1, lo[4], hi[4], whole[4], valid_buf[4, :nb])
-                or _block_bad(k4, v4, b0, b1, lo[5], hi[5], whole[5], valid_buf[5, :nb])
-                or _block_bad(k5, v5, b0, b1, lo[6], hi[6], whole[6], valid_buf[6, :nb])
-                or _block_bad(g, gv, b0, b1, lo[7], hi[7], whole[7], valid_buf[7, :nb])):
+        if not _judge_block(cell_ix, cell_map, svc_ix, svc_map, s, sv, k0, v0, k1, v1, k2, v2,
+                            k3, v3, k4, v4, k5, v5, g, gv, lo, hi, whole, use_good, targets,
+                            b0, b1, valid_buf, cell_buf, svc_buf, succ_buf, good_buf, verdict_buf):
             return b0
-        if use_good:  # a NaN good is a missing one: its validity with NaNs cleared
-            _check_floats(g, gv, b0, b1, lo[7], hi[7], whole[7], valid_buf[7, :nb])
-        else:
-            valid_buf[7, :nb] = gv[j0:j0 + nb]
-        bad = np.int64(0)
-        for i in range(m):
-            ci = np.int64(cell_ix[b0 + i])
-            si = np.int64(svc_ix[b0 + i])
-            c = np.int32(-1) if ci < 0 else (np.int32(ci) if direct else cell_map[ci])
-            sc = np.int8(-1) if si < 0 else svc_map[si]
-            bad |= np.int64(c < 0) | np.int64(sc < 0)
-            cell_buf[i] = c
-            svc_buf[i] = sc
-            succ_buf[i] = np.int8(s[b0 + i] != 0.0)
-            good_buf[i] = np.int8(g[b0 + i] != 0.0)
-        if bad:
-            return b0
-        fk._verdicts(svc_buf[:m], succ_buf[:m], sv[j0:j0 + nb],
-                     k0[b0:b1], v0[j0:j0 + nb], k1[b0:b1], v1[j0:j0 + nb],
-                     k2[b0:b1], v2[j0:j0 + nb], k3[b0:b1], v3[j0:j0 + nb],
-                     k4[b0:b1], v4[j0:j0 + nb], k5[b0:b1], v5[j0:j0 + nb],
-                     good_buf[:m], valid_buf[7, :nb], use_good, targets, verdict_buf[:m])
-        for i in range(m):
+        for i in range(b1 - b0):
             # tests and good tests side by side: one cache line per row, however many cells
             key = (np.int64(cell_buf[i]) * 3 + svc_buf[i]) * 2
             counts[key] += sign

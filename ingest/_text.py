@@ -779,6 +779,12 @@ class CsvSource:
         """
         self._types = dict(types)
 
+    @property
+    def typed(self) -> bool:
+        """Whether chunks are read typed (:meth:`set_types`; a file whose chunks kept failing
+        typed conversion is read as text)."""
+        return bool(self._types) and self._typed_failures < _TYPED_TRIES
+
     def set_dictionary(self, columns: list[str]) -> None:
         """Read these text columns dictionary-encoded (:attr:`RawChunk.coded`) on the typed path."""
         if set(self._types) <= set(columns):

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from kqi._kernels import TARGET_FIELDS
 from kqi.config import Config
 from kqi.errors import ConfigError, InputError
 from kqi.privacy import scrub_series
@@ -56,6 +57,7 @@ from ._convert import (
 )
 from ._feedcheck import lookalike_hint, missing_measures
 from ._fused import FusedCounter, fused_count
+from ._fused_csv import CsvFusedCounter
 from ._kernels import _first_rows
 from ._rejects import RejectSink
 from ._repeats import PairSet
@@ -648,6 +650,8 @@ class TestsFeed:
         #: counts the whole feed into an accumulator in place, row group by row group, where
         #: the file allows it (:mod:`ingest._fused`); None: iterate :attr:`batches`
         self.fused: Callable[[Any], None] | None = None
+        #: whether :attr:`fused` keeps an accumulator's daily counts too (else only the window's)
+        self.fused_daily = False
         #: canonical columns the file has (after aliases and the column map)
         self.columns: frozenset[str] = frozenset()
 
@@ -667,7 +671,7 @@ class TestsFeed:
         row group, where :attr:`fused` applies and ``acc`` keeps no daily counts; else batch by
         batch. The same counts, rejects and report either way."""
         fused, self.fused = self.fused, None
-        if fused is not None and not acc.keeps_daily:
+        if fused is not None and (self.fused_daily or not acc.keeps_daily):
             self.batches = iter(())
             fused(acc)
             return
@@ -1006,6 +1010,9 @@ class Ingest:
                                    name="kqi-ingest")
         if FusedCounter.applies(run, aggregated):
             feed.fused = lambda acc: self._fused_count(run, codes, feed, acc)
+        elif CsvFusedCounter.applies(run, aggregated):
+            feed.fused = lambda acc: self._fused_csv_count(run, codes, feed, acc)
+            feed.fused_daily = True
         return feed
 
     def _test_batches(self, run: _Run, codes: _CodeMap | CodeTable, feed: TestsFeed, aggregated: bool
@@ -1046,6 +1053,26 @@ class Ingest:
             checks.add(dups.check(frame, ~checks.failing()),
                        "period: duplicate cell_id, service and period")
         return run.split(raw, frame.with_columns(code).select(cols), checks)
+
+    def _fused_csv_count(self, run: _Run, codes: CodeTable, feed: TestsFeed, acc: Any) -> None:
+        """The whole CSV feed counted into ``acc`` chunk by chunk (:mod:`ingest._fused_csv`)."""
+        limit = self.config.ingest.batch_rows
+        kcfg = self.config.kqi
+
+        def ordinary(raw: RawChunk) -> None:
+            out = self._test_chunk(run, codes, raw, None, False)
+            for start in range(0, out.height, limit):
+                acc.add(out.slice(start, limit))
+
+        try:
+            targets = np.array([float(getattr(kcfg.targets, f)) for f in TARGET_FIELDS])
+            CsvFusedCounter(run, codes, ordinary, use_source_good=kcfg.use_source_good,
+                            targets=targets).count(acc)
+            run.finish()
+            feed.exhausted = True
+        except BaseException:
+            run.abort()
+            raise
 
     def _fused_count(self, run: _Run, codes: CodeTable, feed: TestsFeed, acc: Any) -> None:
         """The whole feed counted into ``acc`` row group by row group (:mod:`ingest._fused`)."""

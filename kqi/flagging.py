@@ -275,6 +275,19 @@ class KqiAccumulator:
         self._ensure_cells(n_cells - 1)
         return self._tests, self._good
 
+    def counters(self, n_cells: int, days: tuple[int, int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The counters, grown to hold ``n_cells`` codes and, where daily counts are kept, the
+        days ``days = (first, last)`` (days since 1970-01-01), for a reader that counts in place
+        (``kqi.ingest._fused_csv``; it adds to :attr:`rows` itself): whole-window tests and good
+        tests (int64, index ``cell_code * 3 + service_code``), the same per day (2-D, row ``day -
+        day0``; no rows without daily counts), and ``day0``. Valid until the next call or
+        batch (growing replaces the arrays)."""
+        self._ensure_cells(n_cells - 1)
+        if self._keep_daily and days is not None:
+            self._ensure_days(*days)
+        return self._tests, self._good, self._dtests, self._dgood, self._day0
+
     # -- growth ------------------------------------------------------------------------------
     def _ensure_cells(self, max_code: int) -> None:
         if max_code < self._n_cells:

@@ -380,8 +380,7 @@ def _analyse(cfg: Config, st: _Stages, rejects_dir: Path | None, *, cells: Sourc
     with st.stage("ingest + flag app tests"):
         feed: Any = ing.app_tests(tests, cell_df) if spark is None else spark.tests(tests, cell_df)
         acc = KqiAccumulator(cell_df.height, cfg)
-        for batch in feed.batches:
-            acc.add(batch)
+        feed.count(acc)  # chunk by chunk in place where the file allows it (kqi.ingest)
         check_kqi_columns(feed, acc, cfg)
         r.daily = acc.daily(cell_df["cell_id"])
         if loop is not None:

@@ -36,6 +36,11 @@ class _CountsFeed:
         self.batches = iter([tc.counts])
         self.cell_ids = tc.cell_ids
 
+    def count(self, acc: Any) -> None:
+        """Count the batch into ``acc`` (as :meth:`kqi.ingest.TestsFeed.count`)."""
+        for batch in self.batches:
+            acc.add(batch)
+
 
 class SparkEngine:
     """Runs the heavy aggregations of one run on Spark.

@@ -1,0 +1,246 @@
+# ruff: noqa: PLR0917
+"""The app-test CSV feed counted chunk by chunk, with its day counts, without batches made.
+
+``kqi run`` reads a CSV feed in chunks that pyarrow parses typed (``ts`` a timestamp, the flag
+and KQI columns doubles, ``cell_id`` and ``service`` dictionary-encoded: :class:`RawChunk`). The
+ordinary path then converts and checks every column with polars, resolves the ids, builds a batch
+and hands it to the accumulator, which reads it again for the verdicts and the day counts. Here a
+chunk whose values all pass is counted by one kernel pass over it instead
+(:func:`_judge_count_daily`: the checks and verdicts of :func:`ingest._fused._judge_block`, the
+same rules as the Parquet fused path, then the counts of ``kqi._kernels._count_verdicts``), the
+ids and services resolved once per distinct value, the calendar days made once per chunk
+(``kqi.zones``).
+
+A chunk with anything the ordinary path would reject, fix or report (a value out of range, an
+unknown or unclean id, an unknown service, a missing or implausible time, a time that does not
+exist in the configured zone) has its counts taken back and goes through the ordinary path
+(``Ingest._test_chunk``, then the accumulator), so rejects, reasons, counts and the report are
+exactly those of the batched path. The first chunk always goes the ordinary way: it decides what
+the report says about the file (the timestamps' form).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from kqi import _kernels as fk
+from kqi._numba import kernel
+from kqi._numba import read_only as _ro
+from kqi.schema import APP_TESTS
+from kqi.zones import local_days
+
+from ._codes import CodeTable
+from ._convert import Checks, convert_service
+from ._fused import BLOCK, JUDGED, _bounds, _float_column, _judge_block
+from ._text import CsvSource, RawChunk
+
+if TYPE_CHECKING:
+    from .core import _Run
+
+#: no day rows (the accumulator keeps no daily counts)
+_NO_DAYS = _ro(np.zeros(0, dtype=np.int64))
+#: the timestamp type pyarrow's typed read gives ``ts`` (naive: local times in the configured zone)
+_NAIVE_US = pl.Datetime("us")
+
+
+@kernel
+def _judge_count_daily(cell_ix, cell_map, svc_ix, svc_map,
+                       s, sv, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, g, gv,
+                       lo, hi, whole, use_good, targets, day, start, stop, sign,
+                       valid_buf, cell_buf, svc_buf, succ_buf, good_buf, verdict_buf,
+                       tests_out, good_out, dtests_out, dgood_out):
+    """Check, judge (:func:`ingest._fused._judge_block`) and count rows ``start..stop-1`` block
+    by block (``start`` a multiple of 8), times ``sign``: into the whole-window counters
+    ``tests_out``/``good_out`` (index ``cell * N_SERVICES + service``) and, where ``day`` has a
+    row per row (its row of the day x key counters ``dtests_out``/``dgood_out``), the day ones.
+
+    Returns ``stop`` when every block was counted, else the first row of the block where a value
+    failed (rows before it are counted: the caller takes them back with ``sign = -1``).
+    """
+    daily = day.shape[0] > 0
+    blk = cell_buf.shape[0]
+    b0 = start
+    while b0 < stop:
+        b1 = min(b0 + blk, stop)
+        if not _judge_block(cell_ix, cell_map, svc_ix, svc_map, s, sv, k0, v0, k1, v1, k2, v2,
+                            k3, v3, k4, v4, k5, v5, g, gv, lo, hi, whole, use_good, targets,
+                            b0, b1, valid_buf, cell_buf, svc_buf, succ_buf, good_buf, verdict_buf):
+            return b0
+        for i in range(b1 - b0):
+            key = np.int64(cell_buf[i]) * fk.N_SERVICES + svc_buf[i]
+            v = sign * verdict_buf[i]
+            tests_out[key] += sign
+            good_out[key] += v
+            if daily:
+                d = day[b0 + i]
+                dtests_out[d, key] += sign
+                dgood_out[d, key] += v
+        b0 = b1
+    return stop
+
+
+class CsvFusedCounter:
+    """Counts a typed CSV app-test feed chunk by chunk (see the module docstring).
+
+    Parameters
+    ----------
+    run
+        The feed's run (mapping, parser, rejects sink, row counts).
+    codes
+        The feed's code table.
+    ordinary
+        The ordinary path for one raw chunk: its accepted rows counted into the accumulator.
+    use_source_good, targets
+        The verdict's settings (``config.kqi``).
+    """
+
+    def __init__(self, run: _Run, codes: CodeTable, ordinary: Callable[[RawChunk], None], *,
+                 use_source_good: bool, targets: np.ndarray) -> None:
+        self.run = run
+        self.codes = codes
+        self.ordinary = ordinary
+        self.id_src = run.mapping["cell_id"]
+        self.svc_src = run.mapping["service"]
+        self.ts_src = run.mapping["ts"]
+        self.judged = {name: run.mapping.get(name) for name in JUDGED}
+        self.use_good = bool(use_source_good and self.judged["good"] is not None)
+        self.targets = _ro(np.asarray(targets, dtype=np.float64))
+        self.lo, self.hi, self.whole = (_ro(a) for a in _bounds())
+        self._bufs = (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8),
+                      np.zeros(BLOCK, dtype=np.int32), np.zeros(BLOCK, dtype=np.int8),
+                      np.zeros(BLOCK, dtype=np.int8), np.zeros(BLOCK, dtype=np.int8),
+                      np.zeros(BLOCK, dtype=np.int8))
+        self._ts_col = APP_TESTS.column("ts")
+        self._svc_col = APP_TESTS.column("service")
+
+    @staticmethod
+    def applies(run: _Run, aggregated: bool) -> bool:
+        """Whether the feed's chunks can be judged from their values alone: per-test rows of a
+        CSV file read typed, ``ts`` from one column, no fill, missing-value tokens or units set
+        for the feed, each canonical column from a column of its own."""
+        src = run.src
+        if aggregated or not isinstance(src, CsvSource) or not src.typed:
+            return False
+        if run.fill or run.missing_values or run.units or run.time_src is not None or run.skip:
+            return False
+        if any(c not in run.mapping for c in ("ts", "cell_id", "service")):
+            return False
+        return len(set(run.mapping.values())) == len(run.mapping)
+
+    def count(self, acc: Any) -> int:
+        """Count every chunk into ``acc`` (``kqi.flagging.KqiAccumulator``); the chunks that
+        need it go the ordinary way. Returns the rows counted here."""
+        counted = 0
+        for raw in self.run.chunks():
+            if self._fast(raw, acc):
+                counted += raw.frame.height
+            else:
+                self.ordinary(raw)
+        return counted
+
+    # -- one chunk -------------------------------------------------------------------------
+    def _ready(self, raw: RawChunk) -> bool:
+        """Whether the chunk's columns have the types the kernel reads, and the file's form has
+        been decided (by an ordinary chunk before it)."""
+        run = self.run
+        if run.scale is None or run.parser.typed_form is None:
+            return False
+        if self.id_src not in raw.coded or self.svc_src not in raw.coded:
+            return False
+        schema = raw.frame.schema
+        if schema.get(self.ts_src) != _NAIVE_US:
+            return False
+        return all(src is None or schema.get(src) == pl.Float64 for src in self.judged.values())
+
+    def _days(self, ts: pl.Series) -> pl.Series | None:
+        """Each test's calendar day in the configured zone (as the ordinary path and the
+        accumulator make it), or None when a time is missing, implausible or does not exist in
+        the zone (the ordinary path reports those)."""
+        from .core import _outside_plausible_years  # the ordinary path's own rule
+
+        if ts.null_count() or _outside_plausible_years(ts).any():
+            return None
+        checks = Checks(len(ts))
+        utc = self.run.parser._localize(ts, checks, self._ts_col, None)
+        if checks.failing().any():
+            return None
+        return local_days(utc, self.run.parser.timezone)
+
+    def _svc_map(self, values: pl.Series) -> np.ndarray:
+        """Per service value: its code, -1 where rows with it need the ordinary path."""
+        checks = Checks(len(values))
+        code = convert_service(self._svc_col, values, checks)
+        out = code.fill_null(-1).to_numpy().astype(np.int8)
+        out[checks.failing().to_numpy()] = -1
+        return _ro(out)
+
+    def _fast(self, raw: RawChunk, acc: Any) -> bool:
+        if not self._ready(raw):
+            return False
+        frame = raw.frame
+        n = frame.height
+        # the times are checked as the ordinary path checks them, days kept or not
+        days = self._days(frame.get_column(self.ts_src))
+        if days is None:
+            return False
+        if not acc.keeps_daily:
+            days = None
+        cell = raw.coded[self.id_src]
+        svc = raw.coded[self.svc_src]
+        cmap = _ro(self.codes.lookup_arrow(_as_arrow(cell.values)))
+        smap = self._svc_map(svc.values)
+        span = None if days is None else (int(days.min()), int(days.max()))  # type: ignore[arg-type]
+        tests, good, dtests, dgood, day0 = acc.counters(len(self.codes), span)
+        day = _NO_DAYS if days is None else _ro((days.cast(pl.Int64) - day0).to_numpy())
+        cell_ix, svc_ix = _ro(cell.index), _ro(svc.index)
+        done: list[tuple[tuple[Any, ...], int, int]] = []  # counted pieces, to take back
+        for a, b in _pieces(frame):
+            piece = frame.slice(a, b - a)
+            cols: list[np.ndarray] = []
+            for name in JUDGED:
+                src = self.judged[name]
+                arr = None if src is None else _single(piece.get_column(src))
+                cols.extend(_ro(x) for x in _float_column(arr, b - a))
+            args = (cell_ix[a:b], cmap, svc_ix[a:b], smap, *cols, self.lo, self.hi, self.whole,
+                    self.use_good, self.targets, day[a:b] if day.shape[0] else _NO_DAYS)
+            stop = _judge_count_daily(*args, 0, b - a, 1, *self._bufs, tests, good, dtests, dgood)
+            done.append((args, 0, stop))
+            if stop != b - a:
+                for back, start, end in done:  # the chunk goes the ordinary way: counts undone
+                    if end > start:
+                        _judge_count_daily(*back, start, end, -1, *self._bufs, tests, good,
+                                           dtests, dgood)
+                return False
+        self.run.rows_accepted += n
+        self.run.parser._count(self.run.parser.typed_form or "datetime values", n)
+        self.run.sink.flush()
+        acc.rows += n
+        return True
+
+
+def _pieces(frame: pl.DataFrame) -> list[tuple[int, int]]:
+    """Row ranges of ``frame`` in which every column is one chunk (pyarrow's parse blocks):
+    each piece's columns are read without a copy."""
+    ends: set[int] = {frame.height}
+    for s in frame.get_columns():
+        if s.n_chunks() > 1:
+            ends.update(itertools.accumulate(len(c) for c in s.get_chunks()))
+    bounds = [0, *sorted(ends)]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _single(s: pl.Series) -> pa.Array:
+    arr = s.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - one chunk: a piece of _pieces
+        arr = arr.combine_chunks()
+    return arr
+
+
+def _as_arrow(values: pl.Series) -> pa.Array:
+    return _single(values.cast(pl.String))
