@@ -256,10 +256,12 @@ class FusedCounter:
         The feed's code table.
     chunk
         The ordinary path for one raw chunk: ``Ingest._test_chunk`` bound to this feed.
+    kqi_config
+        The verdict's settings (``config.kqi``): the accumulator's; the ingest's by default.
     """
 
     def __init__(self, ing: Ingest, run: _Run, codes: CodeTable,
-                 chunk: Callable[[RawChunk], pl.DataFrame]) -> None:
+                 chunk: Callable[[RawChunk], pl.DataFrame], kqi_config: Any = None) -> None:
         self.run = run
         self.codes = codes
         self.chunk = chunk
@@ -271,7 +273,7 @@ class FusedCounter:
         self.judged = {name: run.mapping.get(name) for name in JUDGED}
         self.columns = list(dict.fromkeys(
             [self.id_src, self.svc_src, *(c for c in self.judged.values() if c is not None)]))
-        kcfg = ing.config.kqi
+        kcfg = ing.config.kqi if kqi_config is None else kqi_config  # the accumulator's
         self.use_good = bool(kcfg.use_source_good and self.judged["good"] is not None)
         self.targets = np.array([float(getattr(kcfg.targets, f)) for f in fk.TARGET_FIELDS],
                                 dtype=np.float64)
@@ -589,6 +591,6 @@ def _encoded(arr: pa.Array) -> pa.Array:
 def fused_count(ing: Ingest, run: _Run, codes: CodeTable, chunk: Callable[[RawChunk], pl.DataFrame],
                 acc: Any) -> None:
     """Count the feed into ``acc`` (``kqi.flagging.KqiAccumulator``) with :class:`FusedCounter`."""
-    counter = FusedCounter(ing, run, codes, chunk)
+    counter = FusedCounter(ing, run, codes, chunk, acc.config.kqi)
     counted = counter.count(acc.arrays, acc.add)  # acc.add counts its own rows meanwhile
     acc.rows += counted

@@ -158,19 +158,17 @@ class CsvFusedCounter:
             return False
         return all(src is None or schema.get(src) == pl.Float64 for src in self.judged.values())
 
-    def _days(self, ts: pl.Series) -> pl.Series | None:
-        """Each test's calendar day in the configured zone (as the ordinary path and the
-        accumulator make it), or None when a time is missing, implausible or does not exist in
-        the zone (the ordinary path reports those)."""
+    def _utc(self, ts: pl.Series) -> pl.Series | None:
+        """The chunk's times in UTC (as the ordinary path makes them from the configured zone),
+        or None when a time is missing, implausible or does not exist in the zone (the ordinary
+        path reports those; a missing one makes pyarrow's typed read fail already)."""
         from .core import _outside_plausible_years  # the ordinary path's own rule
 
         if ts.null_count() or _outside_plausible_years(ts).any():
             return None
         checks = Checks(len(ts))
         utc = self.run.parser._localize(ts, checks, self._ts_col, None)
-        if checks.failing().any():
-            return None
-        return local_days(utc, self.run.parser.timezone)
+        return None if checks.failing().any() else utc
 
     def _svc_map(self, values: pl.Series) -> np.ndarray:
         """Per service value: its code, -1 where rows with it need the ordinary path."""
@@ -180,41 +178,63 @@ class CsvFusedCounter:
         out[checks.failing().to_numpy()] = -1
         return _ro(out)
 
+    def _piece_args(self, raw: RawChunk, frame: pl.DataFrame, a: int, b: int, cmap: np.ndarray,
+                    smap: np.ndarray) -> tuple[tuple[Any, ...], int]:
+        """The kernel's arguments before the day rows for rows ``a..b-1`` (one parse block),
+        and its row count."""
+        piece = frame.slice(a, b - a)
+        cols: list[np.ndarray] = []
+        for name in JUDGED:
+            src = self.judged[name]
+            arr = None if src is None else _single(piece.get_column(src))
+            cols.extend(_ro(x) for x in _float_column(arr, b - a))
+        cell_ix = _ro(raw.coded[self.id_src].index[a:b])
+        svc_ix = _ro(raw.coded[self.svc_src].index[a:b])
+        return (cell_ix, cmap, svc_ix, smap, *cols, self.lo, self.hi, self.whole, self.use_good,
+                self.targets), b - a
+
     def _fast(self, raw: RawChunk, acc: Any) -> bool:
         if not self._ready(raw):
             return False
         frame = raw.frame
         n = frame.height
-        # the times are checked as the ordinary path checks them, days kept or not
-        days = self._days(frame.get_column(self.ts_src))
-        if days is None:
-            return False
-        if not acc.keeps_daily:
-            days = None
         cell = raw.coded[self.id_src]
         svc = raw.coded[self.svc_src]
+        # every value of a chunk's dictionaries is some row's: one that misses sends it the
+        # ordinary way before any work
         cmap = _ro(self.codes.lookup_arrow(_as_arrow(cell.values)))
         smap = self._svc_map(svc.values)
+        if (cmap < 0).any() or (smap < 0).any():
+            return False
+        # the times are checked as the ordinary path checks them, days kept or not
+        utc = self._utc(frame.get_column(self.ts_src))
+        if utc is None:
+            return False
+        days = local_days(utc, acc.config.ingest.timezone) if acc.keeps_daily else None
+        tests, good, dtests, dgood, day0 = acc.counters(len(self.codes))
         span = None if days is None else (int(days.min()), int(days.max()))  # type: ignore[arg-type]
-        tests, good, dtests, dgood, day0 = acc.counters(len(self.codes), span)
+        pieces = [self._piece_args(raw, frame, a, b, cmap, smap) for a, b in _pieces(frame)]
+        if span is not None and not (dtests.shape[0] and day0 <= span[0]
+                                     and span[1] < day0 + dtests.shape[0]):
+            # new days: the chunk is checked (sign 0, no day rows) before the day counters grow
+            # for it, so that a rejected row's far-off date does not widen them
+            for args, m in pieces:
+                if _judge_count_daily(*args, _NO_DAYS, 0, m, 0, *self._bufs, tests, good, dtests,
+                                      dgood) != m:
+                    return False
+            tests, good, dtests, dgood, day0 = acc.counters(len(self.codes), span)
         day = _NO_DAYS if days is None else _ro((days.cast(pl.Int64) - day0).to_numpy())
-        cell_ix, svc_ix = _ro(cell.index), _ro(svc.index)
-        done: list[tuple[tuple[Any, ...], int, int]] = []  # counted pieces, to take back
-        for a, b in _pieces(frame):
-            piece = frame.slice(a, b - a)
-            cols: list[np.ndarray] = []
-            for name in JUDGED:
-                src = self.judged[name]
-                arr = None if src is None else _single(piece.get_column(src))
-                cols.extend(_ro(x) for x in _float_column(arr, b - a))
-            args = (cell_ix[a:b], cmap, svc_ix[a:b], smap, *cols, self.lo, self.hi, self.whole,
-                    self.use_good, self.targets, day[a:b] if day.shape[0] else _NO_DAYS)
-            stop = _judge_count_daily(*args, 0, b - a, 1, *self._bufs, tests, good, dtests, dgood)
-            done.append((args, 0, stop))
-            if stop != b - a:
-                for back, start, end in done:  # the chunk goes the ordinary way: counts undone
-                    if end > start:
-                        _judge_count_daily(*back, start, end, -1, *self._bufs, tests, good,
+        done: list[tuple[tuple[Any, ...], np.ndarray, int]] = []  # counted pieces, to take back
+        a = 0
+        for args, m in pieces:
+            rows = day[a:a + m] if day.shape[0] else _NO_DAYS
+            a += m
+            stop = _judge_count_daily(*args, rows, 0, m, 1, *self._bufs, tests, good, dtests, dgood)
+            done.append((args, rows, stop))
+            if stop != m:
+                for back, back_rows, end in done:  # the chunk goes the ordinary way: counts undone
+                    if end:
+                        _judge_count_daily(*back, back_rows, 0, end, -1, *self._bufs, tests, good,
                                            dtests, dgood)
                 return False
         self.run.rows_accepted += n

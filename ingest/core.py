@@ -668,8 +668,9 @@ class TestsFeed:
 
     def count(self, acc: Any) -> None:
         """Count every test into ``acc`` (``kqi.flagging.KqiAccumulator``): in place, row group by
-        row group, where :attr:`fused` applies and ``acc`` keeps no daily counts; else batch by
-        batch. The same counts, rejects and report either way."""
+        row group (Parquet, where ``acc`` keeps no daily counts) or chunk by chunk (CSV, days
+        too), where :attr:`fused` applies; else batch by batch. The same counts, rejects and
+        report either way."""
         fused, self.fused = self.fused, None
         if fused is not None and (self.fused_daily or not acc.keeps_daily):
             self.batches = iter(())
@@ -1057,7 +1058,7 @@ class Ingest:
     def _fused_csv_count(self, run: _Run, codes: CodeTable, feed: TestsFeed, acc: Any) -> None:
         """The whole CSV feed counted into ``acc`` chunk by chunk (:mod:`ingest._fused_csv`)."""
         limit = self.config.ingest.batch_rows
-        kcfg = self.config.kqi
+        kcfg = acc.config.kqi  # the verdict's settings: the accumulator's, as its add() uses
 
         def ordinary(raw: RawChunk) -> None:
             out = self._test_chunk(run, codes, raw, None, False)

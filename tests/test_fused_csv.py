@@ -308,3 +308,59 @@ def test_clean_chunks_are_counted_by_the_kernel(tmp_path: Path, monkeypatch: pyt
     assert ing.rejects["app_tests"]["reason"].str.starts_with("rtt_ms").to_list() == [True]
     assert acc.rows == n - 1
     assert int(acc.daily(cells["cell_id"])["tests"].sum()) == n - 1
+
+
+def test_a_rejected_rows_far_off_day_does_not_widen_the_day_counters(tmp_path: Path) -> None:
+    # a row dated years away whose service is unknown: the ordinary path rejects it, and the day
+    # counters stay the four days of the rest (grown for it, 12,873 days x every key)
+    text = _anomalous_feed("none").splitlines()
+    head = text[0].split(",")
+    row = text[3001].split(",")
+    row[head.index("ts")], row[head.index("service")] = "1991-01-01 00:00:00", "email"
+    text[3001] = ",".join(row)
+    path = tmp_path / "tests.csv"
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(Config().ingest, batch_rows=500))
+    cells = Ingest(cfg, rejects_dir=None).cells(pl.DataFrame({
+        "cell_id": [f"c{i}" for i in range(50)], "site_id": ["s"] * 50, "lat": [30.0] * 50,
+        "lon": [120.0] * 50, "azimuth": [0.0] * 50}))
+    shapes = []
+    for fused in (False, True):
+        with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \
+                mock.patch.object(_text, "SAMPLE_BYTES", 16384):
+            ing = Ingest(cfg, rejects_dir=None, checksum=False)
+            feed = ing.app_tests(path, cells)
+            if not fused:
+                feed.fused = None
+            acc = KqiAccumulator(cells.height, cfg)
+            feed.count(acc)
+        assert ing.reports["app_tests"].rows_rejected == 1
+        shapes.append(acc.counters(cells.height)[2].shape)
+    assert shapes[0] == shapes[1]
+    assert shapes[1][0] <= 5
+
+
+def test_the_verdict_and_days_follow_the_accumulators_config(tmp_path: Path) -> None:
+    # an accumulator set up apart from the ingest (another rtt target, another zone for its days)
+    path = tmp_path / "tests.csv"
+    path.write_text(_anomalous_feed("none"), encoding="utf-8")
+    ing_cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(
+        Config().ingest, batch_rows=500, timezone="Asia/Shanghai"))
+    base = Config()
+    acc_cfg = dataclasses.replace(base, kqi=dataclasses.replace(
+        base.kqi, targets=dataclasses.replace(base.kqi.targets, rtt_ms=0.2)))
+    cells = Ingest(ing_cfg, rejects_dir=None).cells(pl.DataFrame({
+        "cell_id": [f"c{i}" for i in range(50)], "site_id": ["s"] * 50, "lat": [30.0] * 50,
+        "lon": [120.0] * 50, "azimuth": [0.0] * 50}))
+    out = []
+    for fused in (False, True):
+        with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \
+                mock.patch.object(_text, "SAMPLE_BYTES", 16384):
+            feed = Ingest(ing_cfg, rejects_dir=None, checksum=False).app_tests(path, cells)
+            if not fused:
+                feed.fused = None
+            acc = KqiAccumulator(cells.height, acc_cfg)
+            feed.count(acc)
+        out.append((acc.daily(cells["cell_id"]), acc.cell_kqi(cells["cell_id"])))
+    assert out[0][0].equals(out[1][0])
+    assert out[0][1].equals(out[1][1])
