@@ -35,6 +35,35 @@ def _spread(per_value, index, null, out):
 
 
 @kernel
+def _all_clean(values, start, stop, lo, hi, whole):  # noqa: PLR0917 - numba: positional only
+    """Whether every slot of ``values[start:stop]``, validity ignored, holds a finite non-NaN
+    value within ``[lo, hi]`` (and, with ``whole``, a whole number): then no present value can
+    fail :func:`_check_floats` and none is a NaN. False may be a false alarm (a null slot holds
+    any value); :func:`_check_floats` then decides.
+
+    Reductions that vectorise (min, max, an or of NaN tests): ~0.5 ns a value against ~3 for the
+    exact pass, which most clean columns no longer need.
+    """
+    mn = np.inf
+    mx = -np.inf
+    nan = np.int64(0)
+    for i in range(start, stop):
+        v = values[i]
+        mn = v if v < mn else mn
+        mx = v if v > mx else mx
+        nan |= np.int64(v != v)  # noqa: PLR0124 - the NaN test
+    if nan or mn < lo or mx > hi or mn == -np.inf or mx == np.inf:
+        return False
+    if not whole:
+        return True
+    frac = np.int64(0)
+    for i in range(start, stop):
+        v = values[i]
+        frac |= np.int64(np.floor(v) != v)
+    return frac == 0
+
+
+@kernel
 def _check_floats(values, valid, start, stop, lo, hi, whole, out_valid):  # noqa: PLR0917 - numba: positional only
     """One pass over the present values of ``values[start:stop]``: whether each is within
     ``[lo, hi]``, finite and (with ``whole``) a whole number, with NaN counted as missing.

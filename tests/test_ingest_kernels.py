@@ -12,10 +12,17 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import reference as ref
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from kqi.ingest import Ingest
-from kqi.ingest._kernels import _check_floats, _count_byte, _dense_index, _first_rows, _spread
+from kqi.ingest._kernels import (
+    _all_clean,
+    _check_floats,
+    _count_byte,
+    _dense_index,
+    _first_rows,
+    _spread,
+)
 
 from kqi.config import Config
 
@@ -107,6 +114,32 @@ def test_check_floats_matches_reference(values: list[float], data: st.DataObject
     got_valid = np.unpackbits(out, bitorder="little")[:len(values)].astype(bool).tolist()
     assert got_valid == want_valid
     assert not np.unpackbits(out, bitorder="little")[len(values):].any()  # padding bits clear
+
+
+@settings(max_examples=300, deadline=None)
+@example(values=[0.5, math.nan, 0.25], lo=0.0, hi=1.0, whole=False, start=0)
+@example(values=[0.5, math.inf], lo=-math.inf, hi=math.inf, whole=False, start=3)
+@example(values=[0.5, 1.5], lo=0.0, hi=1.0, whole=False, start=0)
+@example(values=[0.5, -0.5], lo=0.0, hi=1.0, whole=False, start=0)
+@example(values=[1.0, 0.5], lo=0.0, hi=1.0, whole=True, start=1)
+@example(values=[0.0, 1.0], lo=0.0, hi=1.0, whole=True, start=9)
+@given(values=st.lists(_FLOATS, max_size=40), lo=st.sampled_from([-math.inf, 0.0, -150.0]),
+       hi=st.sampled_from([math.inf, 1.0, 100.0]), whole=st.booleans(), start=st.integers(0, 9))
+def test_all_clean_matches_reference(values: list[float], lo: float, hi: float, whole: bool,
+                                     start: int) -> None:
+    # every slot, validity ignored: finite, not NaN, within lo..hi, whole where asked
+    want = all(math.isfinite(v) and lo <= v <= hi and (not whole or v == math.floor(v))
+               for v in values)
+    vals = [float("nan")] * start + values  # the range starts past slots it must not read
+    assert bool(_all_clean(_ro(np.array(vals, dtype=np.float64)), start, len(vals), lo, hi,
+                           whole)) == want
+    if want:  # then the exact pass finds nothing bad and no NaN, whatever the validity
+        bitmap = np.packbits(np.ones(len(vals) + 8, dtype=bool), bitorder="little")
+        out = np.empty((len(values) + 7) // 8, dtype=np.uint8)
+        bad, nans = _check_floats(_ro(np.array(vals, dtype=np.float64)), _ro(bitmap), start,
+                                  len(vals), lo, hi, whole, out)
+        assert not bad
+        assert not nans
 
 
 @settings(max_examples=100, deadline=None)
