@@ -246,6 +246,10 @@ class _Run:
                 types = {src: _ARROW_KIND[schema.column(canon).kind] for canon, src in self.mapping.items()}
                 if self.time_src is not None:  # the two halves are joined as text
                     types[self.mapping["ts"]] = types[self.time_src] = pa.string()
+                elif "ts" in self.mapping and feed_setting(cfg.formats, feed, schema.name).get("ts"):
+                    # a configured form is read by the parser from the text: pyarrow's own
+                    # parse would read 2026-02-03 as 3 February under %Y-%d-%m
+                    types[self.mapping["ts"]] = pa.string()
                 self.src.set_types(types)
             private = [self.mapping["msisdn"]] if "msisdn" in self.mapping else []
             self.sink = RejectSink(feed, ing.rejects_dir, reject_cols, private)

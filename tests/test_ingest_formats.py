@@ -248,6 +248,15 @@ def test_set_form_rejects_other_values(tmp_path: Path) -> None:
     assert ing.reports["cell_kpis"].detected["timestamp"]["form"] == "epoch milliseconds"
 
 
+def test_a_set_form_is_used_where_iso_would_read_the_value_too(tmp_path: Path) -> None:
+    # year-day-month: '2026-02-03' is 2 March; pyarrow's own ISO read (3 February) must not win
+    got, ing = _kpis(tmp_path, ["2026-02-03 10:00:00", "2026-04-03 10:00:00"],
+                     formats={"cell_kpis": {"ts": "%Y-%d-%m %H:%M:%S"}})
+    assert got["ts"].to_list() == [dt.datetime(2026, 3, 2, 10, tzinfo=UTC),
+                                   dt.datetime(2026, 3, 4, 10, tzinfo=UTC)]
+    assert ing.reports["cell_kpis"].detected["timestamp"]["form"] == "%Y-%d-%m %H:%M:%S"
+
+
 def test_year_one_is_not_a_date(tmp_path: Path) -> None:
     # '01/02/26' is not %Y/%m/%d in the year 1: day/month order decides it
     got, ing = _kpis(tmp_path, ["13/02/26", "01/02/26"])
