@@ -27,7 +27,7 @@ from kqi.schema import (
 )
 from kqi.zones import local_to_utc
 
-from ._kernels import _all_clean, _check_floats
+from ._kernels import _check_floats, _screen_floats
 from ._times import DAY_FIRST, DAY_MONTH, MONTH_FIRST, NAMED, UNAMBIGUOUS, describe, with_times
 
 #: configured forms that read epoch numbers
@@ -237,7 +237,7 @@ def _float_passes(s: pl.Series, col: Column) -> tuple[bool, pl.Series | None]:
     if col.kind == "flag":
         lo, hi = max(lo, 0.0), min(hi, 1.0)
     whole = col.kind in ("int", "flag")
-    if _all_clean(values, off, off + n, lo, hi, whole):
+    if _screen_floats(values, off, off + n, lo, hi, whole) == (False, False):
         return True, None  # every slot passes and none is a NaN: the exact pass is not needed
     out_valid = np.empty((n + 7) // 8, dtype=np.uint8)
     bad, nans = _check_floats(values, valid, off, off + n, lo, hi, whole, out_valid)

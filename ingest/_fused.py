@@ -41,7 +41,7 @@ from kqi.schema import APP_TESTS, KQI_COLUMNS
 from . import _codes
 from ._codes import CodeTable, string_buffers
 from ._convert import Checks, convert_service, convert_string
-from ._kernels import _check_floats, _first_rows
+from ._kernels import _check_floats, _first_rows, _screen_floats
 from ._sources import ParquetSource, _one_line
 from ._text import Coded, RawChunk, _prefetched
 
@@ -77,38 +77,10 @@ _DIRECT = _ro(np.zeros(0, dtype=np.int32))
 
 
 @kernel
-def _maybe_bad(x, start, stop, lo, hi, whole):
-    """Whether any value of ``x[start:stop]`` other than NaN is infinite, outside ``lo..hi`` or
-    (with ``whole``) not a whole number, validity ignored. True can be a false alarm (a null slot
-    holds any value): the exact check (``_check_floats``, which honours the validity) then decides.
-
-    A min/max reduction (a value outside ``lo..hi`` or infinite shows in the extremes; a NaN never
-    replaces one, as its comparisons are false), which vectorises: ~0.7 ns a value against ~2 for
-    the bitwise or of each value's tests it replaced (one 1 M-row group, 8 columns). The whole
-    number test is a second pass, made only for a ``whole`` column whose extremes pass.
-    """
-    mn = np.inf
-    mx = -np.inf
-    for i in range(start, stop):
-        v = x[i]
-        mn = v if v < mn else mn
-        mx = v if v > mx else mx
-    if mn < lo or mx > hi or mn == -np.inf or mx == np.inf:
-        return True
-    if not whole:
-        return False
-    frac = np.int64(0)
-    for i in range(start, stop):
-        v = x[i]
-        frac |= np.int64(v == v) & np.int64(np.floor(v) != v)  # noqa: PLR0124 - NaN test
-    return frac != 0
-
-
-@kernel
 def _block_bad(x, xv, b0, b1, lo, hi, whole, out_valid):
     """Whether a present value of ``x[b0:b1]`` fails its check (NaN is missing): the quick
     reduction, confirmed by the exact one-pass check where it alarms."""
-    if not _maybe_bad(x, b0, b1, lo, hi, whole):
+    if not _screen_floats(x, b0, b1, lo, hi, whole)[0]:
         return False
     return _check_floats(x, xv, b0, b1, lo, hi, whole, out_valid)[0]
 
@@ -198,6 +170,22 @@ def _judge_count(cell_ix, cell_map, svc_ix, svc_map,
     return stop
 
 
+def block_buffers() -> tuple[np.ndarray, ...]:
+    """The per-block scratch arrays :func:`_judge_block` fills (``valid_buf`` .. ``verdict_buf``)."""
+    return (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8), np.zeros(BLOCK, dtype=np.int32),
+            *(np.zeros(BLOCK, dtype=np.int8) for _ in range(4)))
+
+
+def service_map(values: pl.Series) -> np.ndarray:
+    """Per service value (text): its service code (int8), -1 where rows with it need the
+    ordinary path (an unknown or missing service)."""
+    checks = Checks(len(values))
+    code = convert_service(APP_TESTS.column("service"), values, checks)
+    out = code.fill_null(-1).to_numpy().astype(np.int8)
+    out[checks.failing().to_numpy()] = -1
+    return out
+
+
 def _bounds() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """lo, hi, whole of the judged columns: the checks ``convert_flag``/``convert_float`` make."""
     lo, hi, whole = [], [], []
@@ -275,10 +263,8 @@ class FusedCounter:
             [self.id_src, self.svc_src, *(c for c in self.judged.values() if c is not None)]))
         kcfg = ing.config.kqi if kqi_config is None else kqi_config  # the accumulator's
         self.use_good = bool(kcfg.use_source_good and self.judged["good"] is not None)
-        self.targets = np.array([float(getattr(kcfg.targets, f)) for f in fk.TARGET_FIELDS],
-                                dtype=np.float64)
+        self.targets = _ro(fk.target_array(kcfg))
         self.lo, self.hi, self.whole = (_ro(a) for a in _bounds())
-        self.targets = _ro(self.targets)
         #: tests and good tests per cell x service, interleaved (see :func:`_judge_count`)
         self.counts = np.zeros(0, dtype=np.int64)
         self._cell_cache: tuple[tuple[int, ...], pa.Array, np.ndarray] | None = None
@@ -287,10 +273,7 @@ class FusedCounter:
         self._svc_maps: dict[tuple[str | None, ...], np.ndarray] = {}
         #: held while the decode worker reads the code table or this thread changes it
         self._codes_lock = threading.Lock()
-        self._bufs = (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8),
-                      np.zeros(BLOCK, dtype=np.int32), np.zeros(BLOCK, dtype=np.int8),
-                      np.zeros(BLOCK, dtype=np.int8), np.zeros(BLOCK, dtype=np.int8),
-                      np.zeros(BLOCK, dtype=np.int8))
+        self._bufs = block_buffers()
 
     @staticmethod
     def applies(run: _Run, aggregated: bool) -> bool:
@@ -435,11 +418,7 @@ class FusedCounter:
         content = tuple(d.to_pylist()) if len(d) <= _SMALL_DICT else None
         out = None if content is None else self._svc_maps.get(content)
         if out is None:
-            checks = Checks(len(d))
-            values = pl.Series("service", d.cast(pa.large_string()), dtype=pl.String)
-            code = convert_service(APP_TESTS.column("service"), values, checks)
-            out = code.fill_null(-1).to_numpy().astype(np.int8)
-            out[checks.failing().to_numpy()] = -1
+            out = service_map(pl.Series("service", d.cast(pa.large_string()), dtype=pl.String))
             if content is not None and len(self._svc_maps) < _KEPT_MAPS:
                 self._svc_maps[content] = out
         self._svc_cache = (k, d, out)

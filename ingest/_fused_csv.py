@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from kqi import _kernels as fk
 from kqi._numba import kernel
@@ -35,9 +34,9 @@ from kqi._numba import read_only as _ro
 from kqi.schema import APP_TESTS
 from kqi.zones import local_days
 
-from ._codes import CodeTable
-from ._convert import Checks, convert_service
-from ._fused import BLOCK, JUDGED, _bounds, _float_column, _judge_block
+from ._codes import CodeTable, _arrow
+from ._convert import Checks
+from ._fused import JUDGED, _bounds, _float_column, _judge_block, block_buffers, service_map
 from ._text import CsvSource, RawChunk
 
 if TYPE_CHECKING:
@@ -96,12 +95,12 @@ class CsvFusedCounter:
         The feed's code table.
     ordinary
         The ordinary path for one raw chunk: its accepted rows counted into the accumulator.
-    use_source_good, targets
-        The verdict's settings (``config.kqi``).
+    kqi_config
+        The verdict's settings (``config.kqi``): the accumulator's.
     """
 
-    def __init__(self, run: _Run, codes: CodeTable, ordinary: Callable[[RawChunk], None], *,
-                 use_source_good: bool, targets: np.ndarray) -> None:
+    def __init__(self, run: _Run, codes: CodeTable, ordinary: Callable[[RawChunk], None],
+                 kqi_config: Any) -> None:
         self.run = run
         self.codes = codes
         self.ordinary = ordinary
@@ -109,15 +108,11 @@ class CsvFusedCounter:
         self.svc_src = run.mapping["service"]
         self.ts_src = run.mapping["ts"]
         self.judged = {name: run.mapping.get(name) for name in JUDGED}
-        self.use_good = bool(use_source_good and self.judged["good"] is not None)
-        self.targets = _ro(np.asarray(targets, dtype=np.float64))
+        self.use_good = bool(kqi_config.use_source_good and self.judged["good"] is not None)
+        self.targets = _ro(fk.target_array(kqi_config))
         self.lo, self.hi, self.whole = (_ro(a) for a in _bounds())
-        self._bufs = (np.zeros((len(JUDGED), BLOCK // 8), dtype=np.uint8),
-                      np.zeros(BLOCK, dtype=np.int32), np.zeros(BLOCK, dtype=np.int8),
-                      np.zeros(BLOCK, dtype=np.int8), np.zeros(BLOCK, dtype=np.int8),
-                      np.zeros(BLOCK, dtype=np.int8))
+        self._bufs = block_buffers()
         self._ts_col = APP_TESTS.column("ts")
-        self._svc_col = APP_TESTS.column("service")
 
     @staticmethod
     def applies(run: _Run, aggregated: bool) -> bool:
@@ -133,16 +128,12 @@ class CsvFusedCounter:
             return False
         return len(set(run.mapping.values())) == len(run.mapping)
 
-    def count(self, acc: Any) -> int:
+    def count(self, acc: Any) -> None:
         """Count every chunk into ``acc`` (``kqi.flagging.KqiAccumulator``); the chunks that
-        need it go the ordinary way. Returns the rows counted here."""
-        counted = 0
+        need it go the ordinary way."""
         for raw in self.run.chunks():
-            if self._fast(raw, acc):
-                counted += raw.frame.height
-            else:
+            if not self._fast(raw, acc):
                 self.ordinary(raw)
-        return counted
 
     # -- one chunk -------------------------------------------------------------------------
     def _ready(self, raw: RawChunk) -> bool:
@@ -170,14 +161,6 @@ class CsvFusedCounter:
         utc = self.run.parser._localize(ts, checks, self._ts_col, None)
         return None if checks.failing().any() else utc
 
-    def _svc_map(self, values: pl.Series) -> np.ndarray:
-        """Per service value: its code, -1 where rows with it need the ordinary path."""
-        checks = Checks(len(values))
-        code = convert_service(self._svc_col, values, checks)
-        out = code.fill_null(-1).to_numpy().astype(np.int8)
-        out[checks.failing().to_numpy()] = -1
-        return _ro(out)
-
     def _piece_args(self, raw: RawChunk, frame: pl.DataFrame, a: int, b: int, cmap: np.ndarray,
                     smap: np.ndarray) -> tuple[tuple[Any, ...], int]:
         """The kernel's arguments before the day rows for rows ``a..b-1`` (one parse block),
@@ -186,7 +169,7 @@ class CsvFusedCounter:
         cols: list[np.ndarray] = []
         for name in JUDGED:
             src = self.judged[name]
-            arr = None if src is None else _single(piece.get_column(src))
+            arr = None if src is None else _arrow(piece.get_column(src))
             cols.extend(_ro(x) for x in _float_column(arr, b - a))
         cell_ix = _ro(raw.coded[self.id_src].index[a:b])
         svc_ix = _ro(raw.coded[self.svc_src].index[a:b])
@@ -202,8 +185,8 @@ class CsvFusedCounter:
         svc = raw.coded[self.svc_src]
         # every value of a chunk's dictionaries is some row's: one that misses sends it the
         # ordinary way before any work
-        cmap = _ro(self.codes.lookup_arrow(_as_arrow(cell.values)))
-        smap = self._svc_map(svc.values)
+        cmap = _ro(self.codes.lookup_arrow(_arrow(cell.values.cast(pl.String))))
+        smap = _ro(service_map(svc.values))
         if (cmap < 0).any() or (smap < 0).any():
             return False
         # the times are checked as the ordinary path checks them, days kept or not
@@ -253,14 +236,3 @@ def _pieces(frame: pl.DataFrame) -> list[tuple[int, int]]:
             ends.update(itertools.accumulate(len(c) for c in s.get_chunks()))
     bounds = [0, *sorted(ends)]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _single(s: pl.Series) -> pa.Array:
-    arr = s.to_arrow()
-    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - one chunk: a piece of _pieces
-        arr = arr.combine_chunks()
-    return arr
-
-
-def _as_arrow(values: pl.Series) -> pa.Array:
-    return _single(values.cast(pl.String))

@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from kqi._kernels import TARGET_FIELDS
 from kqi.config import Config
 from kqi.errors import ConfigError, InputError
 from kqi.privacy import scrub_series
@@ -1062,7 +1061,6 @@ class Ingest:
     def _fused_csv_count(self, run: _Run, codes: CodeTable, feed: TestsFeed, acc: Any) -> None:
         """The whole CSV feed counted into ``acc`` chunk by chunk (:mod:`ingest._fused_csv`)."""
         limit = self.config.ingest.batch_rows
-        kcfg = acc.config.kqi  # the verdict's settings: the accumulator's, as its add() uses
 
         def ordinary(raw: RawChunk) -> None:
             out = self._test_chunk(run, codes, raw, None, False)
@@ -1070,9 +1068,7 @@ class Ingest:
                 acc.add(out.slice(start, limit))
 
         try:
-            targets = np.array([float(getattr(kcfg.targets, f)) for f in TARGET_FIELDS])
-            CsvFusedCounter(run, codes, ordinary, use_source_good=kcfg.use_source_good,
-                            targets=targets).count(acc)
+            CsvFusedCounter(run, codes, ordinary, acc.config.kqi).count(acc)
             run.finish()
             feed.exhausted = True
         except BaseException:

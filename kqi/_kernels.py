@@ -17,6 +17,7 @@ file-wide ``noqa: PLR0917``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,11 @@ from kqi.schema import KQI_COLUMNS, SERVICE_KQIS, SERVICES
 N_SERVICES = len(SERVICES)
 #: order of the KQI columns and of the ``targets`` array the kernels take
 TARGET_FIELDS: tuple[str, ...] = KQI_COLUMNS
+
+
+def target_array(kqi_config: Any) -> np.ndarray:
+    """The verdict kernels' ``targets`` (float64, :data:`TARGET_FIELDS` order) of a ``config.kqi``."""
+    return np.array([float(getattr(kqi_config.targets, f)) for f in TARGET_FIELDS], dtype=np.float64)
 # the branch-free verdict below is written for this layout (k0 browsing; k1, k2 video; k3-k5
 # gaming): a change of kqi.schema.SERVICE_KQIS must change the kernel too, and fails here first
 if tuple(len(SERVICE_KQIS[s]) for s in SERVICES) != (1, 2, 3):  # pragma: no cover

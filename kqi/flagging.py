@@ -109,10 +109,6 @@ def _codes(batch: pl.DataFrame, name: str, dtype: DType, np_dtype: type) -> np.n
     return _ro(np.ascontiguousarray(s.to_numpy()))
 
 
-def _targets(kcfg: KqiConfig) -> np.ndarray:
-    return np.array([float(getattr(kcfg.targets, f)) for f in _kernels.TARGET_FIELDS], dtype=np.float64)
-
-
 def _verdict_args(batch: pl.DataFrame, kcfg: KqiConfig) -> tuple[Any, ...]:
     """The kernel arguments that decide a test's verdict, in kernel order."""
     args: list[Any] = list(_values_and_validity(batch, "success", pl.Int8, np.int8))
@@ -120,7 +116,7 @@ def _verdict_args(batch: pl.DataFrame, kcfg: KqiConfig) -> tuple[Any, ...]:
         args.extend(_values_and_validity(batch, name, pl.Float64, np.float64))
     args.extend(_values_and_validity(batch, "good", pl.Int8, np.int8))
     use_good = bool(kcfg.use_source_good and "good" in batch.columns)
-    args.extend([use_good, _ro(_targets(kcfg))])
+    args.extend([use_good, _ro(_kernels.target_array(kcfg))])
     return tuple(args)
 
 
@@ -234,7 +230,7 @@ class KqiAccumulator:
         if n_cells < 0:
             raise ValueError("n_cells must be >= 0")
         self.config = config or Config()
-        self._targets = _targets(self.config.kqi)
+        self._targets = _kernels.target_array(self.config.kqi)
         self._tests = np.zeros(max(n_cells, 0) * N_SERVICES, dtype=np.int64)
         self._good = np.zeros_like(self._tests)
         self._n_cells = n_cells

@@ -99,6 +99,14 @@ def test_judge_count_daily_matches_reference(data: st.DataObject, n: int, use_go
 
 # -- the chunked path against the batched one, on files -------------------------------------
 
+def _cells(cfg: Config, ids: list[str]) -> pl.DataFrame:
+    """A cells table of ``ids`` (one site, placed anywhere)."""
+    n = len(ids)
+    return Ingest(cfg, rejects_dir=None).cells(pl.DataFrame({
+        "cell_id": ids, "site_id": ["s"] * n, "lat": [30.0] * n, "lon": [120.0] * n,
+        "azimuth": [0.0] * n}))
+
+
 def _run(path: Path, cfg: Config, fused: bool, cells: pl.DataFrame | None, daily: bool
          ) -> tuple[pl.DataFrame | None, pl.DataFrame, list[str], pl.DataFrame, dict[str, object]]:
     ing = Ingest(cfg, rejects_dir=None, checksum=False)
@@ -214,9 +222,7 @@ def test_an_anomaly_in_a_later_chunk_is_read_as_the_batched_path_reads_it(
     path.write_text(_anomalous_feed(kind), encoding="utf-8")
     cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(
         Config().ingest, batch_rows=500, timezone="Europe/Dublin"))
-    cells = Ingest(cfg, rejects_dir=None).cells(pl.DataFrame({
-        "cell_id": [f"c{i}" for i in range(50)], "site_id": ["s"] * 50, "lat": [30.0] * 50,
-        "lon": [120.0] * 50, "azimuth": [0.0] * 50}))
+    cells = _cells(cfg, [f"c{i}" for i in range(50)])
     with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \
             mock.patch.object(_text, "SAMPLE_BYTES", 16384):
         want = _run(path, cfg, False, cells, True)
@@ -245,9 +251,7 @@ def test_chunked_path_equals_batched_path(tmp_path_factory: pytest.TempPathFacto
         known = sorted({c for c in pl.read_csv(path, infer_schema=False)["cell_id"].to_list()
                         if c and c.strip() == c and c != "999999-9"})
         if known:
-            cells = Ingest(cfg, rejects_dir=None).cells(pl.DataFrame({
-                "cell_id": known, "site_id": ["s"] * len(known), "lat": [30.0] * len(known),
-                "lon": [120.0] * len(known), "azimuth": [0.0] * len(known)}))
+            cells = _cells(cfg, known)
     # chunks of a few KiB after a small first read: most files are read in several
     with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \
             mock.patch.object(_text, "SAMPLE_BYTES", 16384):
@@ -296,8 +300,7 @@ def test_clean_chunks_are_counted_by_the_kernel(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(_text, "_MIN_CHUNK_BYTES", 4096)
     cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(Config().ingest, batch_rows=2_000))
     ing = Ingest(cfg, rejects_dir=None, checksum=False)
-    cells = ing.cells(pl.DataFrame({"cell_id": [f"c{i}" for i in range(300)], "site_id": ["s"] * 300,
-                                    "lat": [30.0] * 300, "lon": [120.0] * 300, "azimuth": [0.0] * 300}))
+    cells = _cells(cfg, [f"c{i}" for i in range(300)])
     feed = ing.app_tests(path, cells)
     acc = KqiAccumulator(cells.height, cfg)
     feed.count(acc)
@@ -321,9 +324,7 @@ def test_a_rejected_rows_far_off_day_does_not_widen_the_day_counters(tmp_path: P
     path = tmp_path / "tests.csv"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     cfg = dataclasses.replace(Config(), ingest=dataclasses.replace(Config().ingest, batch_rows=500))
-    cells = Ingest(cfg, rejects_dir=None).cells(pl.DataFrame({
-        "cell_id": [f"c{i}" for i in range(50)], "site_id": ["s"] * 50, "lat": [30.0] * 50,
-        "lon": [120.0] * 50, "azimuth": [0.0] * 50}))
+    cells = _cells(cfg, [f"c{i}" for i in range(50)])
     shapes = []
     for fused in (False, True):
         with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \
@@ -349,9 +350,7 @@ def test_the_verdict_and_days_follow_the_accumulators_config(tmp_path: Path) -> 
     base = Config()
     acc_cfg = dataclasses.replace(base, kqi=dataclasses.replace(
         base.kqi, targets=dataclasses.replace(base.kqi.targets, rtt_ms=0.2)))
-    cells = Ingest(ing_cfg, rejects_dir=None).cells(pl.DataFrame({
-        "cell_id": [f"c{i}" for i in range(50)], "site_id": ["s"] * 50, "lat": [30.0] * 50,
-        "lon": [120.0] * 50, "azimuth": [0.0] * 50}))
+    cells = _cells(ing_cfg, [f"c{i}" for i in range(50)])
     out = []
     for fused in (False, True):
         with mock.patch.object(_text, "_MIN_CHUNK_BYTES", 4096), \

@@ -16,11 +16,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from kqi.ingest import Ingest
 from kqi.ingest._kernels import (
-    _all_clean,
     _check_floats,
     _count_byte,
     _dense_index,
     _first_rows,
+    _screen_floats,
     _spread,
 )
 
@@ -125,15 +125,18 @@ def test_check_floats_matches_reference(values: list[float], data: st.DataObject
 @example(values=[0.0, 1.0], lo=0.0, hi=1.0, whole=True, start=9)
 @given(values=st.lists(_FLOATS, max_size=40), lo=st.sampled_from([-math.inf, 0.0, -150.0]),
        hi=st.sampled_from([math.inf, 1.0, 100.0]), whole=st.booleans(), start=st.integers(0, 9))
-def test_all_clean_matches_reference(values: list[float], lo: float, hi: float, whole: bool,
-                                     start: int) -> None:
-    # every slot, validity ignored: finite, not NaN, within lo..hi, whole where asked
-    want = all(math.isfinite(v) and lo <= v <= hi and (not whole or v == math.floor(v))
-               for v in values)
+def test_screen_floats_matches_reference(values: list[float], lo: float, hi: float, whole: bool,
+                                         start: int) -> None:
+    # every slot, validity ignored: a non-NaN value infinite, out of lo..hi or (whole) fractional;
+    # a NaN anywhere
+    want_bad = any(not math.isnan(v) and not (math.isfinite(v) and lo <= v <= hi
+                                              and (not whole or v == math.floor(v)))
+                   for v in values)
+    want_nan = any(math.isnan(v) for v in values)
     vals = [float("nan")] * start + values  # the range starts past slots it must not read
-    assert bool(_all_clean(_ro(np.array(vals, dtype=np.float64)), start, len(vals), lo, hi,
-                           whole)) == want
-    if want:  # then the exact pass finds nothing bad and no NaN, whatever the validity
+    bad, nan = _screen_floats(_ro(np.array(vals, dtype=np.float64)), start, len(vals), lo, hi, whole)
+    assert (bool(bad), bool(nan)) == (want_bad, want_nan)
+    if not (want_bad or want_nan):  # then the exact pass finds nothing, whatever the validity
         bitmap = np.packbits(np.ones(len(vals) + 8, dtype=bool), bitorder="little")
         out = np.empty((len(values) + 7) // 8, dtype=np.uint8)
         bad, nans = _check_floats(_ro(np.array(vals, dtype=np.float64)), _ro(bitmap), start,
