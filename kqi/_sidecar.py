@@ -69,7 +69,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: imported by the helper as soon as it starts, before it reads any request
 MODULES = ("hdbscan", "kqi.clustering._fit")
 
-#: imported by the helper next, in a thread, while it answers the requests that come
+#: imported by the helper next, one by one whenever no request waits
 LATER = ("kqi.maps.render", "kqi.maps.exports")
 
 #: the third-party packages whose work the helper does: a run's process that has a helper
@@ -182,10 +182,6 @@ def _read_frame(stream: IO[bytes]) -> bytes:
     if len(data) < n:
         raise EOFError
     return bytes(data)
-
-
-def _read(stream: IO[bytes]) -> Any:
-    return pickle.loads(_read_frame(stream))
 
 
 class _Known(pickle.Unpickler):
@@ -603,12 +599,13 @@ def _import(names: tuple[str, ...]) -> None:
             return
 
 
-def _receive(inp: IO[bytes], requests: queue.SimpleQueue[Any]) -> None:
-    """Read every request as it comes (so that the run's process never waits to send one while
-    an earlier one runs); None at the end of the input."""
+def _receive(inp: IO[bytes], requests: queue.SimpleQueue[bytes | None]) -> None:
+    """Read every request's frame as it comes (so that the run's process never waits to send
+    one while an earlier one runs); None at the end of the input. The frames are unpickled by
+    the serving loop: unpickling imports (polars, for a table), and only that thread imports."""
     try:
         while True:
-            requests.put(_read(inp))
+            requests.put(_read_frame(inp))
     except Exception:  # the end of the input (the run's process ended or stopped the helper)
         requests.put(None)
 
@@ -626,21 +623,39 @@ def _die_with(parent: int) -> bool:
 
 
 def _serve(parent: int, requests_fd: int, answers_fd: int) -> None:
-    """The helper's loop: import :data:`MODULES` (then :data:`LATER` in a thread), and answer
-    the requests (read from ``requests_fd``, answered on ``answers_fd``: _BOOT moved them there)
-    in order until the input ends or ``parent`` is no longer this process's parent."""
+    """The helper's loop: import :data:`MODULES`, then answer the requests (read from
+    ``requests_fd``, answered on ``answers_fd``: _BOOT moved them there) in order until the
+    input ends or ``parent`` is no longer this process's parent, importing the next module of
+    :data:`LATER` whenever no request waits.
+
+    Every import happens in this thread: Python's import locks do not make imports in two
+    threads safe where packages import each other (polars imported by a request's unpickling
+    while a thread imported kqi.maps.render, which imports polars too, failed now and then
+    with "cannot import name 'DataFrame' from partially initialized module")."""
     if not _die_with(parent):
         return
     inp, out = os.fdopen(requests_fd, "rb"), os.fdopen(answers_fd, "wb")
     sys.meta_path.insert(0, _Hidden())
-    requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(inp, requests), daemon=True).start()
     _import(MODULES)
-    threading.Thread(target=_import, args=(LATER,), daemon=True).start()
-    while (request := requests.get()) is not None:
+    later = list(LATER)
+    while True:
+        try:
+            frame = requests.get(block=not later)
+        except queue.Empty:  # nothing to answer: on with the imports the later calls need
+            _import((later.pop(0),))
+            continue
+        if frame is None:
+            return
         if os.getppid() != parent:  # orphaned: nobody waits for the answer
             return
-        answer = _run_one(request)
+        try:
+            request = pickle.loads(frame)
+        except Exception:  # a request that does not unpickle here: the run's process runs it
+            answer = _HERE
+        else:
+            answer = _run_one(request)
         try:
             _write(out, answer)
         except OSError:

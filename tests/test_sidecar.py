@@ -116,6 +116,27 @@ def _slow_io(folder: Path, seconds: float) -> int:
     return os.getpid()
 
 
+@_sidecar.remote
+def _import_threads(table: object) -> tuple[int, int, bool]:
+    """The threads that have imported a module in this process so far (the audit hook _AUDIT
+    puts in the helper's start), and whether the helper has imported its later modules."""
+    import builtins
+
+    seen = builtins._kqi_import_threads  # type: ignore[attr-defined]
+    return os.getpid(), len(seen), all(m in sys.modules for m in _sidecar.LATER)
+
+
+#: put before the helper's boot: every import the helper makes notes the thread that makes it
+_AUDIT = """\
+import builtins, sys, threading
+builtins._kqi_import_threads = set()
+def _kqi_audit(event, args, seen=builtins._kqi_import_threads, ident=threading.get_ident):
+    if event == "import":
+        seen.add(ident())
+sys.addaudithook(_kqi_audit)
+"""
+
+
 def _not_marked() -> int:
     return os.getpid()
 
@@ -358,6 +379,45 @@ def test_what_the_helper_prints_before_its_first_answer_goes_to_stderr(
     finally:
         _sidecar.stop()
     assert "hello from sitecustomize" in capfd.readouterr().err
+
+
+def test_the_helper_imports_in_one_thread_only(monkeypatch) -> None:
+    # imports in two threads of packages that import each other fail now and then ("cannot
+    # import name 'DataFrame' from partially initialized module 'polars.dataframe'": a request's
+    # table unpickled while a thread imported the map's modules); the helper then died and the
+    # run drew its map itself
+    import polars as pl
+
+    monkeypatch.setattr(_sidecar, "_BOOT", _AUDIT + _sidecar._BOOT)
+    _sidecar.start()
+    try:
+        # the first request comes at once, with a table: unpickling it imports polars
+        pid, threads, later = _sidecar.call(_import_threads, pl.DataFrame({"cell_id": ["a"]}))
+        deadline = time.monotonic() + 120.0
+        while not later and time.monotonic() < deadline:  # idle time for the later imports
+            time.sleep(0.1)
+            pid, threads, later = _sidecar.call(_import_threads, None)
+    finally:
+        _sidecar.stop()
+    assert pid != os.getpid()
+    assert later
+    assert threads == 1
+
+
+def test_a_request_that_does_not_unpickle_in_the_helper_is_run_here(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    # a module the helper cannot import (not on its path) in the request: answered "run it here"
+    (tmp_path / "only_here.py").write_text("class Thing:\n    pass\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    only_here = importlib.import_module("only_here")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    _sidecar.start()
+    try:
+        assert _sidecar.call(_pid, only_here.Thing())[0] == os.getpid()
+        assert _sidecar.call(_pid, 3)[0] != os.getpid()  # the helper is still there
+        assert _sidecar.active()
+    finally:
+        _sidecar.stop()
 
 
 _ORPHAN = r"""
