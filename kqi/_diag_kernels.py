@@ -1,9 +1,10 @@
-"""Numba kernel behind :mod:`kqi.diagnosis`: each cell's traffic per hour of the day.
+"""Numba kernels behind :mod:`kqi.diagnosis`: each cell's traffic per hour of the day, and each
+cell's evidence figures (:data:`kqi.diagnosis.KPI_AGGREGATES`) from its hourly KPI rows.
 
-It takes arrays and scalars only and does no validation; the wrapper
-(:func:`kqi.diagnosis._hour_traffic`) checks that no code or hour is missing, negative or out
-of range (the outputs are indexed by them, unchecked) and turns the KPI columns into the arrays
-used here.
+They take arrays and scalars only and do no validation; the wrappers
+(:func:`kqi.diagnosis._hour_traffic`, :func:`kqi.diagnosis._kpi_aggregates`) check that no code
+or hour is missing, negative or out of range (the outputs are indexed by them, unchecked) and
+turn the KPI columns into the arrays used here.
 """
 
 from __future__ import annotations
@@ -38,3 +39,118 @@ def _hour_traffic_counts(code, hour, prb, users, has_prb, rows, n_valid, total, 
         if not np.isnan(t):
             n_valid[key] += 1
             total[key] += t
+
+
+#: codes of KpiAggregate.how and .window, as the kernels below read them
+HOW_MEAN, HOW_QUANTILE, HOW_MIN, HOW_SUM = 0, 1, 2, 3
+WINDOW_ALL, WINDOW_BUSY, WINDOW_QUIET = 0, 1, 2
+
+
+@kernel(inline=True)
+def _in_window(window, busy, quiet):
+    """Whether a row of these busy and quiet flags is in the ``window`` (a WINDOW_* code)."""
+    return window == WINDOW_ALL or (window == WINDOW_BUSY and busy) or (window == WINDOW_QUIET and quiet)
+
+
+@kernel(exact=True)
+def _kpi_accumulate(code, busy, quiet, columns, source, how, window, slot, start, count, acc, comp, buf):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Add one block of KPI rows to the running figures: per code ``c`` and aggregate ``a``
+    (``count[c, a]``, ``acc[c, a]``, ``comp[c, a]``, zeroed by the caller before the first
+    block) the values in the aggregate's window and not NaN and, by ``how[a]``: their sum
+    (HOW_MEAN, HOW_SUM), their minimum (HOW_MIN), or (HOW_QUANTILE) the values themselves, for
+    :func:`_kpi_quantiles`: at ``buf[slot[a], start[c] + count[c, a]]``, where ``start[c]``
+    leaves room for all of the code's rows.
+
+    A sum is Neumaier's compensated one: ``acc + comp`` is the exact sum correctly rounded but
+    in cases of extreme cancellation, so a figure does not depend on the order of the rows (a
+    feed sorted another way gives the same evidence, to the bit). Compiled without fastmath,
+    which would fold ``comp`` to zero.
+
+    ``columns`` is a tuple of float64 arrays (NaN: missing); aggregate ``a`` reads
+    ``columns[source[a]]`` over the rows ``_in_window(window[a], busy, quiet)``."""
+    n_agg = source.shape[0]
+    for i in range(code.shape[0]):
+        c = code[i]
+        b = busy[i]
+        qu = quiet[i]
+        for a in range(n_agg):
+            if not _in_window(window[a], b, qu):
+                continue
+            v = columns[source[a]][i]
+            if np.isnan(v):
+                continue
+            h = how[a]
+            if h == HOW_MIN:
+                if count[c, a] == 0 or v < acc[c, a]:
+                    acc[c, a] = v
+            elif h == HOW_QUANTILE:
+                buf[slot[a], start[c] + count[c, a]] = v
+            else:
+                s = acc[c, a]
+                t = s + v
+                if abs(s) >= abs(v):
+                    comp[c, a] += (s - t) + v
+                else:
+                    comp[c, a] += (v - t) + s
+                acc[c, a] = t
+            count[c, a] += 1
+
+
+@kernel
+def _kpi_quantiles(how, slot, q, start, count, buf, acc):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Per quantile aggregate ``a`` and code ``c``: ``acc[c, a]`` = the ``q[a]`` quantile of
+    the ``count[c, a]`` values :func:`_kpi_accumulate` placed at ``buf[slot[a], start[c]:]``
+    (NaN without values), by linear interpolation between the closest ranks as polars'
+    ``quantile(q, "linear")`` computes it: ``(i - lo) * (upper - lower) + lower`` at
+    ``i = (m - 1) * q``. Reorders those values in place."""
+    for a in range(how.shape[0]):
+        if how[a] != HOW_QUANTILE:
+            continue
+        values = buf[slot[a]]
+        for c in range(start.shape[0]):
+            m = count[c, a]
+            if m == 0:
+                acc[c, a] = np.nan
+                continue
+            at = (m - 1) * q[a]
+            lo = int(at)
+            seg = values[start[c]:start[c] + m]
+            lower = _select(seg, lo)
+            if lo + 1 >= m or at == lo:
+                acc[c, a] = lower
+                continue
+            upper = seg[lo + 1]
+            for r in range(lo + 2, m):
+                upper = min(upper, seg[r])
+            acc[c, a] = lower if lower == upper else (at - lo) * (upper - lower) + lower
+
+
+@kernel(inline=True)
+def _select(a, k):
+    """The ``k``-th smallest of ``a`` (no NaN), rearranging ``a`` in place so that no value
+    before ``k`` is larger and none after it is smaller (Hoare's selection, median-of-three
+    pivot). Hand-written: numba's ``np.partition`` takes ~5 CPU-s to compile."""
+    left = 0
+    right = a.shape[0] - 1
+    while left < right:
+        mid = (left + right) // 2
+        x, y, z = a[left], a[mid], a[right]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i = left
+        j = right
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            right = j
+        elif k >= i:
+            left = i
+        else:
+            break
+    return a[k]

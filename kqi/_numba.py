@@ -18,17 +18,19 @@ from numba.core import event
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
+def kernel(fn=None, *, parallel: bool = False, inline: bool = False, exact: bool = False):
     """Decorate a private kernel: ``@njit`` with the project's flags and on-disk caching.
 
     ``inline``: a small scalar kernel that other kernels call is inlined into them at numba's IR
     level (``inline="always"``) instead of compiled as a function of its own for each caller;
     called from Python it compiles as any kernel.
+    ``exact``: IEEE arithmetic as written, without :data:`FASTMATH` (a compensated sum, whose
+    correction term is zero to an optimiser that may reassociate).
     """
 
     def wrap(f):
-        return numba.njit(cache=True, nogil=True, fastmath=FASTMATH, parallel=parallel,
-                          inline="always" if inline else "never")(f)
+        return numba.njit(cache=True, nogil=True, fastmath=False if exact else FASTMATH,
+                          parallel=parallel, inline="always" if inline else "never")(f)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from kqi import _kernels
 from kqi.config import Config, KqiConfig, Targets
+from kqi.diagnosis import KPI_AGGREGATES
 from kqi.flagging import KqiAccumulator, flag_counts, verdicts
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -419,6 +420,158 @@ def test_hour_traffic_wrapper_refuses_what_the_kernel_would_write_outside_of(
                      schema_overrides={"code": pl.Int64, "hour": pl.Int64})
     with pytest.raises(ValueError, match=problem):
         _hour_traffic(k)
+
+
+def _kpi_figures_reference(k: pl.DataFrame, code: np.ndarray, n_codes: int, busy: np.ndarray,
+                           quiet: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each KPI_AGGREGATES figure per code in plain Python: the values in the window and not
+    missing; a mean or sum from the exact sum (math.fsum), a minimum, or a quantile from the sorted
+    values by linear interpolation between the closest ranks; NaN for a code without values."""
+    rows = np.bincount(code, minlength=n_codes)
+    out = {}
+    for a in KPI_AGGREGATES:
+        col = k[a.source].to_list()
+        fig = np.full(n_codes, np.nan)
+        for c in range(n_codes):
+            vals = [v for i, v in enumerate(col) if code[i] == c and v is not None
+                    and not math.isnan(v) and {"all": True, "busy": busy[i], "quiet": quiet[i]}[a.window]]
+            if not vals:
+                continue
+            if a.how in ("mean", "sum"):
+                total = math.fsum(vals)  # the exact sum, correctly rounded
+                fig[c] = total / len(vals) if a.how == "mean" else total
+            elif a.how == "min":
+                fig[c] = min(vals)
+            else:
+                s = sorted(vals)
+                at = (len(s) - 1) * a.q
+                lo = int(at)
+                fig[c] = s[lo] if lo + 1 >= len(s) or s[lo] == s[lo + 1] else (
+                    (at - lo) * (s[lo + 1] - s[lo]) + s[lo])
+        out[a.name] = fig
+    return rows, out
+
+
+#: the source columns of the evidence figures
+_KPI_SOURCES = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
+_KPI_VALUE = st.one_of(st.none(), st.just(math.nan), st.floats(-150, 150, allow_nan=False),
+                       st.sampled_from([0.0, 1.0, 2.5]))  # repeated values: ties in the ranks
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 4), st.booleans(), st.booleans(),
+                          st.lists(_KPI_VALUE, min_size=len(_KPI_SOURCES), max_size=len(_KPI_SOURCES))), max_size=120),
+       st.integers(1, 40))
+def test_kpi_figure_kernels_match_reference(rows: list[tuple], block_rows: int) -> None:
+    """The evidence figures of kqi.diagnosis._kpi_aggregates (its two kernels, the rows read a
+    block at a time) equal the plain per-code computation, whatever the blocks: the exact sums
+    and minima, the quantiles within their last ulp."""
+    from kqi.diagnosis import _kpi_aggregates
+
+    sources = _KPI_SOURCES
+    n_codes = 6  # code 5 has no rows: NaN figures, 0 rows
+    code = np.array([r[0] for r in rows], dtype=np.int64)
+    busy = np.array([r[1] for r in rows], dtype=np.bool_)
+    quiet = np.array([r[2] for r in rows], dtype=np.bool_)
+    k = pl.DataFrame({c: [r[3][j] for r in rows] for j, c in enumerate(sources)},
+                     schema=dict.fromkeys(sources, pl.Float64))
+    got_rows, got = _kpi_aggregates(k, code, n_codes, busy, quiet, block_rows=block_rows)
+    want_rows, want = _kpi_figures_reference(k, code, n_codes, busy, quiet)
+    np.testing.assert_array_equal(got_rows, want_rows)
+    for a in KPI_AGGREGATES:
+        if a.how == "min":
+            np.testing.assert_array_equal(got[a.name], want[a.name], err_msg=a.name)
+        elif a.how == "quantile":
+            # the interpolation may be one fused multiply-add (fastmath's "contract"): within
+            # an ulp of its terms (values up to 150: ulp 2.8e-14)
+            np.testing.assert_allclose(got[a.name], want[a.name], rtol=1e-15, atol=1e-13,
+                                       err_msg=a.name)
+        else:
+            # a compensated sum is the exact one correctly rounded but under extreme
+            # cancellation (then within n * eps**2 * sum|x|: < 1e-24 here)
+            np.testing.assert_allclose(got[a.name], want[a.name], rtol=3e-16, atol=1e-24,
+                                       err_msg=a.name)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kpi_figures_do_not_depend_on_row_order(seed: int) -> None:
+    """A feed sorted another way, read in other blocks, gives the same figures to the bit (the
+    sums are compensated; polars' group-by, before the kernels, gave that too)."""
+    from kqi.diagnosis import _kpi_aggregates
+
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    code = rng.integers(0, 50, n).astype(np.int64)
+    busy, quiet = rng.random(n) < 0.3, rng.random(n) < 0.2
+    k = pl.DataFrame({c: np.where(rng.random(n) < 0.05, np.nan, rng.normal(-100, 15, n))
+                      for c in _KPI_SOURCES}).fill_nan(None)
+    order = rng.permutation(n)
+    rows_a, a = _kpi_aggregates(k, code, 50, busy, quiet)
+    rows_b, b = _kpi_aggregates(k[order], code[order], 50, busy[order], quiet[order],
+                                block_rows=777)
+    np.testing.assert_array_equal(rows_a, rows_b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@SETTINGS
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200), st.data())
+def test_select_kernel_is_the_kth_smallest(values: list[float], data: st.DataObject) -> None:
+    """kqi._diag_kernels._select: the k-th smallest, and the array split around it."""
+    from kqi._diag_kernels import _select
+
+    a = np.array(values)
+    k = data.draw(st.integers(0, a.size - 1))
+    got = _select(a, k)
+    assert got == sorted(values)[k]
+    assert sorted(a.tolist()) == sorted(values)  # rearranged, nothing lost
+    assert (a[:k] <= got).all()
+    assert (a[k + 1:] >= got).all()
+
+
+def test_kpi_quantile_is_polars_linear_quantile() -> None:
+    """The quantile figures mean what polars' quantile(q, "linear") gives (the engine that
+    computed them before the kernels, and what the Spark engine's figures are checked against)."""
+    from kqi.diagnosis import _kpi_aggregates
+
+    rng = np.random.default_rng(7)
+    n = 5000
+    sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
+    code = rng.integers(0, 40, n).astype(np.int64)
+    busy, quiet = rng.random(n) < 0.3, rng.random(n) < 0.2
+    k = pl.DataFrame({c: np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 20, n).round(1))
+                      for c in sources}).fill_nan(None)
+    _, got = _kpi_aggregates(k, code, 40, busy, quiet, block_rows=999)
+    frame = k.with_columns(code=code, busy=busy, quiet=quiet)
+    for a in KPI_AGGREGATES:
+        if a.how != "quantile":
+            continue
+        v = pl.col(a.source) if a.window == "all" else pl.col(a.source).filter(pl.col(a.window))
+        want = frame.group_by("code").agg(v.quantile(a.q, "linear")).sort("code")[a.source]
+        np.testing.assert_allclose(got[a.name], want.to_numpy(), rtol=1e-12, err_msg=a.name)
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ("code_dtype", "int64"), ("code_range", "0..5"), ("flags", "booleans"), ("column", "Float64")])
+def test_kpi_figures_wrapper_refuses_what_the_kernels_would_misread(change: str, problem: str) -> None:
+    """The kernels index by code unchecked and read float64 columns: the wrapper refuses codes
+    of another type or out of range, flags of another length and a non-float column."""
+    from kqi.diagnosis import _kpi_aggregates
+
+    sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
+    k = pl.DataFrame({c: [1.0, 2.0, 3.0] for c in sources})
+    code = np.array([0, 1, 2], dtype=np.int64)
+    busy = np.zeros(3, dtype=np.bool_)
+    if change == "code_dtype":
+        code = code.astype(np.int32)
+    elif change == "code_range":
+        code = np.array([0, 1, 6], dtype=np.int64)
+    elif change == "flags":
+        busy = busy[:2]
+    else:
+        k = k.with_columns(pl.col(sources[0]).cast(pl.Int64))
+    with pytest.raises(ValueError, match=problem):
+        _kpi_aggregates(k, code, 6, busy, np.zeros(3, dtype=np.bool_))
 
 
 def test_aggregated_counts_grow_cells_and_days_mid_feed() -> None:
