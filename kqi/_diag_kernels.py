@@ -15,30 +15,25 @@ from kqi._numba import kernel
 
 
 @kernel
-def _hour_traffic_counts(code, hour, prb, users, has_prb, rows, n_valid, total, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
-    """Per ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller): the
-    rows, the rows with a traffic figure and the sum of that figure, added in row order; per
-    code (``first``, -1 filled by the caller) the index of its first row.
-
-    A cell's traffic is its PRB utilisation (``prb``), or its RRC users (``users``) when the
-    cell has no PRB figure in any row; NaN is a missing figure. ``has_prb`` (bool, one per code,
-    False filled by the caller) receives whether the code has a PRB figure: allocated by the
-    caller, as an array made here (``np.zeros``) compiles numba's allocation helpers with the
-    kernel (~0.2 CPU-s more on a first run)."""
-    n = code.shape[0]
-    for i in range(n):
-        if not np.isnan(prb[i]):
-            has_prb[code[i]] = True
-    for i in range(n):
+def _hour_traffic_block(code, hour, prb, users, offset, rows, n_prb, sum_prb, n_users, sum_users, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Add one block of KPI rows (the file's rows ``offset`` on) to the counts per
+    ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller before the
+    first block): the rows, and of PRB utilisation (``prb``) and RRC users (``users``) each the
+    rows with a figure (not NaN) and their sum, added in row order; per code (``first``, -1
+    filled by the caller) the index of its first row. Both traffic measures are kept: the
+    caller takes PRB, or RRC users for a cell without any PRB figure."""
+    for i in range(code.shape[0]):
         c = code[i]
         if first[c] < 0:
-            first[c] = i
+            first[c] = offset + i
         key = np.int64(c) * 24 + hour[i]
         rows[key] += 1
-        t = prb[i] if has_prb[c] else users[i]
-        if not np.isnan(t):
-            n_valid[key] += 1
-            total[key] += t
+        if not np.isnan(prb[i]):
+            n_prb[key] += 1
+            sum_prb[key] += prb[i]
+        if not np.isnan(users[i]):
+            n_users[key] += 1
+            sum_users[key] += users[i]
 
 
 #: codes of KpiAggregate.how and .window, as the kernels below read them
@@ -53,7 +48,7 @@ def _in_window(window, busy, quiet):
 
 
 @kernel(exact=True)
-def _kpi_accumulate(code, busy, quiet, columns, source, how, window, slot, start, count, acc, comp, buf):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+def _kpi_accumulate(code, hour, busy_at, quiet_at, columns, source, how, window, slot, start, count, acc, comp, buf):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
     """Add one block of KPI rows to the running figures: per code ``c`` and aggregate ``a``
     (``count[c, a]``, ``acc[c, a]``, ``comp[c, a]``, zeroed by the caller before the first
     block) the values in the aggregate's window and not NaN and, by ``how[a]``: their sum
@@ -67,12 +62,14 @@ def _kpi_accumulate(code, busy, quiet, columns, source, how, window, slot, start
     which would fold ``comp`` to zero.
 
     ``columns`` is a tuple of float64 arrays (NaN: missing); aggregate ``a`` reads
-    ``columns[source[a]]`` over the rows ``_in_window(window[a], busy, quiet)``."""
+    ``columns[source[a]]`` over the rows ``_in_window(window[a], busy, quiet)``, where a row is
+    busy (quiet) when ``busy_at`` (``quiet_at``) holds at its ``code * 24 + hour``."""
     n_agg = source.shape[0]
     for i in range(code.shape[0]):
         c = code[i]
-        b = busy[i]
-        qu = quiet[i]
+        key = np.int64(c) * 24 + hour[i]
+        b = busy_at[key]
+        qu = quiet_at[key]
         for a in range(n_agg):
             if not _in_window(window[a], b, qu):
                 continue

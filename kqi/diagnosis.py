@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -127,33 +128,29 @@ BUSY_TRAFFIC: tuple[str, str] = ("prb_util_dl", "rrc_users_max")
 _BLOCK_ROWS = 1 << 16
 
 
-def _kpi_aggregates(k: pl.DataFrame, code: np.ndarray, n_codes: int, busy: np.ndarray,
-                    quiet: np.ndarray, *, block_rows: int = _BLOCK_ROWS,
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at: np.ndarray,
+                    *, block_rows: int = _BLOCK_ROWS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per cell code: its KPI rows and each :data:`KPI_AGGREGATES` figure (NaN where the cell
-    has no value in the figure's window), over the rows' ``code`` (0 <= code < n_codes), their
-    ``busy`` and ``quiet`` flags and ``k``'s Float64 source columns (null: missing).
+    has no value in the figure's window), over ``k``'s rows: their ``code`` (0 <= code <
+    n_codes), ``hour`` and Float64 source columns (null: missing). A row is in the busy (quiet)
+    window when ``busy_at`` (``quiet_at``, booleans per ``code * 24 + hour``) holds.
 
     :func:`kqi._diag_kernels._kpi_accumulate` reads the rows a block at a time (each block's
-    columns as arrays with null as NaN, no copy of the whole column; compensated sums: the same
-    figures whatever the order of the rows),
-    :func:`kqi._diag_kernels._kpi_quantiles` then picks the quantiles from the values it
-    gathered."""
+    columns as arrays with null as NaN, no column copied whole; compensated sums: the same
+    figures whatever the order of the rows), :func:`kqi._diag_kernels._kpi_quantiles` then
+    picks the quantiles from the values it gathered."""
     from kqi import _diag_kernels as dk
     from kqi._numba import read_only
 
-    n = k.height
-    if code.shape != (n,) or code.dtype != np.int64:
-        raise ValueError("cell codes must be int64, one per row")
-    if n and (int(code.min()) < 0 or int(code.max()) >= n_codes):
-        raise ValueError(f"cell codes must lie in 0..{n_codes - 1}")
-    for flags in (busy, quiet):
-        if flags.dtype != np.bool_ or flags.shape != (n,):
-            raise ValueError("busy and quiet must be booleans with one value per row")
+    _check_codes_and_hours(k, n_codes)
+    for flags in (busy_at, quiet_at):
+        if flags.dtype != np.bool_ or flags.shape != (n_codes * 24,):
+            raise ValueError("busy and quiet hours must be booleans, one per code and hour")
     sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
     for name in sources:
         if k.schema.get(name) != pl.Float64:
             raise ValueError(f"KPI column {name!r} must be Float64")
+    n = k.height
     hows = {"mean": dk.HOW_MEAN, "quantile": dk.HOW_QUANTILE, "min": dk.HOW_MIN, "sum": dk.HOW_SUM}
     windows = {"all": dk.WINDOW_ALL, "busy": dk.WINDOW_BUSY, "quiet": dk.WINDOW_QUIET}
     quantiles = [j for j, a in enumerate(KPI_AGGREGATES) if a.how == "quantile"]
@@ -164,20 +161,20 @@ def _kpi_aggregates(k: pl.DataFrame, code: np.ndarray, n_codes: int, busy: np.nd
         ([quantiles.index(j) if j in quantiles else -1 for j in range(len(KPI_AGGREGATES))], np.int64),
         ([a.q for a in KPI_AGGREGATES], np.float64))]
     source, how, window, slot, q = spec
-    rows = np.bincount(code, minlength=n_codes).astype(np.int64)
+    rows = np.zeros(n_codes, dtype=np.int64)  # per code, for where its quantile values go
+    for block in _blocks(k, block_rows):
+        rows += np.bincount(_int64(block["code"]), minlength=n_codes)
     start = np.zeros(n_codes, dtype=np.int64)
     np.cumsum(rows[:-1], out=start[1:])
     count = np.zeros((n_codes, len(KPI_AGGREGATES)), dtype=np.int64)
     acc = np.zeros((n_codes, len(KPI_AGGREGATES)), dtype=np.float64)
     comp = np.zeros_like(acc)
     buf = np.empty((len(quantiles), n), dtype=np.float64)  # room for every row of each code
-    code, busy, quiet, start = (read_only(a) for a in (code, busy, quiet, start))
-    for lo in range(0, n, block_rows):
-        block = k.slice(lo, block_rows)
+    busy_at, quiet_at, start = (read_only(a) for a in (busy_at, quiet_at, start))
+    for block in _blocks(k, block_rows):
         cols = tuple(read_only(block[c].to_numpy()) for c in sources)  # null -> NaN
-        hi = lo + block.height
-        dk._kpi_accumulate(code[lo:hi], busy[lo:hi], quiet[lo:hi], cols, source, how, window,
-                          slot, start, count, acc, comp, buf)
+        dk._kpi_accumulate(_int64(block["code"]), _int64(block["hour"]), busy_at, quiet_at,
+                           cols, source, how, window, slot, start, count, acc, comp, buf)
     dk._kpi_quantiles(how, slot, q, start, count, buf, acc)
     out: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -190,6 +187,38 @@ def _kpi_aggregates(k: pl.DataFrame, code: np.ndarray, n_codes: int, busy: np.nd
                 fig = acc[:, j] + comp[:, j] if a.how == "sum" else acc[:, j]
                 out[a.name] = np.where(count[:, j] > 0, fig, np.nan)
     return rows, out
+
+
+def _blocks(k: pl.DataFrame, block_rows: int) -> Iterator[pl.DataFrame]:
+    """``k`` a block of ``block_rows`` rows at a time (zero-copy slices)."""
+    for lo in range(0, k.height, block_rows):
+        yield k.slice(lo, block_rows)
+
+
+def _int64(s: pl.Series) -> np.ndarray:
+    """An Int64 column without nulls as a read-only int64 array (a view where polars allows)."""
+    from kqi._numba import read_only
+
+    return read_only(np.ascontiguousarray(s.to_numpy(), dtype=np.int64))
+
+
+def _check_codes_and_hours(k: pl.DataFrame, n_codes: int | None = None) -> None:
+    """Refuse what a kernel indexing by ``code * 24 + hour`` unchecked would misread: a missing
+    code or hour (NaN as an integer), a negative code or one not below ``n_codes``, an hour
+    outside 0..23."""
+    if not k.height:
+        return
+    for c in ("code", "hour"):
+        if k.schema.get(c) != pl.Int64:
+            raise ValueError(f"{c} must be Int64")
+    if k["code"].null_count() or k["hour"].null_count():
+        raise ValueError("cell codes and hours must not be missing")
+    if int(k["code"].min()) < 0:  # type: ignore[arg-type]
+        raise ValueError("cell codes must not be negative")
+    if n_codes is not None and int(k["code"].max()) >= n_codes:  # type: ignore[arg-type]
+        raise ValueError(f"cell codes must lie in 0..{n_codes - 1}")
+    if not 0 <= int(k["hour"].min()) <= int(k["hour"].max()) < 24:  # type: ignore[arg-type]
+        raise ValueError("hours must lie in 0..23")
 
 
 _DIAG_SCHEMA: dict[str, pl.DataType] = dict(polars_schema(DIAGNOSIS))
@@ -302,23 +331,23 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         hour.cast(pl.Int64).alias("hour"),
         *[column_or_null(kpis.columns, c, pl.Float64) for c in _KPI_FLOATS],
         *[column_or_null(kpis.columns, c, pl.Int64).cast(pl.Float64) for c in _KPI_INTS],
-    ).with_columns((pl.col("code") * 24 + pl.col("hour")).alias("key"))
+    )
     traffic = _hour_traffic(k)   # once for both lookups
+    n_codes = traffic.first_row.size
     if k.height and int(np.count_nonzero(traffic.rows.any(axis=0))) == 1:
         # a daily feed (the contract allows one): every row sits at the same hour, so there are
         # no busy hours to pick; the daily figures are the evidence, stated as such in the log
         log.warning("cell KPIs hold one time of day only (a daily feed?): busy-hour evidence "
                     "uses every row")
-        busy = np.ones(k.height, dtype=bool)
-        quiet = busy
+        busy_at = np.ones(n_codes * 24, dtype=bool)
+        quiet_at = busy_at
     else:
-        keys = k["key"].to_numpy()
-        quiet = _busy_lookup(traffic, d.quiet_hour_count, busiest=False)[keys]
+        quiet_at = _busy_lookup(traffic, d.quiet_hour_count, busiest=False)
         if d.busy_hours:
-            busy = k["hour"].is_in(list(d.busy_hours)).to_numpy()
+            busy_at = np.tile(np.isin(np.arange(24), list(d.busy_hours)), n_codes)
         else:
-            busy = _busy_lookup(traffic, d.busy_hour_count)[keys]
-    rows, figures = _kpi_aggregates(k, k["code"].to_numpy(), traffic.first_row.size, busy, quiet)
+            busy_at = _busy_lookup(traffic, d.busy_hour_count)
+    rows, figures = _kpi_aggregates(k, n_codes, busy_at, quiet_at)
     present = np.flatnonzero(rows)  # codes without a KPI row (a cell_code of the cells table)
     ev = pl.DataFrame([
         # each code's cell_id from its first row
@@ -362,42 +391,37 @@ class HourTraffic(NamedTuple):
     first_row: np.ndarray
 
 
-def _hour_traffic(k: pl.DataFrame) -> HourTraffic:
+def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraffic:
     """Each cell code's traffic per hour of the day (see :func:`_busy_lookup`), and its first
     row.
 
     One measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
     two row by row would let an hour with a missing PRB figure rank by its user count). The
-    counts and sums are one pass of :func:`kqi._diag_kernels._hour_traffic_counts` over the
-    rows (the sums added in row order, as ``np.bincount`` adds them)."""
-    from kqi._diag_kernels import _hour_traffic_counts
+    counts and sums are :func:`kqi._diag_kernels._hour_traffic_block` over the rows, a block at
+    a time (the sums added in row order, as ``np.bincount`` adds them)."""
+    from kqi._diag_kernels import _hour_traffic_block
     from kqi._numba import read_only
 
     n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
+    # the kernel indexes its outputs by code and hour, unchecked: a missing one (NaN as an
+    # integer) or one out of range would write outside them
+    _check_codes_and_hours(k)
     size = n_codes * 24
-    rows = np.zeros(size, dtype=np.int64)
-    n_valid = np.zeros(size, dtype=np.int64)
-    total = np.zeros(size, dtype=np.float64)
+    rows, n_prb, n_users = (np.zeros(size, dtype=np.int64) for _ in range(3))
+    sum_prb, sum_users = np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64)
     first_row = np.full(n_codes, -1, dtype=np.int64)
-    if k.height:
-        # the kernel indexes its outputs by code and hour, unchecked: a missing one (NaN as an
-        # integer) or one out of range would write outside them
-        if k["code"].null_count() or k["hour"].null_count():
-            raise ValueError("cell codes and hours must not be missing")
-        if int(k["code"].min()) < 0:  # type: ignore[arg-type]
-            raise ValueError("cell codes must not be negative")
-        if not 0 <= int(k["hour"].min()) <= int(k["hour"].max()) < 24:  # type: ignore[arg-type]
-            raise ValueError("hours must lie in 0..23")
-        _hour_traffic_counts(
-            read_only(np.ascontiguousarray(k["code"].to_numpy(), dtype=np.int64)),
-            read_only(np.ascontiguousarray(k["hour"].to_numpy(), dtype=np.int64)),
-            read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[0]].to_numpy(), dtype=np.float64)),
-            read_only(np.ascontiguousarray(k[BUSY_TRAFFIC[1]].to_numpy(), dtype=np.float64)),
-            np.zeros(n_codes, dtype=np.bool_), rows, n_valid, total, first_row)
+    for lo, block in zip(range(0, k.height, block_rows), _blocks(k, block_rows), strict=True):
+        _hour_traffic_block(
+            _int64(block["code"]), _int64(block["hour"]),
+            *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
+              for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users, first_row)
+    shape = (n_codes, 24)
+    has_prb = n_prb.reshape(shape).any(axis=1, keepdims=True)
+    n_valid = np.where(has_prb, n_prb.reshape(shape), n_users.reshape(shape))
+    total = np.where(has_prb, sum_prb.reshape(shape), sum_users.reshape(shape))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n_valid
-    return HourTraffic(rows.reshape(n_codes, 24), n_valid.reshape(n_codes, 24),
-                       mean.reshape(n_codes, 24), first_row)
+    return HourTraffic(rows.reshape(shape), n_valid, mean, first_row)
 
 
 def _busy_lookup(traffic: HourTraffic, count: int,

@@ -383,24 +383,30 @@ def _hour_traffic_reference(code: np.ndarray, hour: np.ndarray, prb: np.ndarray,
 @SETTINGS
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 23),
                           st.one_of(st.none(), st.floats(0, 100)),
-                          st.one_of(st.none(), st.floats(0, 1e4))), max_size=300))
-def test_hour_traffic_kernel_matches_reference(rows: list[tuple]) -> None:
-    from kqi._diag_kernels import _hour_traffic_counts
+                          st.one_of(st.none(), st.floats(0, 1e4))), min_size=1, max_size=300),
+       st.integers(1, 50))
+def test_hour_traffic_kernel_matches_reference(rows: list[tuple], block_rows: int) -> None:
+    """kqi.diagnosis._hour_traffic (its kernel over the rows a block at a time) equals the
+    numpy computation: the same sums in the same order, equal to the bit."""
+    from kqi.diagnosis import BUSY_TRAFFIC, _hour_traffic
 
-    n_codes = 6
     code = np.array([r[0] for r in rows], dtype=np.int64)
     hour = np.array([r[1] for r in rows], dtype=np.int64)
     prb = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
     users = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
-    out = (np.zeros(n_codes * 24, dtype=np.int64), np.zeros(n_codes * 24, dtype=np.int64),
-           np.zeros(n_codes * 24, dtype=np.float64), np.full(n_codes, -1, dtype=np.int64))
-    for a in (code, hour, prb, users):
-        a.flags.writeable = False  # as the wrapper passes them
-    _hour_traffic_counts(code, hour, prb, users, np.zeros(n_codes, dtype=np.bool_), *out)
-    for got, want in zip(out, _hour_traffic_reference(code, hour, prb, users, n_codes),
-                         strict=True):
-        # the same sums in the same order: equal to the bit
-        np.testing.assert_array_equal(got, want)
+    k = pl.DataFrame({"code": code, "hour": hour, BUSY_TRAFFIC[0]: [r[2] for r in rows],
+                      BUSY_TRAFFIC[1]: [r[3] for r in rows]},
+                     schema={"code": pl.Int64, "hour": pl.Int64, BUSY_TRAFFIC[0]: pl.Float64,
+                             BUSY_TRAFFIC[1]: pl.Float64})
+    got = _hour_traffic(k, block_rows=block_rows)
+    n_codes = int(code.max()) + 1
+    want_rows, want_valid, want_total, want_first = _hour_traffic_reference(
+        code, hour, prb, users, n_codes)
+    np.testing.assert_array_equal(got.rows.ravel(), want_rows)
+    np.testing.assert_array_equal(got.n_valid.ravel(), want_valid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_array_equal(got.mean.ravel(), want_total / want_valid)
+    np.testing.assert_array_equal(got.first_row, want_first)
 
 
 @pytest.mark.parametrize(("code", "hour", "problem"), [
@@ -459,10 +465,10 @@ _KPI_VALUE = st.one_of(st.none(), st.just(math.nan), st.floats(-150, 150, allow_
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 4), st.booleans(), st.booleans(),
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 23),
                           st.lists(_KPI_VALUE, min_size=len(_KPI_SOURCES), max_size=len(_KPI_SOURCES))), max_size=120),
-       st.integers(1, 40))
-def test_kpi_figure_kernels_match_reference(rows: list[tuple], block_rows: int) -> None:
+       st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_kpi_figure_kernels_match_reference(rows: list[tuple], block_rows: int, seed: int) -> None:
     """The evidence figures of kqi.diagnosis._kpi_aggregates (its two kernels, the rows read a
     block at a time) equal the plain per-code computation, whatever the blocks: the exact sums
     and minima, the quantiles within their last ulp."""
@@ -471,12 +477,15 @@ def test_kpi_figure_kernels_match_reference(rows: list[tuple], block_rows: int) 
     sources = _KPI_SOURCES
     n_codes = 6  # code 5 has no rows: NaN figures, 0 rows
     code = np.array([r[0] for r in rows], dtype=np.int64)
-    busy = np.array([r[1] for r in rows], dtype=np.bool_)
-    quiet = np.array([r[2] for r in rows], dtype=np.bool_)
-    k = pl.DataFrame({c: [r[3][j] for r in rows] for j, c in enumerate(sources)},
-                     schema=dict.fromkeys(sources, pl.Float64))
-    got_rows, got = _kpi_aggregates(k, code, n_codes, busy, quiet, block_rows=block_rows)
-    want_rows, want = _kpi_figures_reference(k, code, n_codes, busy, quiet)
+    hour = np.array([r[1] for r in rows], dtype=np.int64)
+    rng = np.random.default_rng(seed)  # which (code, hour) are busy, which quiet
+    busy_at, quiet_at = rng.random(n_codes * 24) < 0.3, rng.random(n_codes * 24) < 0.3
+    k = pl.DataFrame({"code": code, "hour": hour, **{c: [r[2][j] for r in rows]
+                                                     for j, c in enumerate(sources)}},
+                     schema={"code": pl.Int64, "hour": pl.Int64, **dict.fromkeys(sources, pl.Float64)})
+    got_rows, got = _kpi_aggregates(k, n_codes, busy_at, quiet_at, block_rows=block_rows)
+    key = code * 24 + hour
+    want_rows, want = _kpi_figures_reference(k, code, n_codes, busy_at[key], quiet_at[key])
     np.testing.assert_array_equal(got_rows, want_rows)
     for a in KPI_AGGREGATES:
         if a.how == "min":
@@ -501,14 +510,12 @@ def test_kpi_figures_do_not_depend_on_row_order(seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     n = 20_000
-    code = rng.integers(0, 50, n).astype(np.int64)
-    busy, quiet = rng.random(n) < 0.3, rng.random(n) < 0.2
-    k = pl.DataFrame({c: np.where(rng.random(n) < 0.05, np.nan, rng.normal(-100, 15, n))
-                      for c in _KPI_SOURCES}).fill_nan(None)
-    order = rng.permutation(n)
-    rows_a, a = _kpi_aggregates(k, code, 50, busy, quiet)
-    rows_b, b = _kpi_aggregates(k[order], code[order], 50, busy[order], quiet[order],
-                                block_rows=777)
+    busy_at, quiet_at = rng.random(50 * 24) < 0.3, rng.random(50 * 24) < 0.2
+    k = pl.DataFrame({"code": rng.integers(0, 50, n), "hour": rng.integers(0, 24, n),
+                      **{c: np.where(rng.random(n) < 0.05, np.nan, rng.normal(-100, 15, n))
+                         for c in _KPI_SOURCES}}).fill_nan(None)
+    rows_a, a = _kpi_aggregates(k, 50, busy_at, quiet_at)
+    rows_b, b = _kpi_aggregates(k[rng.permutation(n)], 50, busy_at, quiet_at, block_rows=777)
     np.testing.assert_array_equal(rows_a, rows_b)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -536,13 +543,13 @@ def test_kpi_quantile_is_polars_linear_quantile() -> None:
 
     rng = np.random.default_rng(7)
     n = 5000
-    sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
-    code = rng.integers(0, 40, n).astype(np.int64)
-    busy, quiet = rng.random(n) < 0.3, rng.random(n) < 0.2
-    k = pl.DataFrame({c: np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 20, n).round(1))
-                      for c in sources}).fill_nan(None)
-    _, got = _kpi_aggregates(k, code, 40, busy, quiet, block_rows=999)
-    frame = k.with_columns(code=code, busy=busy, quiet=quiet)
+    busy_at, quiet_at = rng.random(40 * 24) < 0.3, rng.random(40 * 24) < 0.2
+    k = pl.DataFrame({"code": rng.integers(0, 40, n), "hour": rng.integers(0, 24, n),
+                      **{c: np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 20, n).round(1))
+                         for c in _KPI_SOURCES}}).fill_nan(None)
+    _, got = _kpi_aggregates(k, 40, busy_at, quiet_at, block_rows=999)
+    key = (k["code"] * 24 + k["hour"]).to_numpy()
+    frame = k.with_columns(busy=busy_at[key], quiet=quiet_at[key])
     for a in KPI_AGGREGATES:
         if a.how != "quantile":
             continue
@@ -552,26 +559,30 @@ def test_kpi_quantile_is_polars_linear_quantile() -> None:
 
 
 @pytest.mark.parametrize(("change", "problem"), [
-    ("code_dtype", "int64"), ("code_range", "0..5"), ("flags", "booleans"), ("column", "Float64")])
+    ("code_dtype", "Int64"), ("code_range", "0..5"), ("hour_range", "0..23"),
+    ("code_missing", "missing"), ("flags", "booleans"), ("column", "Float64")])
 def test_kpi_figures_wrapper_refuses_what_the_kernels_would_misread(change: str, problem: str) -> None:
-    """The kernels index by code unchecked and read float64 columns: the wrapper refuses codes
-    of another type or out of range, flags of another length and a non-float column."""
+    """The kernels index by code and hour unchecked and read float64 columns: the wrapper
+    refuses codes of another type, missing or out of range, an hour outside the day, hour
+    flags of another length and a non-float column."""
     from kqi.diagnosis import _kpi_aggregates
 
-    sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
-    k = pl.DataFrame({c: [1.0, 2.0, 3.0] for c in sources})
-    code = np.array([0, 1, 2], dtype=np.int64)
-    busy = np.zeros(3, dtype=np.bool_)
+    k = pl.DataFrame({"code": [0, 1, 2], "hour": [0, 5, 23], **{c: [1.0, 2.0, 3.0] for c in _KPI_SOURCES}})
+    busy_at = np.zeros(6 * 24, dtype=np.bool_)
     if change == "code_dtype":
-        code = code.astype(np.int32)
+        k = k.with_columns(pl.col("code").cast(pl.Int32))
     elif change == "code_range":
-        code = np.array([0, 1, 6], dtype=np.int64)
+        k = k.with_columns(code=pl.Series([0, 1, 6]))
+    elif change == "hour_range":
+        k = k.with_columns(hour=pl.Series([0, 1, 24]))
+    elif change == "code_missing":
+        k = k.with_columns(code=pl.Series([0, None, 2], dtype=pl.Int64))
     elif change == "flags":
-        busy = busy[:2]
+        busy_at = busy_at[:-1]
     else:
-        k = k.with_columns(pl.col(sources[0]).cast(pl.Int64))
+        k = k.with_columns(pl.col(_KPI_SOURCES[0]).cast(pl.Int64))
     with pytest.raises(ValueError, match=problem):
-        _kpi_aggregates(k, code, 6, busy, np.zeros(3, dtype=np.bool_))
+        _kpi_aggregates(k, 6, busy_at, np.zeros(6 * 24, dtype=np.bool_))
 
 
 def test_aggregated_counts_grow_cells_and_days_mid_feed() -> None:
