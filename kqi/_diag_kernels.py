@@ -1,7 +1,10 @@
 """Numba kernels behind :mod:`kqi.diagnosis`: each cell's traffic per hour of the day, and each
 cell's evidence figures (:data:`kqi.diagnosis.KPI_AGGREGATES`) from its hourly KPI rows.
 
-They take arrays and scalars only and do no validation; the wrappers
+They take arrays and scalars only and do no validation. Each works on the codes of one range,
+so that worker threads given disjoint ranges write disjoint parts of the outputs and each
+code's rows are still added in row order (the same figures on any number of threads). The
+wrappers
 (:func:`kqi.diagnosis._hour_traffic`, :func:`kqi.diagnosis._kpi_aggregates`) check that no code
 or hour is missing, negative or out of range (the outputs are indexed by them, unchecked) and
 turn the KPI columns into the arrays used here.
@@ -15,8 +18,9 @@ from kqi._numba import kernel
 
 
 @kernel
-def _hour_traffic_block(code, hour, prb, users, offset, rows, n_prb, sum_prb, n_users, sum_users, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
-    """Add one block of KPI rows (the file's rows ``offset`` on) to the counts per
+def _hour_traffic_block(codes_from, codes_to, code, hour, prb, users, offset, rows, n_prb, sum_prb, n_users, sum_users, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Add one block of KPI rows (the file's rows ``offset`` on), those of the codes
+    ``codes_from <= code < codes_to`` (one worker's share), to the counts per
     ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller before the
     first block): the rows, and of PRB utilisation (``prb``) and RRC users (``users``) each the
     rows with a figure (not NaN) and their sum, added in row order; per code (``first``, -1
@@ -24,6 +28,8 @@ def _hour_traffic_block(code, hour, prb, users, offset, rows, n_prb, sum_prb, n_
     caller takes PRB, or RRC users for a cell without any PRB figure."""
     for i in range(code.shape[0]):
         c = code[i]
+        if c < codes_from or c >= codes_to:
+            continue
         if first[c] < 0:
             first[c] = offset + i
         key = np.int64(c) * 24 + hour[i]
@@ -48,8 +54,9 @@ def _in_window(window, busy, quiet):
 
 
 @kernel(exact=True)
-def _kpi_accumulate(code, hour, busy_at, quiet_at, columns, source, how, window, slot, start, count, acc, comp, buf):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
-    """Add one block of KPI rows to the running figures: per code ``c`` and aggregate ``a``
+def _kpi_accumulate(codes_from, codes_to, code, hour, busy_at, quiet_at, columns, source, how, window, slot, start, count, acc, comp, buf):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Add one block of KPI rows, those of the codes ``codes_from <= c < codes_to`` (one
+    worker's share), to the running figures: per code ``c`` and aggregate ``a``
     (``count[c, a]``, ``acc[c, a]``, ``comp[c, a]``, zeroed by the caller before the first
     block) the values in the aggregate's window and not NaN and, by ``how[a]``: their sum
     (HOW_MEAN, HOW_SUM), their minimum (HOW_MIN), or (HOW_QUANTILE) the values themselves, for
@@ -67,6 +74,8 @@ def _kpi_accumulate(code, hour, busy_at, quiet_at, columns, source, how, window,
     n_agg = source.shape[0]
     for i in range(code.shape[0]):
         c = code[i]
+        if c < codes_from or c >= codes_to:
+            continue
         key = np.int64(c) * 24 + hour[i]
         b = busy_at[key]
         qu = quiet_at[key]
@@ -94,8 +103,9 @@ def _kpi_accumulate(code, hour, busy_at, quiet_at, columns, source, how, window,
 
 
 @kernel
-def _kpi_quantiles(how, slot, q, start, count, buf, acc):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
-    """Per quantile aggregate ``a`` and code ``c``: ``acc[c, a]`` = the ``q[a]`` quantile of
+def _kpi_quantiles(codes_from, codes_to, how, slot, q, start, count, buf, acc):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+    """Per quantile aggregate ``a`` and code ``codes_from <= c < codes_to``: ``acc[c, a]`` =
+    the ``q[a]`` quantile of
     the ``count[c, a]`` values :func:`_kpi_accumulate` placed at ``buf[slot[a], start[c]:]``
     (NaN without values), by linear interpolation between the closest ranks as polars'
     ``quantile(q, "linear")`` computes it: ``(i - lo) * (upper - lower) + lower`` at
@@ -104,7 +114,7 @@ def _kpi_quantiles(how, slot, q, start, count, buf, acc):  # noqa: PLR0917 - a k
         if how[a] != HOW_QUANTILE:
             continue
         values = buf[slot[a]]
-        for c in range(start.shape[0]):
+        for c in range(codes_from, codes_to):
             m = count[c, a]
             if m == 0:
                 acc[c, a] = np.nan

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -171,11 +172,13 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
     comp = np.zeros_like(acc)
     buf = np.empty((len(quantiles), n), dtype=np.float64)  # room for every row of each code
     busy_at, quiet_at, start = (read_only(a) for a in (busy_at, quiet_at, start))
-    for block in _blocks(k, block_rows):
-        cols = tuple(read_only(block[c].to_numpy()) for c in sources)  # null -> NaN
-        dk._kpi_accumulate(_int64(block["code"]), _int64(block["hour"]), busy_at, quiet_at,
-                           cols, source, how, window, slot, start, count, acc, comp, buf)
-    dk._kpi_quantiles(how, slot, q, start, count, buf, acc)
+    with _CodeWorkers(n_codes) as workers:
+        for block in _blocks(k, block_rows):
+            cols = tuple(read_only(block[c].to_numpy()) for c in sources)  # null -> NaN
+            workers.run(dk._kpi_accumulate, _int64(block["code"]), _int64(block["hour"]),
+                        busy_at, quiet_at, cols, source, how, window, slot, start, count, acc,
+                        comp, buf)
+        workers.run(dk._kpi_quantiles, how, slot, q, start, count, buf, acc)
     out: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for j, a in enumerate(KPI_AGGREGATES):
@@ -187,6 +190,41 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
                 fig = acc[:, j] + comp[:, j] if a.how == "sum" else acc[:, j]
                 out[a.name] = np.where(count[:, j] > 0, fig, np.nan)
     return rows, out
+
+
+#: at most this many threads share a kernel's codes (each reads every row of a block)
+_MAX_CODE_WORKERS = 8
+
+
+class _CodeWorkers:
+    """Runs a per-code kernel on worker threads, each given one contiguous range of the codes
+    ``0..n_codes-1`` as its first two arguments (``codes_from``, ``codes_to``): disjoint parts
+    of the outputs, each code's rows in row order, so the figures are the same on any number
+    of threads. As many threads as polars may use (``POLARS_MAX_THREADS``; a busy machine is
+    given fewer), at most :data:`_MAX_CODE_WORKERS`; one runs the kernel in the caller's
+    thread. The kernels release the interpreter lock (``nogil``)."""
+
+    def __init__(self, n_codes: int) -> None:
+        n = max(1, min(pl.thread_pool_size(), _MAX_CODE_WORKERS, n_codes))
+        self._ranges = [(n_codes * t // n, n_codes * (t + 1) // n) for t in range(n)]
+        self._pool = ThreadPoolExecutor(n - 1, thread_name_prefix="kqi-evidence") if n > 1 else None
+
+    def run(self, kernel: Callable[..., None], *args: Any) -> None:
+        """``kernel(codes_from, codes_to, *args)`` for every range; returns when all have."""
+        first, *rest = self._ranges
+        futures = [self._pool.submit(kernel, lo, hi, *args) for lo, hi in rest] if self._pool else []
+        try:
+            kernel(*first, *args)
+        finally:
+            for f in futures:
+                f.result()
+
+    def __enter__(self) -> _CodeWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def _blocks(k: pl.DataFrame, block_rows: int) -> Iterator[pl.DataFrame]:
@@ -410,11 +448,12 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
     rows, n_prb, n_users = (np.zeros(size, dtype=np.int64) for _ in range(3))
     sum_prb, sum_users = np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64)
     first_row = np.full(n_codes, -1, dtype=np.int64)
-    for lo, block in zip(range(0, k.height, block_rows), _blocks(k, block_rows), strict=True):
-        _hour_traffic_block(
-            _int64(block["code"]), _int64(block["hour"]),
-            *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
-              for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users, first_row)
+    with _CodeWorkers(n_codes) as workers:
+        for lo, block in zip(range(0, k.height, block_rows), _blocks(k, block_rows), strict=True):
+            workers.run(_hour_traffic_block, _int64(block["code"]), _int64(block["hour"]),
+                        *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
+                          for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users,
+                        first_row)
     shape = (n_codes, 24)
     has_prb = n_prb.reshape(shape).any(axis=1, keepdims=True)
     n_valid = np.where(has_prb, n_prb.reshape(shape), n_users.reshape(shape))

@@ -521,6 +521,33 @@ def test_kpi_figures_do_not_depend_on_row_order(seed: int) -> None:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.parametrize("threads", [1, 3, 5])
+def test_evidence_figures_do_not_depend_on_the_threads(monkeypatch: pytest.MonkeyPatch,
+                                                        threads: int) -> None:
+    """The kernels' workers split the cell codes (kqi.diagnosis._CodeWorkers): the hour traffic
+    and the figures are the same to the bit on one thread and on several."""
+    from kqi import diagnosis
+
+    rng = np.random.default_rng(5)
+    n = 30_000
+    k = pl.DataFrame({"code": rng.integers(0, 97, n), "hour": rng.integers(0, 24, n),
+                      **{c: np.where(rng.random(n) < 0.05, np.nan, rng.normal(-100, 15, n))
+                         for c in _KPI_SOURCES}}).fill_nan(None)
+    busy_at, quiet_at = rng.random(97 * 24) < 0.3, rng.random(97 * 24) < 0.2
+    monkeypatch.setattr(pl, "thread_pool_size", lambda: 1)
+    one = diagnosis._hour_traffic(k, block_rows=4096), diagnosis._kpi_aggregates(
+        k, 97, busy_at, quiet_at, block_rows=4096)
+    monkeypatch.setattr(pl, "thread_pool_size", lambda: threads)
+    assert diagnosis._CodeWorkers(97)._ranges[-1] == (97 * (threads - 1) // threads, 97)
+    many = diagnosis._hour_traffic(k, block_rows=4096), diagnosis._kpi_aggregates(
+        k, 97, busy_at, quiet_at, block_rows=4096)
+    for a, b in zip(one[0], many[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one[1][0], many[1][0])
+    for name, fig in one[1][1].items():
+        np.testing.assert_array_equal(fig, many[1][1][name], err_msg=name)
+
+
 @SETTINGS
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200), st.data())
 def test_select_kernel_is_the_kth_smallest(values: list[float], data: st.DataObject) -> None:
