@@ -17,15 +17,32 @@ import numpy as np
 from kqi._numba import kernel
 
 
-@kernel
-def _hour_traffic_block(codes_from, codes_to, code, hour, prb, users, offset, rows, n_prb, sum_prb, n_users, sum_users, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
+@kernel(inline=True)
+def _add(acc, comp, j, v):
+    """Add ``v`` to the compensated sum ``acc[j] + comp[j]`` (Neumaier's: the exact sum
+    correctly rounded but under extreme cancellation, so it does not depend on the order of
+    the values). Callers compile without fastmath, which would fold ``comp`` to zero."""
+    s = acc[j]
+    t = s + v
+    if abs(s) >= abs(v):
+        comp[j] += (s - t) + v
+    else:
+        comp[j] += (v - t) + s
+    acc[j] = t
+
+
+@kernel(exact=True)
+def _hour_traffic_block(codes_from, codes_to, code, hour, prb, users, offset, rows, n_prb, sum_prb, n_users, sum_users, comp, first):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
     """Add one block of KPI rows (the file's rows ``offset`` on), those of the codes
     ``codes_from <= code < codes_to`` (one worker's share), to the counts per
     ``code * 24 + hour`` (the flat ``n_codes x 24`` outputs, zeroed by the caller before the
     first block): the rows, and of PRB utilisation (``prb``) and RRC users (``users``) each the
-    rows with a figure (not NaN) and their sum, added in row order; per code (``first``, -1
-    filled by the caller) the index of its first row. Both traffic measures are kept: the
-    caller takes PRB, or RRC users for a cell without any PRB figure."""
+    rows with a figure (not NaN) and their compensated sum (``sum_prb + comp[0]``,
+    ``sum_users + comp[1]``: a cell's busiest hours do not depend on the order of the rows);
+    per code (``first``, -1 filled by the caller) the index of its first row. Both traffic
+    measures are kept: the caller takes PRB, or RRC users for a cell without any PRB figure."""
+    comp_prb = comp[0]
+    comp_users = comp[1]
     for i in range(code.shape[0]):
         c = code[i]
         if c < codes_from or c >= codes_to:
@@ -36,10 +53,10 @@ def _hour_traffic_block(codes_from, codes_to, code, hour, prb, users, offset, ro
         rows[key] += 1
         if not np.isnan(prb[i]):
             n_prb[key] += 1
-            sum_prb[key] += prb[i]
+            _add(sum_prb, comp_prb, key, prb[i])
         if not np.isnan(users[i]):
             n_users[key] += 1
-            sum_users[key] += users[i]
+            _add(sum_users, comp_users, key, users[i])
 
 
 #: codes of KpiAggregate.how and .window, as the kernels below read them
@@ -63,10 +80,8 @@ def _kpi_accumulate(codes_from, codes_to, code, hour, busy_at, quiet_at, columns
     :func:`_kpi_quantiles`: at ``buf[slot[a], start[c] + count[c, a]]``, where ``start[c]``
     leaves room for all of the code's rows.
 
-    A sum is Neumaier's compensated one: ``acc + comp`` is the exact sum correctly rounded but
-    in cases of extreme cancellation, so a figure does not depend on the order of the rows (a
-    feed sorted another way gives the same evidence, to the bit). Compiled without fastmath,
-    which would fold ``comp`` to zero.
+    A sum is compensated (:func:`_add`): ``acc + comp`` is the exact sum correctly rounded but
+    under extreme cancellation, so a figure does not depend on the order of the rows.
 
     ``columns`` is a tuple of float64 arrays (NaN: missing); aggregate ``a`` reads
     ``columns[source[a]]`` over the rows ``_in_window(window[a], busy, quiet)``, where a row is
@@ -92,13 +107,7 @@ def _kpi_accumulate(codes_from, codes_to, code, hour, busy_at, quiet_at, columns
             elif h == HOW_QUANTILE:
                 buf[slot[a], start[c] + count[c, a]] = v
             else:
-                s = acc[c, a]
-                t = s + v
-                if abs(s) >= abs(v):
-                    comp[c, a] += (s - t) + v
-                else:
-                    comp[c, a] += (v - t) + s
-                acc[c, a] = t
+                _add(acc[c], comp[c], a, v)
             count[c, a] += 1
 
 

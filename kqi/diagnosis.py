@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -130,10 +130,11 @@ _BLOCK_ROWS = 1 << 16
 
 
 def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at: np.ndarray,
-                    *, block_rows: int = _BLOCK_ROWS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per cell code: its KPI rows and each :data:`KPI_AGGREGATES` figure (NaN where the cell
-    has no value in the figure's window), over ``k``'s rows: their ``code`` (0 <= code <
-    n_codes), ``hour`` and Float64 source columns (null: missing). A row is in the busy (quiet)
+                    *, block_rows: int = _BLOCK_ROWS) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """Per cell code: its KPI rows and each :data:`KPI_AGGREGATES` figure (null where the cell
+    has no value in the figure's window; Int64 for a sum of an Int64 column, else Float64),
+    over ``k``'s rows: their ``code`` (0 <= code < n_codes), ``hour`` and Float64 or Int64
+    source columns (null or NaN: missing). A row is in the busy (quiet)
     window when ``busy_at`` (``quiet_at``, booleans per ``code * 24 + hour``) holds.
 
     :func:`kqi._diag_kernels._kpi_accumulate` reads the rows a block at a time (each block's
@@ -149,8 +150,11 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
             raise ValueError("busy and quiet hours must be booleans, one per code and hour")
     sources = list(dict.fromkeys(a.source for a in KPI_AGGREGATES))
     for name in sources:
-        if k.schema.get(name) != pl.Float64:
-            raise ValueError(f"KPI column {name!r} must be Float64")
+        if k.schema.get(name) not in (pl.Float64, pl.Int64):
+            raise ValueError(f"KPI column {name!r} must be Float64 or Int64")
+    for a in KPI_AGGREGATES:  # a rank outside a cell's values would be read past them
+        if a.how == "quantile" and not 0.0 <= a.q <= 1.0:
+            raise ValueError(f"{a.name}: quantile {a.q} outside 0..1")
     n = k.height
     hows = {"mean": dk.HOW_MEAN, "quantile": dk.HOW_QUANTILE, "min": dk.HOW_MIN, "sum": dk.HOW_SUM}
     windows = {"all": dk.WINDOW_ALL, "busy": dk.WINDOW_BUSY, "quiet": dk.WINDOW_QUIET}
@@ -174,22 +178,52 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
     busy_at, quiet_at, start = (read_only(a) for a in (busy_at, quiet_at, start))
     with _CodeWorkers(n_codes) as workers:
         for block in _blocks(k, block_rows):
-            cols = tuple(read_only(block[c].to_numpy()) for c in sources)  # null -> NaN
+            cols = tuple(read_only(block[c].cast(pl.Float64).to_numpy()) for c in sources)  # null -> NaN
             workers.run(dk._kpi_accumulate, _int64(block["code"]), _int64(block["hour"]),
                         busy_at, quiet_at, cols, source, how, window, slot, start, count, acc,
                         comp, buf)
         workers.run(dk._kpi_quantiles, how, slot, q, start, count, buf, acc)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, pl.Series] = {}
+    # an infinite value makes the compensation NaN (inf - inf); the sum itself is then right
+    total = np.where(np.isfinite(acc), acc + comp, acc)
     with np.errstate(invalid="ignore", divide="ignore"):
         for j, a in enumerate(KPI_AGGREGATES):
+            has = count[:, j] > 0
+            if k.schema[a.source] == pl.Int64:  # a count: summed exactly (see _int_sum)
+                out[a.name] = _int_sum(k, a, acc[:, j], comp[:, j], has)
+                continue
             if a.how == "mean":
-                out[a.name] = (acc[:, j] + comp[:, j]) / count[:, j]
-            elif a.how == "quantile":  # NaN where the cell has no value
-                out[a.name] = acc[:, j]
-            else:  # min, sum: none where the cell has no value
-                fig = acc[:, j] + comp[:, j] if a.how == "sum" else acc[:, j]
-                out[a.name] = np.where(count[:, j] > 0, fig, np.nan)
+                fig = total[:, j] / np.maximum(count[:, j], 1)
+            elif a.how == "sum":
+                fig = total[:, j]
+            else:  # min, quantile
+                fig = acc[:, j]
+            # null where the cell has no value; NaN stays NaN (+inf and -inf in one mean)
+            out[a.name] = _with_nulls(pl.Series(a.name, fig, dtype=pl.Float64), has)
     return rows, out
+
+
+def _int_sum(k: pl.DataFrame, a: KpiAggregate, acc: np.ndarray, comp: np.ndarray,
+             has: np.ndarray) -> pl.Series:
+    """The figure ``a`` (a sum) of an Int64 column, exactly: the compensated float sum's two
+    parts are whole numbers, each exact, while every value is below 2**53 in magnitude; a
+    column with a larger value (no alarm count is) is summed by polars instead."""
+    if a.how != "sum" or a.window != "all":  # pragma: no cover - KPI_AGGREGATES is fixed
+        raise ValueError(f"{a.name}: an Int64 column is only summed, over the whole window")
+    big = k[a.source].abs().max()
+    if big is not None and int(big) >= 2**53:  # type: ignore[arg-type]
+        exact = k.group_by("code").agg(pl.col(a.source).sum())
+        ints = np.zeros(has.size, dtype=np.int64)
+        ints[exact["code"].to_numpy()] = exact[a.source].to_numpy()
+    else:
+        ints = acc.astype(np.int64) + comp.astype(np.int64)
+    return _with_nulls(pl.Series(a.name, ints, dtype=pl.Int64), has)
+
+
+def _with_nulls(values: pl.Series, has: np.ndarray) -> pl.Series:
+    """``values`` with null where ``has`` is False (not pyarrow's masked ``pa.array``: it
+    imports pandas when pandas is installed, which a run's own process leaves to the helper)."""
+    return values.scatter(np.flatnonzero(~has), None) if not has.all() else values
 
 
 #: at most this many threads share a kernel's codes (each reads every row of a block)
@@ -216,8 +250,9 @@ class _CodeWorkers:
         try:
             kernel(*first, *args)
         finally:
-            for f in futures:
-                f.result()
+            wait(futures)  # every worker done before any error is raised (the first one's)
+        for f in futures:
+            f.result()
 
     def __enter__(self) -> _CodeWorkers:
         return self
@@ -368,7 +403,7 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         pl.col("cell_id").cast(pl.String),
         hour.cast(pl.Int64).alias("hour"),
         *[column_or_null(kpis.columns, c, pl.Float64) for c in _KPI_FLOATS],
-        *[column_or_null(kpis.columns, c, pl.Int64).cast(pl.Float64) for c in _KPI_INTS],
+        *[column_or_null(kpis.columns, c, pl.Int64) for c in _KPI_INTS],
     )
     traffic = _hour_traffic(k)   # once for both lookups
     n_codes = traffic.first_row.size
@@ -391,8 +426,7 @@ def extract_evidence(kpis: pl.DataFrame, cells: pl.DataFrame, config: Config | N
         # each code's cell_id from its first row
         k["cell_id"].gather(traffic.first_row[present]),
         pl.Series("kpi_hours", rows[present], dtype=pl.Int64),
-        *[pl.Series(a.name, figures[a.name][present], nan_to_null=True).cast(
-            pl.Int64 if a.source in _KPI_INTS else pl.Float64) for a in KPI_AGGREGATES],
+        *[figures[a.name].gather(present) for a in KPI_AGGREGATES],
     ])
     return with_isd(ev, cells, cfg, isd)
 
@@ -436,7 +470,7 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
     One measure per cell: PRB, or RRC users for a cell that reports no PRB at all (mixing the
     two row by row would let an hour with a missing PRB figure rank by its user count). The
     counts and sums are :func:`kqi._diag_kernels._hour_traffic_block` over the rows, a block at
-    a time (the sums added in row order, as ``np.bincount`` adds them)."""
+    a time (compensated sums: the same busy hours whatever the order of the rows)."""
     from kqi._diag_kernels import _hour_traffic_block
     from kqi._numba import read_only
 
@@ -447,13 +481,16 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
     size = n_codes * 24
     rows, n_prb, n_users = (np.zeros(size, dtype=np.int64) for _ in range(3))
     sum_prb, sum_users = np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64)
+    comp = np.zeros((2, size), dtype=np.float64)  # the sums' compensations
     first_row = np.full(n_codes, -1, dtype=np.int64)
     with _CodeWorkers(n_codes) as workers:
         for lo, block in zip(range(0, k.height, block_rows), _blocks(k, block_rows), strict=True):
             workers.run(_hour_traffic_block, _int64(block["code"]), _int64(block["hour"]),
                         *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
                           for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users,
-                        first_row)
+                        comp, first_row)
+    sum_prb, sum_users = (np.where(np.isfinite(t), t + c, t)
+                          for t, c in ((sum_prb, comp[0]), (sum_users, comp[1])))
     shape = (n_codes, 24)
     has_prb = n_prb.reshape(shape).any(axis=1, keepdims=True)
     n_valid = np.where(has_prb, n_prb.reshape(shape), n_users.reshape(shape))
