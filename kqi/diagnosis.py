@@ -26,6 +26,7 @@ from kqi.causes import BY_NAME, FALLBACK, NETWORK_MEDIANS, REGISTRY, RULE_CAUSES
 from kqi.config import Config, check_diagnosis
 from kqi.frames import column_or_null, polars_schema, poor_services_agg, with_columns_or_null
 from kqi.phrases import phrase as _p
+from kqi.progress import add_rows
 from kqi.schema import CAUSES, DIAGNOSIS
 from kqi.zones import local_hours
 
@@ -178,6 +179,7 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
     busy_at, quiet_at, start = (read_only(a) for a in (busy_at, quiet_at, start))
     with _CodeWorkers(n_codes) as workers:
         for block in _blocks(k, block_rows):
+            add_rows(block.height)  # the console's progress of the stage (kqi.progress)
             cols = tuple(read_only(block[c].cast(pl.Float64).to_numpy()) for c in sources)  # null -> NaN
             workers.run(dk._kpi_accumulate, _int64(block["code"]), _int64(block["hour"]),
                         busy_at, quiet_at, cols, source, how, window, slot, start, count, acc,
