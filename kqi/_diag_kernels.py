@@ -24,10 +24,11 @@ def _add(acc, comp, j, v):
     the values). Callers compile without fastmath, which would fold ``comp`` to zero."""
     s = acc[j]
     t = s + v
-    if abs(s) >= abs(v):
-        comp[j] += (s - t) + v
-    else:
-        comp[j] += (v - t) + s
+    if np.isfinite(t):  # past an infinite value the sum is that infinity (or NaN), uncorrected
+        if abs(s) >= abs(v):
+            comp[j] += (s - t) + v
+        else:
+            comp[j] += (v - t) + s
     acc[j] = t
 
 
