@@ -4,10 +4,9 @@ cell's evidence figures (:data:`kqi.diagnosis.KPI_AGGREGATES`) from its hourly K
 They take arrays and scalars only and do no validation. Each works on the codes of one range,
 so that worker threads given disjoint ranges write disjoint parts of the outputs and each
 code's rows are still added in row order (the same figures on any number of threads). The
-wrappers
-(:func:`kqi.diagnosis._hour_traffic`, :func:`kqi.diagnosis._kpi_aggregates`) check that no code
-or hour is missing, negative or out of range (the outputs are indexed by them, unchecked) and
-turn the KPI columns into the arrays used here.
+wrappers (:func:`kqi.diagnosis._hour_traffic`, :func:`kqi.diagnosis._kpi_aggregates`) check
+that no code or hour is missing, negative or out of range (the outputs are indexed by them,
+unchecked) and turn the KPI columns into the arrays used here.
 """
 
 from __future__ import annotations
@@ -115,9 +114,8 @@ def _kpi_accumulate(codes_from, codes_to, code, hour, busy_at, quiet_at, columns
 @kernel
 def _kpi_quantiles(codes_from, codes_to, how, slot, q, start, count, buf, acc):  # noqa: PLR0917 - a kernel takes no keyword-only parameters
     """Per quantile aggregate ``a`` and code ``codes_from <= c < codes_to``: ``acc[c, a]`` =
-    the ``q[a]`` quantile of
-    the ``count[c, a]`` values :func:`_kpi_accumulate` placed at ``buf[slot[a], start[c]:]``
-    (NaN without values), by linear interpolation between the closest ranks as polars'
+    the ``q[a]`` quantile of the ``count[c, a]`` values :func:`_kpi_accumulate` placed at
+    ``buf[slot[a], start[c]:]`` (NaN without values), by linear interpolation between the closest ranks as polars'
     ``quantile(q, "linear")`` computes it: ``(i - lo) * (upper - lower) + lower`` at
     ``i = (m - 1) * q``. Reorders those values in place."""
     for a in range(how.shape[0]):

@@ -135,8 +135,8 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
     """Per cell code: its KPI rows and each :data:`KPI_AGGREGATES` figure (null where the cell
     has no value in the figure's window; Int64 for a sum of an Int64 column, else Float64),
     over ``k``'s rows: their ``code`` (0 <= code < n_codes), ``hour`` and Float64 or Int64
-    source columns (null or NaN: missing). A row is in the busy (quiet)
-    window when ``busy_at`` (``quiet_at``, booleans per ``code * 24 + hour``) holds.
+    source columns (null or NaN: missing). A row is in the busy (quiet) window when
+    ``busy_at`` (``quiet_at``, booleans per ``code * 24 + hour``) holds.
 
     :func:`kqi._diag_kernels._kpi_accumulate` reads the rows a block at a time (each block's
     columns as arrays with null as NaN, no column copied whole; compensated sums: the same
@@ -186,8 +186,7 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
                         comp, buf)
         workers.run(dk._kpi_quantiles, how, slot, q, start, count, buf, acc)
     out: dict[str, pl.Series] = {}
-    # an infinite value makes the compensation NaN (inf - inf); the sum itself is then right
-    total = np.where(np.isfinite(acc), acc + comp, acc)
+    total = acc + comp  # the compensation stays finite: an infinite sum is kept as it is
     with np.errstate(invalid="ignore", divide="ignore"):
         for j, a in enumerate(KPI_AGGREGATES):
             has = count[:, j] > 0
@@ -491,8 +490,7 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
                         *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
                           for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users,
                         comp, first_row)
-    sum_prb, sum_users = (np.where(np.isfinite(t), t + c, t)
-                          for t, c in ((sum_prb, comp[0]), (sum_users, comp[1])))
+    sum_prb, sum_users = sum_prb + comp[0], sum_users + comp[1]
     shape = (n_codes, 24)
     has_prb = n_prb.reshape(shape).any(axis=1, keepdims=True)
     n_valid = np.where(has_prb, n_prb.reshape(shape), n_users.reshape(shape))
