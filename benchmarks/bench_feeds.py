@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._env import library_versions
+
 HERE = Path(__file__).resolve().parent
 FEEDS = {"cells": "cells.csv", "kpis": "cell_kpis.csv", "complaints": "complaints.csv",
          "tests": "app_tests.csv"}
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown feed(s) {unknown}; choose from {list(FEEDS)}")
     res: dict[str, Any] = {"city": str(city), "label": args.label, "rounds": args.rounds,
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "load_before": [round(x, 2) for x in os.getloadavg()], "feeds": {}}
+                           "load_before": [round(x, 2) for x in os.getloadavg()],
+                           "libraries": library_versions(args.python), "feeds": {}}
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {f: {"kqi": [], "polars": []} for f in feeds}
     for rnd in range(args.rounds):
         for feed in feeds:

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._env import library_versions
+
 HERE = Path(__file__).resolve().parent
 
 _CHILD = r"""
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"cells": args.cells, "days": args.days, "label": args.label,
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "load_before": [round(x, 2) for x in os.getloadavg()],
+                           "libraries": library_versions(args.python),
                            "input_bytes": sizes, "rounds": []}
     # kernels compiled (or loaded) before timing: one untimed run on a small city of the same
     # shape (the kernels' types do not depend on its size)

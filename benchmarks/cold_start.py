@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._env import library_versions
+
 HERE = Path(__file__).resolve().parent
 
 #: runs the CLI in this process with numba's compile events recorded; prints one JSON line
@@ -104,7 +106,8 @@ def measure(rounds: int, kinds: list[str], cells: int = 1600, days: int = 7) -> 
     """Cold and warm ``kqi run`` (on a city of ``cells`` cells and ``days`` days; the demo
     city by default) and ``kqi demo`` (its default city)."""
     out: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "load_before": [round(x, 2) for x in os.getloadavg()], "rounds": []}
+                           "load_before": [round(x, 2) for x in os.getloadavg()],
+                           "libraries": library_versions(), "rounds": []}
     with tempfile.TemporaryDirectory(prefix="kqi-cold-") as tmp:
         root = Path(tmp)
         city = root / "city"

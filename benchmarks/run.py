@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._env import library_versions
 from benchmarks.generate import MATRIX, N_CELLS, generate, generate_shape
 
 log = logging.getLogger("benchmarks")
@@ -95,6 +96,7 @@ def run(sizes: list[int], formats: list[str], tools: list[str], repeat: int, dat
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
             "memory_bandwidth_gbps": round(bw / 1e9, 2),
+            "libraries": library_versions(),
             "load_before": _load(),
         },
         "note": note,
@@ -207,7 +209,8 @@ def run_matrix(rows: int, shapes: list[str], tools: list[str], rounds: int, data
         "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                    "python": platform.python_version(), "load_before": _load()},
+                    "python": platform.python_version(), "load_before": _load(),
+                    "libraries": library_versions()},
         "note": note, "rows": rows, "rounds": rounds, "shapes": [],
     }
     for name in shapes:
