@@ -9,7 +9,6 @@ has to know which ones each side ran.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -33,7 +32,7 @@ def library_versions(python: str | None = None) -> dict[str, str | None]:
     """Python's and each of :data:`LIBRARIES`' installed version (``None``: not installed) as
     ``python`` (default: this interpreter) sees them, with this process's ``PYTHONPATH``."""
     proc = subprocess.run([python or sys.executable, "-c", _PROBE], capture_output=True,
-                          text=True, check=False, env=dict(os.environ))
+                          text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-200:]}
     versions: dict[str, str | None] = json.loads(proc.stdout)

@@ -168,7 +168,7 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
         ([a.q for a in KPI_AGGREGATES], np.float64))]
     source, how, window, slot, q = spec
     rows = np.zeros(n_codes, dtype=np.int64)  # per code, for where its quantile values go
-    for block in _blocks(k, block_rows):
+    for _, block in _blocks(k, block_rows):
         rows += np.bincount(_int64(block["code"]), minlength=n_codes)
     start = np.zeros(n_codes, dtype=np.int64)
     np.cumsum(rows[:-1], out=start[1:])
@@ -178,9 +178,9 @@ def _kpi_aggregates(k: pl.DataFrame, n_codes: int, busy_at: np.ndarray, quiet_at
     buf = np.empty((len(quantiles), n), dtype=np.float64)  # room for every row of each code
     busy_at, quiet_at, start = (read_only(a) for a in (busy_at, quiet_at, start))
     with _CodeWorkers(n_codes) as workers:
-        for block in _blocks(k, block_rows):
+        for _, block in _blocks(k, block_rows):
             add_rows(block.height)  # the console's progress of the stage (kqi.progress)
-            cols = tuple(read_only(block[c].cast(pl.Float64).to_numpy()) for c in sources)  # null -> NaN
+            cols = tuple(_float64(block[c]) for c in sources)
             workers.run(dk._kpi_accumulate, _int64(block["code"]), _int64(block["hour"]),
                         busy_at, quiet_at, cols, source, how, window, slot, start, count, acc,
                         comp, buf)
@@ -263,10 +263,11 @@ class _CodeWorkers:
             self._pool.shutdown()
 
 
-def _blocks(k: pl.DataFrame, block_rows: int) -> Iterator[pl.DataFrame]:
-    """``k`` a block of ``block_rows`` rows at a time (zero-copy slices)."""
+def _blocks(k: pl.DataFrame, block_rows: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """``k`` a block of ``block_rows`` rows at a time (zero-copy slices), each with the row
+    it starts at."""
     for lo in range(0, k.height, block_rows):
-        yield k.slice(lo, block_rows)
+        yield lo, k.slice(lo, block_rows)
 
 
 def _int64(s: pl.Series) -> np.ndarray:
@@ -274,6 +275,13 @@ def _int64(s: pl.Series) -> np.ndarray:
     from kqi._numba import read_only
 
     return read_only(np.ascontiguousarray(s.to_numpy(), dtype=np.int64))
+
+
+def _float64(s: pl.Series) -> np.ndarray:
+    """A numeric column as a read-only float64 array, null as NaN (a copy where it has nulls)."""
+    from kqi._numba import read_only
+
+    return read_only(np.ascontiguousarray(s.cast(pl.Float64).to_numpy(), dtype=np.float64))
 
 
 def _check_codes_and_hours(k: pl.DataFrame, n_codes: int | None = None) -> None:
@@ -473,7 +481,6 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
     counts and sums are :func:`kqi._diag_kernels._hour_traffic_block` over the rows, a block at
     a time (compensated sums: the same busy hours whatever the order of the rows)."""
     from kqi._diag_kernels import _hour_traffic_block
-    from kqi._numba import read_only
 
     n_codes = int(k["code"].max() or 0) + 1 if k.height else 0  # type: ignore[arg-type]
     # the kernel indexes its outputs by code and hour, unchecked: a missing one (NaN as an
@@ -485,11 +492,10 @@ def _hour_traffic(k: pl.DataFrame, *, block_rows: int = _BLOCK_ROWS) -> HourTraf
     comp = np.zeros((2, size), dtype=np.float64)  # the sums' compensations
     first_row = np.full(n_codes, -1, dtype=np.int64)
     with _CodeWorkers(n_codes) as workers:
-        for lo, block in zip(range(0, k.height, block_rows), _blocks(k, block_rows), strict=True):
+        for lo, block in _blocks(k, block_rows):
             workers.run(_hour_traffic_block, _int64(block["code"]), _int64(block["hour"]),
-                        *(read_only(np.ascontiguousarray(block[c].to_numpy(), dtype=np.float64))
-                          for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb, n_users, sum_users,
-                        comp, first_row)
+                        *(_float64(block[c]) for c in BUSY_TRAFFIC), lo, rows, n_prb, sum_prb,
+                        n_users, sum_users, comp, first_row)
     sum_prb, sum_users = sum_prb + comp[0], sum_users + comp[1]
     shape = (n_codes, 24)
     has_prb = n_prb.reshape(shape).any(axis=1, keepdims=True)
